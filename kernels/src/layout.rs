@@ -1,0 +1,149 @@
+//! Packed weight layouts.
+//!
+//! A layout is a block struct with a size assert plus one row in [`LAYOUTS`] (the ggml
+//! `ggml-common.h` style). The `.tern` format stores each tensor's layout id; the on-disk
+//! layout never depends on the build's architecture.
+
+/// Weights per [`BlockT2`] block.
+pub const T2_BLOCK_ELEMS: usize = 128;
+
+/// `T2_128`: ternary weights, 2 bits each, 128 weights in 32 bytes (2.0 bpw), no per-block scale
+/// (BitNet b1.58 has one scale per tensor, kept in the tensor table).
+///
+/// Within a block of 128 consecutive weights `w[0..128]` of one row, byte `j` (0..32) holds
+/// `c[j] << 6 | c[32 + j] << 4 | c[64 + j] << 2 | c[96 + j]` with the code `c = w + 1`
+/// (0, 1, 2 for -1, 0, +1; 3 never occurs). Rows are padded with zero weights (code 1) to a
+/// multiple of 128, so a row of `cols` weights takes `ceil(cols / 128) * 32` bytes.
+///
+/// This is the in-block order of bitnet.cpp's x86 I2_S (so I2_S imports without repacking),
+/// chosen because both AVX2 (one 32-byte load, shift and mask → four 32-weight vectors) and
+/// NEON (two 16-byte loads) expand it at full speed.
+///
+/// Source: microsoft/BitNet `ggml-bitnet-mad.cpp` (I2_S, QK 128, x86 order), verified against
+/// the fixture `micro-i2_s.gguf` (see `shared/fixtures/README.md`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockT2 {
+    /// 32 packed bytes, 4 codes each.
+    pub qs: [u8; 32],
+}
+const _: () = assert!(core::mem::size_of::<BlockT2>() == 32);
+
+/// Bytes of one `T2_128` row of `cols` weights (padded to a multiple of 128).
+pub const fn t2_row_bytes(cols: usize) -> usize {
+    cols.div_ceil(T2_BLOCK_ELEMS) * 32
+}
+
+/// Decode weight `i` (0..128) of a `T2_128` block: returns -1, 0 or +1 (code 3 decodes as 0,
+/// the importers never write it).
+#[inline]
+pub fn t2_get(block: &[u8], i: usize) -> i8 {
+    let byte = block[i % 32];
+    let shift = 6 - 2 * (i / 32);
+    let c = (byte >> shift) & 3;
+    if c == 3 { 0 } else { c as i8 - 1 }
+}
+
+/// Encode one row of ternary values (`w: (cols,)`, each in {-1, 0, 1}) into `T2_128` bytes
+/// (`out: (t2_row_bytes(cols),)`). Values outside {-1, 0, 1} are clamped.
+pub fn t2_encode_row(w: &[i8], out: &mut [u8]) {
+    debug_assert_eq!(out.len(), t2_row_bytes(w.len()));
+    for b in out.iter_mut() {
+        *b = 0b0101_0101; // four zero weights (code 1)
+    }
+    for (i, &v) in w.iter().enumerate() {
+        let blk = i / T2_BLOCK_ELEMS;
+        let k = i % T2_BLOCK_ELEMS;
+        let shift = 6 - 2 * (k / 32);
+        let idx = blk * 32 + k % 32;
+        let c = (v.clamp(-1, 1) + 1) as u8;
+        out[idx] = (out[idx] & !(3 << shift)) | (c << shift);
+    }
+}
+
+/// Element layouts a tensor may have in a `.tern` file. The discriminant is the on-disk id.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// IEEE binary32, little-endian, row-major.
+    F32 = 0,
+    /// IEEE binary16, little-endian, row-major.
+    F16 = 1,
+    /// bfloat16, little-endian, row-major.
+    Bf16 = 2,
+    /// Ternary, see [`BlockT2`].
+    T2_128 = 3,
+}
+
+/// One row of the layout table.
+#[derive(Clone, Copy, Debug)]
+pub struct LayoutInfo {
+    /// The layout.
+    pub layout: Layout,
+    /// Standard name (as printed by `tern inspect`).
+    pub name: &'static str,
+    /// Elements per block (1 for plain element types).
+    pub block_elems: usize,
+    /// Bytes per block.
+    pub block_bytes: usize,
+    /// Whether the layout holds ternary weights with a per-tensor scale.
+    pub ternary: bool,
+}
+
+/// The layout table, indexed by on-disk id.
+pub const LAYOUTS: [LayoutInfo; 4] = [
+    LayoutInfo { layout: Layout::F32, name: "F32", block_elems: 1, block_bytes: 4, ternary: false },
+    LayoutInfo { layout: Layout::F16, name: "F16", block_elems: 1, block_bytes: 2, ternary: false },
+    LayoutInfo { layout: Layout::Bf16, name: "BF16", block_elems: 1, block_bytes: 2, ternary: false },
+    LayoutInfo { layout: Layout::T2_128, name: "T2_128", block_elems: 128, block_bytes: 32, ternary: true },
+];
+
+impl Layout {
+    /// The layout with on-disk id `id`, if any.
+    pub fn from_id(id: u8) -> Option<Layout> {
+        LAYOUTS.get(id as usize).map(|l| l.layout)
+    }
+    /// This layout's table row.
+    pub fn info(self) -> &'static LayoutInfo {
+        &LAYOUTS[self as usize]
+    }
+    /// Bytes of one row of `cols` elements, or `None` on overflow.
+    pub fn row_bytes(self, cols: usize) -> Option<usize> {
+        let info = self.info();
+        cols.div_ceil(info.block_elems).checked_mul(info.block_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn table_ids_match() {
+        for (i, l) in LAYOUTS.iter().enumerate() {
+            assert_eq!(l.layout as usize, i);
+            assert_eq!(Layout::from_id(i as u8), Some(l.layout));
+        }
+        assert_eq!(Layout::from_id(LAYOUTS.len() as u8), None);
+    }
+    #[test]
+    fn t2_roundtrip_and_golden() {
+        // Golden: weights 0..128 with w[0]=+1, w[32]=-1, w[64]=0, w[96]=+1, rest 0.
+        let mut w = [0i8; 130];
+        w[0] = 1;
+        w[32] = -1;
+        w[96] = 1;
+        w[129] = -1;
+        let mut out = [0u8; 64];
+        t2_encode_row(&w, &mut out);
+        assert_eq!(out[0], 0b10_00_01_10);
+        assert_eq!(out[1], 0b01_01_01_01);
+        assert_eq!(out[32 + 1], 0b00_01_01_01);
+        for (i, &v) in w.iter().enumerate() {
+            assert_eq!(t2_get(&out[(i / 128) * 32..], i % 128), v, "i={i}");
+        }
+        assert_eq!(t2_row_bytes(0), 0);
+        assert_eq!(t2_row_bytes(1), 32);
+        assert_eq!(t2_row_bytes(128), 32);
+        assert_eq!(t2_row_bytes(129), 64);
+    }
+}

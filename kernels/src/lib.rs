@@ -1,0 +1,23 @@
+//! # tern-kernels
+//!
+//! Ternary × int8 compute kernels for BitNet b1.58 inference, `no_std` and allocation-free.
+//!
+//! * [`layout`]: packed weight block layouts (`#[repr(C)]` structs with size asserts) and the
+//!   table of layouts the `.tern` format refers to by id.
+//! * [`quant`]: the per-token absmax activation quantizer (f32 → int8), bit-exact with the
+//!   reference definition (BitNet b1.58, arXiv:2402.17764 §2; transformers `BitLinear`).
+//! * [`ternary`]: ternary weight × int8 activation matrix-vector kernels.
+//! * [`select`]: choose a [`KernelSet`] from plain [`CpuFeatures`] bools. Feature *detection*
+//!   belongs to the platform crates; this crate never touches the OS.
+//!
+//! Every SIMD variant is tested bit-exact (int32 accumulators) against the scalar reference,
+//! which is the specification. An unported variant points at scalar: no table slot is empty.
+#![no_std]
+#![warn(missing_docs)]
+
+pub mod layout;
+pub mod quant;
+pub mod ternary;
+mod select;
+
+pub use select::{CpuFeatures, KernelSet, KernelVariant, select, select_variant};

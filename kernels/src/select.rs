@@ -1,0 +1,97 @@
+//! Kernel selection from plain CPU feature bools (detection is the platform's job).
+
+use crate::{quant, ternary};
+
+/// CPU features that matter to Tern's kernels, as plain bools filled in by the platform
+/// (`is_x86_feature_detected!`, `is_aarch64_feature_detected!`, or a board's datasheet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuFeatures {
+    /// x86-64 AVX2.
+    pub avx2: bool,
+    /// AArch64 Advanced SIMD (NEON).
+    pub neon: bool,
+    /// AArch64 dot product (`sdot`), ARMv8.2 (e.g. Cortex-A76, Raspberry Pi 5).
+    pub dotprod: bool,
+}
+
+/// Which family of implementations a [`KernelSet`] uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelVariant {
+    /// Portable scalar reference.
+    Scalar,
+    /// x86-64 AVX2.
+    Avx2,
+    /// AArch64 NEON without dotprod.
+    Neon,
+    /// AArch64 NEON with dotprod.
+    NeonDot,
+}
+
+impl KernelVariant {
+    /// Name used by `TERN_KERNELS` and printed by the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelVariant::Scalar => "scalar",
+            KernelVariant::Avx2 => "avx2",
+            KernelVariant::Neon => "neon",
+            KernelVariant::NeonDot => "neon-dot",
+        }
+    }
+    /// Parse a `TERN_KERNELS` value.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "scalar" => KernelVariant::Scalar,
+            "avx2" => KernelVariant::Avx2,
+            "neon" => KernelVariant::Neon,
+            "neon-dot" => KernelVariant::NeonDot,
+            _ => return None,
+        })
+    }
+    /// Whether this variant can run on a CPU with `f` (and this build's architecture).
+    pub fn supported(self, f: CpuFeatures) -> bool {
+        match self {
+            KernelVariant::Scalar => true,
+            KernelVariant::Avx2 => cfg!(target_arch = "x86_64") && f.avx2,
+            KernelVariant::Neon => cfg!(target_arch = "aarch64") && f.neon,
+            KernelVariant::NeonDot => cfg!(target_arch = "aarch64") && f.neon && f.dotprod,
+        }
+    }
+}
+
+/// A table of kernel entry points. Every slot is filled: unported variants point at scalar.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSet {
+    /// The variant this set belongs to.
+    pub variant: KernelVariant,
+    /// Absmax int8 quantizer: `(x: (n,), q: (n,)) -> s_a`. See [`quant::scalar::quantize_row_i8_absmax`].
+    pub quantize_i8: fn(&[f32], &mut [i8]) -> f32,
+    /// Ternary matvec: `(w, cols, x: (cols,), out: (rows,))`. See [`ternary::scalar::matvec_t2_i8_scalar`].
+    pub matvec_t2_i8: fn(&[u8], usize, &[i8], &mut [i32]),
+}
+
+static SCALAR: KernelSet = KernelSet {
+    variant: KernelVariant::Scalar,
+    quantize_i8: quant::scalar::quantize_row_i8_absmax,
+    matvec_t2_i8: ternary::scalar::matvec_t2_i8_scalar,
+};
+
+/// The kernel set of one variant. Returns `None` if `f` (or this build's target) cannot run it.
+pub fn select_variant(v: KernelVariant, f: CpuFeatures) -> Option<&'static KernelSet> {
+    if !v.supported(f) {
+        return None;
+    }
+    Some(match v {
+        // SIMD variants are not ported yet: their slots point at the scalar reference.
+        KernelVariant::Scalar | KernelVariant::Avx2 | KernelVariant::Neon | KernelVariant::NeonDot => &SCALAR,
+    })
+}
+
+/// The best kernel set for a CPU with features `f`.
+pub fn select(f: CpuFeatures) -> &'static KernelSet {
+    for v in [KernelVariant::NeonDot, KernelVariant::Neon, KernelVariant::Avx2] {
+        if let Some(k) = select_variant(v, f) {
+            return k;
+        }
+    }
+    &SCALAR
+}

@@ -1,0 +1,77 @@
+//! Scalar reference ternary × int8 matvec (the specification the SIMD variants are diffed
+//! against).
+
+use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+
+/// `out[r] = Σ_c w[r, c] · x[c]` for `w: (out.len(), cols)` in `T2_128` layout and
+/// `x: (cols,)` int8. Exact: |sum| ≤ 128 · cols fits i32 for any realistic `cols` (< 2^24).
+///
+/// # Panics
+/// If `x.len() != cols` or `w.len() != out.len() * t2_row_bytes(cols)`.
+pub fn matvec_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t2_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
+    assert_eq!(w.len(), out.len() * rb, "matvec_t2_i8: w must hold rows * row_bytes");
+    if rb == 0 {
+        out.fill(0);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(rb)) {
+        let mut acc: i32 = 0;
+        for (b, blk) in row.chunks_exact(32).enumerate() {
+            let base = b * T2_BLOCK_ELEMS;
+            let n = (cols - base).min(T2_BLOCK_ELEMS);
+            if n == T2_BLOCK_ELEMS {
+                let xs = &x[base..base + T2_BLOCK_ELEMS];
+                for j in 0..32 {
+                    let byte = blk[j];
+                    for k in 0..4 {
+                        let c = ((byte >> (6 - 2 * k)) & 3) as i32;
+                        // code 0 → -1, 1 → 0, 2 → +1 (3 never written; treated as 0)
+                        let wv = if c == 3 { 0 } else { c - 1 };
+                        acc += wv * xs[k * 32 + j] as i32;
+                    }
+                }
+            } else {
+                for i in 0..n {
+                    let c = ((blk[i % 32] >> (6 - 2 * (i / 32))) & 3) as i32;
+                    let wv = if c == 3 { 0 } else { c - 1 };
+                    acc += wv * x[base + i] as i32;
+                }
+            }
+        }
+        *o = acc;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::t2_encode_row;
+
+    #[test]
+    fn matches_naive_dot() {
+        let rows = 3;
+        for cols in [0usize, 1, 127, 128, 129, 300] {
+            let mut w = [[0i8; 300]; 3];
+            let mut x = [0i8; 300];
+            for c in 0..cols {
+                x[c] = ((c * 37 % 256) as i32 - 128) as i8;
+                for r in 0..rows {
+                    w[r][c] = ((c * 7 + r * 3) % 3) as i8 - 1;
+                }
+            }
+            let rb = t2_row_bytes(cols);
+            let mut packed = [0u8; 3 * 96];
+            for r in 0..rows {
+                t2_encode_row(&w[r][..cols], &mut packed[r * rb..(r + 1) * rb]);
+            }
+            let mut out = [0i32; 3];
+            matvec_t2_i8_scalar(&packed[..rows * rb], cols, &x[..cols], &mut out);
+            for r in 0..rows {
+                let want: i32 = (0..cols).map(|c| w[r][c] as i32 * x[c] as i32).sum();
+                assert_eq!(out[r], want, "cols={cols} r={r}");
+            }
+        }
+    }
+}
