@@ -1,1 +1,6 @@
-//! tern-pack
+//! # tern-pack
+//!
+//! Host-side tooling: importers (GGUF, HF safetensors), packing into `.tern`, synthetic models.
+#![warn(missing_docs)]
+
+pub mod gguf;
