@@ -1,1 +1,216 @@
-//! TODO
+//! The operations of the BitNet b1.58 forward pass, one public function each, so tests can
+//! feed reference inputs into a single op.
+//!
+//! Numerics follow the model's definition as transformers' BitNet implements it in float32
+//! (BitNet b1.58, arXiv:2402.17764 §2; 2B4T report arXiv:2504.12285 §2;
+//! `transformers/models/bitnet/modular_bitnet.py`, `integrations/bitnet.py`), with the exact
+//! evaluation order written down in `shared/fixtures/README.md`.
+
+use tern_kernels::KernelSet;
+use tern_kernels::layout::t2_row_bytes;
+
+use crate::config::FfnAct;
+use crate::exec::Exec;
+
+/// RMSNorm: `out = w * (x * (1 / sqrt(mean(x^2) + eps)))`, float32 (transformers
+/// `LlamaRMSNorm`). `x, w, out: (n,)`. The mean is accumulated in f64 and rounded once.
+pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    debug_assert!(x.len() == w.len() && x.len() == out.len());
+    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (ss / x.len().max(1) as f64) as f32;
+    let r = 1.0f32 / libm::sqrtf(mean + eps);
+    for ((o, &xv), &wv) in out.iter_mut().zip(x).zip(w) {
+        *o = wv * (xv * r);
+    }
+}
+
+/// A ternary weight matrix in `T2_128` layout: `w: (rows, cols)`, with BitLinear's
+/// `weight_scale` (the divisor: effective weight = code / weight_scale).
+#[derive(Clone, Copy, Debug)]
+pub struct TernaryWeight<'w> {
+    /// `rows * t2_row_bytes(cols)` bytes.
+    pub data: &'w [u8],
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+    /// Divisor of the integer dot product.
+    pub weight_scale: f32,
+}
+
+/// Quantize one token's input `x: (cols,)` to int8 by absmax into `xq: (cols,)`; returns
+/// `s_a`. Do this once per input and reuse it for every BitLinear that reads the same input
+/// (q/k/v share one, gate/up share one).
+pub fn quantize_input(k: &KernelSet, x: &[f32], xq: &mut [i8]) -> f32 {
+    (k.quantize_i8)(x, xq)
+}
+
+/// BitLinear on an already-quantized input: `out[r] = acc[r] / (weight_scale * s_a)` with
+/// `acc[r] = Σ_c T[r, c] · xq[c]` exact in int32 (`acc, out: (rows,)`, `xq: (cols,)`).
+/// The division (not a multiplication by the reciprocal) is what transformers evaluates.
+pub fn bitlinear(k: &KernelSet, exec: &dyn Exec, w: TernaryWeight<'_>, xq: &[i8], s_a: f32, acc: &mut [i32], out: &mut [f32]) {
+    let rb = t2_row_bytes(w.cols);
+    let acc = &mut acc[..w.rows];
+    let mv = k.matvec_t2_i8;
+    exec.par_chunks_i32(acc, &|start, chunk| {
+        mv(&w.data[start * rb..(start + chunk.len()) * rb], w.cols, xq, chunk);
+    });
+    let d = w.weight_scale * s_a;
+    for (o, &a) in out[..w.rows].iter_mut().zip(acc.iter()) {
+        *o = a as f32 / d;
+    }
+}
+
+/// RoPE tables for position `pos`: `cos, sin: (head_dim / 2,)`, with
+/// `inv_freq[i] = 1 / theta^(2i / head_dim)` and `angle = pos * inv_freq[i]`, each rounded to
+/// float32 as transformers' `LlamaRotaryEmbedding` (rope_type "default") computes them.
+pub fn rope_tables(pos: u32, theta: f32, head_dim: usize, cos: &mut [f32], sin: &mut [f32]) {
+    for i in 0..head_dim / 2 {
+        let expo = (2 * i) as f32 / head_dim as f32;
+        let inv_freq = 1.0f32 / libm::powf(theta, expo);
+        let angle = pos as f32 * inv_freq;
+        cos[i] = libm::cos(angle as f64) as f32;
+        sin[i] = libm::sin(angle as f64) as f32;
+    }
+}
+
+/// Apply RoPE in place to every head of `x: (n_heads * head_dim,)`, NEOX pairing
+/// (`rotate_half`: element `i` pairs with `i + head_dim/2`), as llama.cpp's
+/// LLAMA_ROPE_TYPE_NEOX and transformers' `apply_rotary_pos_emb` do.
+pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+    let half = head_dim / 2;
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..half {
+            let (a, b) = (head[i], head[i + half]);
+            head[i] = a * cos[i] + (-b) * sin[i];
+            head[i + half] = b * cos[i] + a * sin[i];
+        }
+    }
+}
+
+/// In-place softmax over `x: (n,)` in float32: `exp(x - max) / Σ exp(x - max)`.
+pub fn softmax(x: &mut [f32]) {
+    let mut m = f32::NEG_INFINITY;
+    for &v in x.iter() {
+        m = m.max(v);
+    }
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - m);
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// A read-only view of one layer's K or V cache rows `(n_pos, kv_dim)`.
+#[derive(Clone, Copy, Debug)]
+pub enum KvRows<'c> {
+    /// f32 values.
+    F32(&'c [f32]),
+    /// IEEE binary16 bits.
+    F16(&'c [u16]),
+}
+
+impl KvRows<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> f32 {
+        match self {
+            KvRows::F32(s) => s[i],
+            KvRows::F16(s) => half::f16::from_bits(s[i]).to_f32(),
+        }
+    }
+}
+
+/// Causal GQA attention for one query position over `n_pos` cached positions.
+///
+/// `q: (n_heads * head_dim,)` (after RoPE), `k, v: (n_pos, n_kv_heads * head_dim)`,
+/// `att: (n_heads * n_pos,)` scratch for the scores, `out: (n_heads * head_dim,)`.
+/// KV head `j` serves query heads `j*g .. (j+1)*g` with `g = n_heads / n_kv_heads`
+/// (transformers `repeat_kv`). Scores are `(q · k) * head_dim^-0.5`, softmax in float32.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(q: &[f32], k: KvRows<'_>, v: KvRows<'_>, n_pos: usize, n_heads: usize, n_kv_heads: usize, head_dim: usize, att: &mut [f32], out: &mut [f32]) {
+    let kv_dim = n_kv_heads * head_dim;
+    let group = n_heads / n_kv_heads;
+    let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
+    for h in 0..n_heads {
+        let kvh = h / group;
+        let qh = &q[h * head_dim..(h + 1) * head_dim];
+        let scores = &mut att[h * n_pos..(h + 1) * n_pos];
+        for (t, s) in scores.iter_mut().enumerate() {
+            let base = t * kv_dim + kvh * head_dim;
+            let mut dot = 0.0f32;
+            for (i, &qv) in qh.iter().enumerate() {
+                dot += qv * k.get(base + i);
+            }
+            *s = dot * scale;
+        }
+        softmax(scores);
+        let oh = &mut out[h * head_dim..(h + 1) * head_dim];
+        oh.fill(0.0);
+        for (t, &p) in scores.iter().enumerate() {
+            let base = t * kv_dim + kvh * head_dim;
+            for (i, o) in oh.iter_mut().enumerate() {
+                *o += p * v.get(base + i);
+            }
+        }
+    }
+}
+
+/// Gated FFN activation in place: `gate[i] = act(gate[i]) * up[i]`, `gate, up: (hidden,)`.
+/// Relu2: `relu(g)^2 * u` (transformers `ACT2FN["relu2"]` = `square(relu(x))`);
+/// Silu: `(g / (1 + exp(-g))) * u`.
+pub fn ffn_act_mul(act: FfnAct, gate: &mut [f32], up: &[f32]) {
+    match act {
+        FfnAct::Relu2 => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                let r = g.max(0.0);
+                *g = (r * r) * u;
+            }
+        }
+        FfnAct::Silu => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = (*g / (1.0 + libm::expf(-*g))) * u;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_handles_large_values() {
+        let mut x = [1000.0f32, 1000.0, 0.0];
+        softmax(&mut x);
+        assert_eq!(x[0], 0.5);
+        assert_eq!(x[2], 0.0);
+    }
+
+    #[test]
+    fn rope_position_zero_is_identity_and_rotates_pairs() {
+        let mut cos = [0f32; 2];
+        let mut sin = [0f32; 2];
+        rope_tables(0, 10000.0, 4, &mut cos, &mut sin);
+        let mut x = [1.0f32, 2.0, 3.0, 4.0];
+        rope(&mut x, 4, &cos, &sin);
+        assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
+        rope_tables(1, 10000.0, 4, &mut cos, &mut sin);
+        // pair (0, 2) rotates by angle 1 rad, pair (1, 3) by 1/100 rad
+        let mut x = [1.0f32, 0.0, 0.0, 0.0];
+        rope(&mut x, 4, &cos, &sin);
+        assert!((x[0] - 1f32.cos()).abs() < 1e-7 && (x[2] - 1f32.sin()).abs() < 1e-7);
+    }
+
+    #[test]
+    fn relu2_and_silu() {
+        let mut g = [-1.0f32, 2.0];
+        ffn_act_mul(FfnAct::Relu2, &mut g, &[3.0, 3.0]);
+        assert_eq!(g, [0.0, 12.0]);
+        let mut g = [0.0f32];
+        ffn_act_mul(FfnAct::Silu, &mut g, &[5.0]);
+        assert_eq!(g, [0.0]);
+    }
+}

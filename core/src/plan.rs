@@ -1,6 +1,13 @@
-//! Memory planning: one arena, sized up front.
+//! Memory planning: one arena, sized up front from the header and the run options.
+//!
+//! [`MemoryPlan::new`] computes the byte size of every buffer a session needs; the platform
+//! provides one 64-byte-aligned `&mut [u8]` of [`MemoryPlan::arena_bytes`] and
+//! [`crate::session::Session::new`] carves it. Nothing is allocated after that.
 
 use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::config::ModelConfig;
 
 /// KV cache element type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -8,6 +15,147 @@ use serde::{Deserialize, Serialize};
 pub enum KvDtype {
     /// 4 bytes per value (exact reference numerics).
     F32,
-    /// 2 bytes per value.
+    /// 2 bytes per value (IEEE binary16).
     F16,
+}
+
+impl KvDtype {
+    /// Bytes per stored value.
+    pub fn bytes(self) -> usize {
+        match self {
+            KvDtype::F32 => 4,
+            KvDtype::F16 => 2,
+        }
+    }
+}
+
+/// What the user chose for this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Context length (KV cache capacity), tokens.
+    pub ctx_len: u32,
+    /// KV cache element type.
+    pub kv: KvDtype,
+}
+
+/// Alignment of every arena region, bytes.
+pub const REGION_ALIGN: usize = 64;
+
+/// Byte sizes of every arena region (each rounded up to 64 bytes), in carve order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Options the plan was made for.
+    pub opts: RunOptions,
+    /// Resident weight bytes (mapped or in flash; not part of the arena). Informational.
+    pub weights_bytes: u64,
+    /// KV cache: `2 * n_layers * ctx_len * kv_dim` values.
+    pub kv_bytes: usize,
+    /// Activations: residual, normed input, q/k/v, attention output, FFN buffers, int8 and
+    /// int32 matvec buffers, RoPE tables.
+    pub act_bytes: usize,
+    /// Attention scores `(n_heads, ctx_len)` f32.
+    pub att_bytes: usize,
+    /// Logits `(vocab_size,)` f32.
+    pub logits_bytes: usize,
+    /// Sampler scratch: candidate ids and probabilities `(vocab_size,)` each, and the token
+    /// history `(ctx_len,)` u32.
+    pub sampler_bytes: usize,
+    /// Total arena size.
+    pub arena_bytes: usize,
+}
+
+/// Round `n` up to [`REGION_ALIGN`].
+pub const fn align_up(n: usize) -> usize {
+    n.div_ceil(REGION_ALIGN) * REGION_ALIGN
+}
+
+/// Sizes (elements) of the activation buffers, shared by the plan and the session carver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ActSizes {
+    pub dim: usize,
+    pub q_dim: usize,
+    pub kv_dim: usize,
+    pub hidden: usize,
+    pub wide: usize,
+    pub half_head: usize,
+}
+
+impl ActSizes {
+    pub(crate) fn new(c: &ModelConfig) -> ActSizes {
+        let (dim, q_dim, kv_dim, hidden) = (c.dim as usize, c.q_dim(), c.kv_dim(), c.hidden_dim as usize);
+        ActSizes { dim, q_dim, kv_dim, hidden, wide: dim.max(q_dim).max(hidden), half_head: c.head_dim as usize / 2 }
+    }
+    /// f32 regions: x (dim), xb (wide), q (q_dim), k (kv_dim), v (kv_dim), att_out (q_dim),
+    /// hb (hidden), hb2 (hidden), rope cos (half_head), rope sin (half_head), decoded norm
+    /// weights (wide).
+    pub(crate) fn f32_regions(&self) -> [usize; 11] {
+        let s = self;
+        [s.dim, s.wide, s.q_dim, s.kv_dim, s.kv_dim, s.q_dim, s.hidden, s.hidden, s.half_head, s.half_head, s.wide]
+    }
+    pub(crate) fn bytes(&self) -> usize {
+        let f: usize = self.f32_regions().iter().map(|&n| align_up(n * 4)).sum();
+        f + align_up(self.wide) /* xq i8 */ + align_up(self.wide * 4) /* acc i32 */
+    }
+}
+
+impl MemoryPlan {
+    /// Plan the arena for `config` under `opts`. `weights_bytes` is reported, not allocated.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] if `ctx_len` is 0 or a size overflows `usize`.
+    pub fn new(config: &ModelConfig, weights_bytes: u64, opts: RunOptions) -> Result<MemoryPlan, Error> {
+        if opts.ctx_len == 0 {
+            return Err(Error::BadConfig { what: "ctx_len must be at least 1" });
+        }
+        let ovf = Error::BadConfig { what: "memory plan overflows usize" };
+        let ctx = opts.ctx_len as usize;
+        let kv_vals = 2usize
+            .checked_mul(config.n_layers as usize)
+            .and_then(|v| v.checked_mul(ctx))
+            .and_then(|v| v.checked_mul(config.kv_dim()))
+            .ok_or(ovf)?;
+        // Two regions (K and V), each aligned.
+        let kv_bytes = 2 * align_up(kv_vals.checked_mul(opts.kv.bytes()).ok_or(ovf)? / 2);
+        let act_bytes = ActSizes::new(config).bytes();
+        let att_bytes = align_up((config.n_heads as usize).checked_mul(ctx).and_then(|v| v.checked_mul(4)).ok_or(ovf)?);
+        let vocab = config.vocab_size as usize;
+        let logits_bytes = align_up(vocab * 4);
+        let sampler_bytes = 2 * align_up(vocab * 4) + align_up(ctx * 4);
+        let arena_bytes = [kv_bytes, act_bytes, att_bytes, logits_bytes, sampler_bytes]
+            .iter()
+            .try_fold(0usize, |a, &b| a.checked_add(b))
+            .ok_or(ovf)?;
+        Ok(MemoryPlan { opts, weights_bytes, kv_bytes, act_bytes, att_bytes, logits_bytes, sampler_bytes, arena_bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FfnAct, FfnActSource};
+
+    #[test]
+    fn b2b4t_kv_is_75_kib_per_token_in_f16() {
+        let c = ModelConfig {
+            ffn_act: FfnAct::Relu2,
+            ffn_act_source: FfnActSource::Metadata,
+            sub_norms: true,
+            tied_embedding: true,
+            dim: 2560,
+            hidden_dim: 6912,
+            n_layers: 30,
+            n_heads: 20,
+            n_kv_heads: 5,
+            head_dim: 128,
+            vocab_size: 128256,
+            max_ctx: 4096,
+            rope_theta: 500000.0,
+            norm_eps: 1e-5,
+        };
+        let p = MemoryPlan::new(&c, 0, RunOptions { ctx_len: 4096, kv: KvDtype::F16 }).unwrap();
+        // DESIGN.md: 30 × 5 × 128 × 2 values per token = 75 KiB/token in f16.
+        assert_eq!(p.kv_bytes, 75 * 1024 * 4096);
+        assert!(p.arena_bytes > p.kv_bytes);
+        assert!(MemoryPlan::new(&c, 0, RunOptions { ctx_len: 0, kv: KvDtype::F16 }).is_err());
+    }
 }

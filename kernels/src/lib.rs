@@ -15,6 +15,7 @@
 #![no_std]
 #![warn(missing_docs)]
 
+pub mod float;
 pub mod layout;
 pub mod quant;
 pub mod ternary;

@@ -1,6 +1,6 @@
 //! Kernel selection from plain CPU feature bools (detection is the platform's job).
 
-use crate::{quant, ternary};
+use crate::{float, quant, ternary};
 
 /// CPU features that matter to Tern's kernels, as plain bools filled in by the platform
 /// (`is_x86_feature_detected!`, `is_aarch64_feature_detected!`, or a board's datasheet).
@@ -67,12 +67,21 @@ pub struct KernelSet {
     pub quantize_i8: fn(&[f32], &mut [i8]) -> f32,
     /// Ternary matvec: `(w, cols, x: (cols,), out: (rows,))`. See [`ternary::scalar::matvec_t2_i8_scalar`].
     pub matvec_t2_i8: fn(&[u8], usize, &[i8], &mut [i32]),
+    /// Dot of an F16 row (little-endian bytes) with f32 `x` (LM head).
+    pub dot_f16: fn(&[u8], &[f32]) -> f32,
+    /// Dot of a BF16 row with f32 `x`.
+    pub dot_bf16: fn(&[u8], &[f32]) -> f32,
+    /// Dot of an F32 row with f32 `x`.
+    pub dot_f32: fn(&[u8], &[f32]) -> f32,
 }
 
 static SCALAR: KernelSet = KernelSet {
     variant: KernelVariant::Scalar,
     quantize_i8: quant::scalar::quantize_row_i8_absmax,
     matvec_t2_i8: ternary::scalar::matvec_t2_i8_scalar,
+    dot_f16: float::scalar::dot_f16_row,
+    dot_bf16: float::scalar::dot_bf16_row,
+    dot_f32: float::scalar::dot_f32_row,
 };
 
 /// The kernel set of one variant. Returns `None` if `f` (or this build's target) cannot run it.

@@ -1,0 +1,4 @@
+//! Float kernels: row decoding and dot products over F32 / F16 / BF16 rows stored as
+//! little-endian bytes (embedding lookup and the LM head).
+
+pub mod scalar;

@@ -1,0 +1,87 @@
+//! Scalar float row kernels (the reference).
+//!
+//! Rows are little-endian byte slices; `x: (cols,)` f32. Dot products accumulate in f32 over
+//! 8 interleaved partial sums (lane `i % 8`), added pairwise at the end: a fixed order that
+//! SIMD variants reproduce exactly.
+
+use crate::layout::Layout;
+
+#[inline]
+fn f16_to_f32(b: [u8; 2]) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes(b)).to_f32()
+}
+#[inline]
+fn bf16_to_f32(b: [u8; 2]) -> f32 {
+    f32::from_bits((u16::from_le_bytes(b) as u32) << 16)
+}
+
+#[inline]
+fn reduce8(acc: [f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+macro_rules! dot_impl {
+    ($name:ident, $bytes:expr, $conv:expr, $doc:literal) => {
+        #[doc = $doc]
+        ///
+        /// # Panics
+        /// If `w.len() != x.len() * bytes_per_elem`.
+        pub fn $name(w: &[u8], x: &[f32]) -> f32 {
+            assert_eq!(w.len(), x.len() * $bytes, "dot: row and x lengths differ");
+            let mut acc = [0.0f32; 8];
+            for (i, (c, &xv)) in w.chunks_exact($bytes).zip(x).enumerate() {
+                acc[i % 8] += $conv(c.try_into().unwrap()) * xv;
+            }
+            reduce8(acc)
+        }
+    };
+}
+
+dot_impl!(dot_f32_row, 4, f32::from_le_bytes, "Dot product of an F32 row `w: (n,)` with `x: (n,)`.");
+dot_impl!(dot_f16_row, 2, f16_to_f32, "Dot product of an F16 row `w: (n,)` with `x: (n,)`.");
+dot_impl!(dot_bf16_row, 2, bf16_to_f32, "Dot product of a BF16 row `w: (n,)` with `x: (n,)`.");
+
+/// Decode one row of a plain float layout into `out: (n,)` f32. Returns `false` (and leaves
+/// `out` untouched) if `layout` is not F32/F16/BF16 or the lengths disagree.
+pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
+    let conv: fn(&[u8]) -> f32 = match layout {
+        Layout::F32 => |c| f32::from_le_bytes(c.try_into().unwrap()),
+        Layout::F16 => |c| f16_to_f32(c.try_into().unwrap()),
+        Layout::Bf16 => |c| bf16_to_f32(c.try_into().unwrap()),
+        Layout::T2_128 => return false,
+    };
+    let eb = layout.info().block_bytes;
+    if w.len() != out.len() * eb {
+        return false;
+    }
+    for (o, c) in out.iter_mut().zip(w.chunks_exact(eb)) {
+        *o = conv(c);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn dots_agree_with_f64() {
+        let x: [f32; 19] = core::array::from_fn(|i| (i as f32 - 9.0) * 0.25);
+        let wf: [f32; 19] = core::array::from_fn(|i| 1.0 - i as f32 * 0.125);
+        let mut w32 = [0u8; 76];
+        let mut w16 = [0u8; 38];
+        let mut wb = [0u8; 38];
+        for i in 0..19 {
+            w32[4 * i..4 * i + 4].copy_from_slice(&wf[i].to_le_bytes());
+            w16[2 * i..2 * i + 2].copy_from_slice(&half::f16::from_f32(wf[i]).to_bits().to_le_bytes());
+            wb[2 * i..2 * i + 2].copy_from_slice(&((wf[i].to_bits() >> 16) as u16).to_le_bytes());
+        }
+        let want: f64 = (0..19).map(|i| wf[i] as f64 * x[i] as f64).sum();
+        for got in [dot_f32_row(&w32, &x), dot_f16_row(&w16, &x), dot_bf16_row(&wb, &x)] {
+            assert_eq!(got as f64, want); // all values and partial sums exact here
+        }
+        let mut out = [0f32; 19];
+        assert!(decode_row(Layout::F16, &w16, &mut out));
+        assert_eq!(out, wf);
+        assert!(!decode_row(Layout::T2_128, &w16, &mut out));
+    }
+}
