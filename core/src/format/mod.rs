@@ -567,3 +567,23 @@ impl<'a> Model<'a> {
         Ok(())
     }
 }
+
+/// Best-effort name of tensor `index` in a possibly invalid file (for error messages): decodes
+/// the header and table up to that entry without the other checks. `None` if unreadable.
+pub fn tensor_name_at(bytes: &[u8], index: u32) -> Option<&str> {
+    let pre = Preamble::parse(bytes).ok()?;
+    let end = PREAMBLE_BYTES.checked_add(pre.header_len as usize)?;
+    let h = bytes.get(PREAMBLE_BYTES..end)?;
+    let (header, mut rest): (Header<'_>, &[u8]) = postcard::take_from_bytes(h).ok()?;
+    if index >= header.n_tensors {
+        return None;
+    }
+    for i in 0..=index {
+        let (e, r): (TensorEntry<'_>, &[u8]) = postcard::take_from_bytes(rest).ok()?;
+        if i == index {
+            return Some(e.name);
+        }
+        rest = r;
+    }
+    None
+}

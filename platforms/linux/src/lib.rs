@@ -1,1 +1,11 @@
-//! tern-linux
+//! # tern-linux
+//!
+//! Tern on Linux SBCs and edge boxes: memory-mapped `.tern` models (packing GGUF and
+//! safetensors inputs once into a cache), runtime CPU feature detection feeding
+//! [`tern_kernels::select`], the arena allocation, and the pieces of the `tern` CLI.
+#![warn(missing_docs)]
+
+pub mod arena;
+pub mod cpu;
+pub mod generate;
+pub mod model_file;

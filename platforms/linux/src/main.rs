@@ -1,1 +1,322 @@
-fn main() {}
+//! `tern`: run BitNet b1.58 models on the CPU.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tern_core::config::FfnAct;
+use tern_core::exec::SingleThread;
+use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
+use tern_core::sampler::SamplerConfig;
+use tern_linux::generate::{GenOptions, generate, pack_with_progress, tokenize};
+use tern_linux::model_file::{MappedModel, resolve};
+use tern_pack::pack::PackOptions;
+
+#[derive(Parser, Debug)]
+#[command(name = "tern", version, about = "Run ternary (BitNet b1.58) LLMs on the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Generate text from a prompt, streaming tokens to stdout.
+    Run(RunArgs),
+    /// Pack a GGUF file or an HF safetensors directory into a .tern file.
+    Pack {
+        /// Input: .gguf file or safetensors directory.
+        input: PathBuf,
+        /// Output .tern file.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        pack: PackArgs,
+    },
+    /// Print a model's config, tensors (layout, bytes) and memory plan.
+    Inspect {
+        /// .tern, .gguf or safetensors directory.
+        model: PathBuf,
+        /// Context length for the memory plan (default: the file's).
+        #[arg(long)]
+        ctx: Option<u32>,
+        /// KV cache type for the memory plan.
+        #[arg(long, value_enum, default_value_t = KvArg::F32)]
+        kv: KvArg,
+        #[command(flatten)]
+        pack: PackArgs,
+    },
+    /// Print the token ids of TEXT on one line (like llama-tokenize).
+    Tokenize {
+        /// .tern, .gguf or safetensors directory.
+        model: PathBuf,
+        /// Text to tokenize.
+        text: String,
+        /// Do not add BOS.
+        #[arg(long)]
+        no_bos: bool,
+        /// Recognise special-token text such as <|eot_id|>.
+        #[arg(long)]
+        parse_special: bool,
+        #[command(flatten)]
+        pack: PackArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct PackArgs {
+    /// FFN activation override when the source does not record it (see tools/pack/README.md).
+    #[arg(long, value_enum)]
+    ffn_act: Option<ActArg>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum ActArg {
+    Relu2,
+    Silu,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq)]
+enum KvArg {
+    F32,
+    F16,
+}
+
+impl PackArgs {
+    fn options(&self) -> PackOptions {
+        PackOptions {
+            ffn_act: self.ffn_act.map(|a| match a {
+                ActArg::Relu2 => FfnAct::Relu2,
+                ActArg::Silu => FfnAct::Silu,
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// .tern, .gguf or safetensors directory (GGUF and safetensors are packed once into the cache).
+    model: PathBuf,
+    /// Prompt text ("" = BOS alone).
+    #[arg(short, long, default_value = "")]
+    prompt: String,
+    /// Tokens to generate.
+    #[arg(short = 'n', long, default_value_t = 64)]
+    n_predict: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8)]
+    temp: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 40)]
+    top_k: u32,
+    /// Top-p (1.0 = off).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Min-p (0.0 = off).
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    /// Repetition penalty (1.0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// Tokens the repetition penalty looks back over.
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: u32,
+    /// RNG seed.
+    #[arg(long, default_value_t = 0x5EED)]
+    seed: u64,
+    /// Context length in tokens (default: the file's plan).
+    #[arg(long)]
+    ctx: Option<u32>,
+    /// KV cache element type.
+    #[arg(long, value_enum, default_value_t = KvArg::F32)]
+    kv: KvArg,
+    /// Keep generating past end-of-text tokens.
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Recognise special-token text such as <|eot_id|> in the prompt.
+    #[arg(long)]
+    parse_special: bool,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    json: bool,
+    /// Write the logits of every evaluated position as little-endian f32 rows.
+    #[arg(long)]
+    dump_logits: Option<PathBuf>,
+    /// Skip the CRC32 check of every tensor at load.
+    #[arg(long)]
+    no_verify: bool,
+    #[command(flatten)]
+    pack: PackArgs,
+}
+
+fn kv(k: KvArg) -> KvDtype {
+    match k {
+        KvArg::F32 => KvDtype::F32,
+        KvArg::F16 => KvDtype::F16,
+    }
+}
+
+fn open(model: &Path, pack: &PackArgs, quiet: bool) -> Result<MappedModel> {
+    let path = resolve(model, &pack.options(), quiet)?;
+    MappedModel::map(&path)
+}
+
+/// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp-tern");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+fn cmd_run(a: &RunArgs) -> Result<()> {
+    let mm = open(&a.model, &a.pack, a.json)?;
+    let model = mm.model(!a.no_verify)?;
+    let kernels = tern_linux::cpu::kernels()?;
+    let opts = GenOptions {
+        prompt: a.prompt.clone(),
+        n_predict: a.n_predict,
+        sampler: SamplerConfig {
+            temperature: a.temp,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            min_p: a.min_p,
+            repeat_penalty: a.repeat_penalty,
+            repeat_last_n: a.repeat_last_n,
+            seed: a.seed,
+        },
+        ctx_len: a.ctx,
+        kv: kv(a.kv),
+        ignore_eos: a.ignore_eos,
+        parse_special: a.parse_special,
+    };
+    let mut dump: Vec<u8> = Vec::new();
+    let mut on_logits = |l: &[f32]| -> Result<()> {
+        for v in l {
+            dump.extend_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    };
+    let json = a.json;
+    let stdout = std::io::stdout();
+    let mut on_text = |s: &str| {
+        if !json {
+            let mut o = stdout.lock();
+            let _ = o.write_all(s.as_bytes());
+            let _ = o.flush();
+        }
+    };
+    let logits_cb: Option<&mut dyn FnMut(&[f32]) -> Result<()>> = if a.dump_logits.is_some() { Some(&mut on_logits) } else { None };
+    let r = generate(&model, kernels, &SingleThread, &opts, &mut on_text, logits_cb)?;
+    if let Some(p) = &a.dump_logits {
+        write_atomic(p, &dump)?;
+    }
+    if json {
+        let v = serde_json::json!({
+            "model": mm.path.display().to_string(),
+            "prompt": a.prompt,
+            "prompt_ids": r.prompt_ids,
+            "generated_ids": r.generated_ids,
+            "text": r.text,
+            "prompt_tokens": r.prompt_ids.len(),
+            "generated_tokens": r.generated_ids.len(),
+            "prompt_tokens_per_s": r.prompt_tps(),
+            "decode_tokens_per_s": r.decode_tps(),
+            "kernels": kernels.variant.name(),
+            "arena_bytes": r.arena_bytes,
+        });
+        println!("{v}");
+    } else {
+        println!();
+        eprintln!(
+            "prompt: {} tokens, {:.2} tok/s | generated: {} tokens, decode {:.2} tok/s | kernels {} | arena {:.1} MiB",
+            r.prompt_ids.len(),
+            r.prompt_tps(),
+            r.generated_ids.len(),
+            r.decode_tps(),
+            kernels.variant.name(),
+            r.arena_bytes as f64 / (1 << 20) as f64
+        );
+    }
+    Ok(())
+}
+
+fn cmd_inspect(model_path: &Path, ctx: Option<u32>, kvt: KvArg, pack: &PackArgs) -> Result<()> {
+    let mm = open(model_path, pack, false)?;
+    let model = mm.model(false)?;
+    let h = &model.file.header;
+    let c = &h.config;
+    println!("file: {} ({} bytes)", mm.path.display(), mm.bytes().len());
+    println!(
+        "source: {} [{}] sha256 {} | packer {} | options {}",
+        h.provenance.source,
+        h.provenance.source_format,
+        h.provenance.source_sha256.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        h.provenance.packer,
+        h.provenance.options
+    );
+    println!(
+        "config: layers {} dim {} hidden {} heads {} kv_heads {} head_dim {} vocab {} max_ctx {} rope_theta {} eps {:e}",
+        c.n_layers, c.dim, c.hidden_dim, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.max_ctx, c.rope_theta, c.norm_eps
+    );
+    println!(
+        "graph: ffn_act {:?} (from {:?}), sub_norms {}, tied_embedding {}",
+        c.ffn_act, c.ffn_act_source, c.sub_norms, c.tied_embedding
+    );
+    let t = &h.tokenizer;
+    println!("tokenizer: {:?}, {} tokens, bos {:?}, eos {:?}, stop {:?}, add_bos {}", t.kind, t.n_tokens, t.bos, t.eos, t.stop_ids, t.add_bos);
+    println!("tensors ({}):", h.n_tensors);
+    let mut ternary_params = 0u64;
+    for e in model.file.entries() {
+        let layout = tern_kernels::layout::Layout::from_id(e.layout).map(|l| l.info().name).unwrap_or("?");
+        if layout == "T2_128" {
+            ternary_params += e.rows as u64 * e.cols as u64;
+        }
+        println!("  {:<28} {:>7} ({:>6} x {:>6}) {:>12} bytes  scale {}", e.name, layout, e.rows, e.cols, e.len, e.weight_scale);
+    }
+    println!("ternary parameters: {ternary_params}");
+    let run = RunOptions { ctx_len: ctx.unwrap_or(h.plan.ctx_len), kv: kv(kvt) };
+    let p = MemoryPlan::new(c, model.file.weight_bytes(), run).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!("memory plan (ctx {} tokens, KV {:?}):", run.ctx_len, run.kv);
+    println!("  weights (mapped)  {:>12} bytes {:>9.1} MiB", p.weights_bytes, mib(p.weights_bytes));
+    for (name, b) in [("kv cache", p.kv_bytes), ("activations", p.act_bytes), ("attention", p.att_bytes), ("logits", p.logits_bytes), ("sampler", p.sampler_bytes), ("arena total", p.arena_bytes)] {
+        println!("  {name:<17} {:>12} bytes {:>9.1} MiB", b, mib(b as u64));
+    }
+    Ok(())
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match &cli.cmd {
+        Cmd::Run(a) => cmd_run(a),
+        Cmd::Pack { input, output, pack } => {
+            if output.extension().is_none_or(|e| e != "tern") {
+                bail!("{}: the output should end in .tern", output.display());
+            }
+            let n = pack_with_progress(input, output, &pack.options(), false)?;
+            eprintln!("wrote {} ({n} bytes)", output.display());
+            Ok(())
+        }
+        Cmd::Inspect { model, ctx, kv, pack } => cmd_inspect(model, *ctx, *kv, pack),
+        Cmd::Tokenize { model, text, no_bos, parse_special, pack } => {
+            let mm = open(model, pack, false)?;
+            let m = mm.model(false)?;
+            let ids = tokenize(&m, text, !no_bos, *parse_special)?;
+            println!("{}", ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "));
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

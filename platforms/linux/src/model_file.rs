@@ -1,0 +1,144 @@
+//! Opening models: a `.tern` file is memory-mapped and read in place; a GGUF file or an HF
+//! safetensors directory is packed once into a cache directory (with a progress bar) and the
+//! cached `.tern` is reused on later runs.
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use anyhow::{Context, Result, anyhow};
+use memmap2::Mmap;
+use sha2::{Digest, Sha256};
+use tern_core::Error as CoreError;
+use tern_core::error::Section;
+use tern_core::format::{Model, tensor_name_at};
+use tern_pack::pack::PackOptions;
+
+/// A memory-mapped `.tern` file.
+#[derive(Debug)]
+pub struct MappedModel {
+    /// Path of the `.tern` file (the cache entry for GGUF/safetensors inputs).
+    pub path: PathBuf,
+    map: Mmap,
+}
+
+/// Turn a core error into a message naming the file and, where the error names a tensor
+/// index, the tensor.
+pub fn describe(path: &Path, bytes: &[u8], e: CoreError) -> anyhow::Error {
+    let idx = match e {
+        CoreError::UnknownLayout { index, .. }
+        | CoreError::TensorOutOfBounds { index }
+        | CoreError::Misaligned { index }
+        | CoreError::BadTensorLength { index, .. }
+        | CoreError::DuplicateTensor { index }
+        | CoreError::ShapeMismatch { index, .. }
+        | CoreError::WrongLayout { index } => Some(index),
+        CoreError::ChecksumMismatch { section: Section::TensorData(i) }
+        | CoreError::Malformed { section: Section::TensorEntry(i) }
+        | CoreError::Truncated { section: Section::TensorData(i) }
+        | CoreError::TrailingData { section: Section::TensorData(i) } => Some(i),
+        _ => None,
+    };
+    match idx.and_then(|i| tensor_name_at(bytes, i)) {
+        Some(name) => anyhow!("{}: tensor '{name}': {e}", path.display()),
+        None => anyhow!("{}: {e}", path.display()),
+    }
+}
+
+impl MappedModel {
+    /// Map `path` (a `.tern` file) read-only.
+    ///
+    /// # Errors
+    /// I/O errors, with the path.
+    pub fn map(path: &Path) -> Result<MappedModel> {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: the map is read-only and private to this process. If another process
+        // truncates the file while it is mapped, reads fault (SIGBUS) instead of returning
+        // wrong data; we never write through the map. This is the standard contract of
+        // memmap2 and of every mmap-based model loader (llama.cpp, bitnet.cpp).
+        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+        Ok(MappedModel { path: path.to_path_buf(), map })
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Parse the mapped file (header, table, bounds) and, if `verify`, every CRC32.
+    ///
+    /// # Errors
+    /// A message naming the file and tensor.
+    pub fn model(&self, verify: bool) -> Result<Model<'_>> {
+        let m = Model::parse(&self.map).map_err(|e| describe(&self.path, &self.map, e))?;
+        if verify {
+            m.verify_checksums().map_err(|e| describe(&self.path, &self.map, e))?;
+        }
+        Ok(m)
+    }
+}
+
+/// Whether `path` is already a packed `.tern` file (by magic).
+pub fn is_tern(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == tern_core::format::MAGIC
+}
+
+/// The cache directory: `$TERN_CACHE_DIR`, else `$XDG_CACHE_HOME/tern`, else `~/.cache/tern`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TERN_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("tern");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("tern")
+}
+
+fn fingerprint(input: &Path, opts: &PackOptions) -> Result<String> {
+    let mut h = Sha256::new();
+    let canon = input.canonicalize().with_context(|| format!("{}", input.display()))?;
+    h.update(canon.to_string_lossy().as_bytes());
+    let mut files = vec![canon.clone()];
+    if canon.is_dir() {
+        files = std::fs::read_dir(&canon)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+    }
+    for f in files {
+        let md = std::fs::metadata(&f)?;
+        let mtime = md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(md.len().to_le_bytes());
+        h.update(mtime.to_le_bytes());
+    }
+    h.update(format!("{:?}|{}", opts, env!("CARGO_PKG_VERSION")).as_bytes());
+    Ok(h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+/// Resolve a user-given MODEL to a `.tern` file: a `.tern` stays as is; a GGUF file or a
+/// safetensors directory is packed into [`cache_dir`] once (keyed by path, size, mtime and
+/// options) and the cached file reused.
+///
+/// # Errors
+/// Import errors (naming the file and tensor), I/O errors.
+pub fn resolve(input: &Path, opts: &PackOptions, quiet: bool) -> Result<PathBuf> {
+    if !input.exists() {
+        return Err(anyhow!("{}: no such file or directory", input.display()));
+    }
+    if input.is_file() && is_tern(input) {
+        return Ok(input.to_path_buf());
+    }
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let dir = cache_dir();
+    let out = dir.join(format!("{stem}-{}.tern", fingerprint(input, opts)?));
+    if out.is_file() {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating cache dir {}", dir.display()))?;
+    if !quiet {
+        eprintln!("packing {} -> {}", input.display(), out.display());
+    }
+    crate::generate::pack_with_progress(input, &out, opts, quiet)?;
+    Ok(out)
+}
