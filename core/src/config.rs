@@ -87,16 +87,20 @@ impl ModelConfig {
         if self.n_kv_heads == 0 || self.head_dim == 0 || self.vocab_size == 0 || self.max_ctx == 0 {
             return bad("n_kv_heads, head_dim, vocab_size and max_ctx must be non-zero");
         }
-        if self.dim > LIMIT || self.hidden_dim > LIMIT || self.head_dim > 4096 || self.n_heads > 4096 {
+        if self.dim > LIMIT
+            || self.hidden_dim > LIMIT
+            || self.head_dim > 4096
+            || self.n_heads > 4096
+        {
             return bad("a dimension exceeds the supported range");
         }
         if self.n_layers > 1024 || self.vocab_size > (1 << 24) || self.max_ctx > (1 << 24) {
             return bad("n_layers, vocab_size or max_ctx exceeds the supported range");
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad("n_heads must be a multiple of n_kv_heads (GQA)");
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad("head_dim must be even (RoPE rotates pairs)");
         }
         if self.q_dim() > LIMIT as usize {

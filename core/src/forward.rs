@@ -48,12 +48,25 @@ pub fn quantize_input(k: &KernelSet, x: &[f32], xq: &mut [i8]) -> f32 {
 /// BitLinear on an already-quantized input: `out[r] = acc[r] / (weight_scale * s_a)` with
 /// `acc[r] = Σ_c T[r, c] · xq[c]` exact in int32 (`acc, out: (rows,)`, `xq: (cols,)`).
 /// The division (not a multiplication by the reciprocal) is what transformers evaluates.
-pub fn bitlinear(k: &KernelSet, exec: &dyn Exec, w: TernaryWeight<'_>, xq: &[i8], s_a: f32, acc: &mut [i32], out: &mut [f32]) {
+pub fn bitlinear(
+    k: &KernelSet,
+    exec: &dyn Exec,
+    w: TernaryWeight<'_>,
+    xq: &[i8],
+    s_a: f32,
+    acc: &mut [i32],
+    out: &mut [f32],
+) {
     let rb = t2_row_bytes(w.cols);
     let acc = &mut acc[..w.rows];
     let mv = k.matvec_t2_i8;
     exec.par_chunks_i32(acc, &|start, chunk| {
-        mv(&w.data[start * rb..(start + chunk.len()) * rb], w.cols, xq, chunk);
+        mv(
+            &w.data[start * rb..(start + chunk.len()) * rb],
+            w.cols,
+            xq,
+            chunk,
+        );
     });
     let d = w.weight_scale * s_a;
     for (o, &a) in out[..w.rows].iter_mut().zip(acc.iter()) {
@@ -129,8 +142,17 @@ impl KvRows<'_> {
 /// `att: (n_heads * n_pos,)` scratch for the scores, `out: (n_heads * head_dim,)`.
 /// KV head `j` serves query heads `j*g .. (j+1)*g` with `g = n_heads / n_kv_heads`
 /// (transformers `repeat_kv`). Scores are `(q · k) * head_dim^-0.5`, softmax in float32.
-#[allow(clippy::too_many_arguments)]
-pub fn attention(q: &[f32], k: KvRows<'_>, v: KvRows<'_>, n_pos: usize, n_heads: usize, n_kv_heads: usize, head_dim: usize, att: &mut [f32], out: &mut [f32]) {
+pub fn attention(
+    q: &[f32],
+    k: KvRows<'_>,
+    v: KvRows<'_>,
+    n_pos: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    att: &mut [f32],
+    out: &mut [f32],
+) {
     let kv_dim = n_kv_heads * head_dim;
     let group = n_heads / n_kv_heads;
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);

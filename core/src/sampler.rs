@@ -23,14 +23,29 @@ pub struct SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.0, repeat_last_n: 64, seed: 0x5EED }
+        SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0x5EED,
+        }
     }
 }
 
 impl SamplerConfig {
     /// Greedy decoding (argmax, no penalty).
     pub fn greedy() -> Self {
-        SamplerConfig { temperature: 0.0, top_k: 1, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, ..Default::default() }
+        SamplerConfig {
+            temperature: 0.0,
+            top_k: 1,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            ..Default::default()
+        }
     }
 }
 
@@ -67,7 +82,15 @@ impl Sampler {
     /// A sampler seeded from `cfg.seed`.
     pub fn new(cfg: SamplerConfig) -> Sampler {
         let mut x = cfg.seed;
-        Sampler { cfg, s: [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)] }
+        Sampler {
+            cfg,
+            s: [
+                splitmix64(&mut x),
+                splitmix64(&mut x),
+                splitmix64(&mut x),
+                splitmix64(&mut x),
+            ],
+        }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -93,7 +116,13 @@ impl Sampler {
     ///
     /// # Panics
     /// If `logits` is empty or the scratch buffers are shorter than `logits`.
-    pub fn sample(&mut self, logits: &mut [f32], history: &[u32], cand: &mut [u32], probs: &mut [f32]) -> u32 {
+    pub fn sample(
+        &mut self,
+        logits: &mut [f32],
+        history: &[u32],
+        cand: &mut [u32],
+        probs: &mut [f32],
+    ) -> u32 {
         let n = logits.len();
         let c = self.cfg;
         if c.repeat_penalty != 1.0 && c.repeat_penalty > 0.0 {
@@ -104,7 +133,11 @@ impl Sampler {
                     continue;
                 }
                 if let Some(l) = logits.get_mut(t as usize) {
-                    *l = if *l > 0.0 { *l / c.repeat_penalty } else { *l * c.repeat_penalty };
+                    *l = if *l > 0.0 {
+                        *l / c.repeat_penalty
+                    } else {
+                        *l * c.repeat_penalty
+                    };
                 }
             }
         }
@@ -115,8 +148,16 @@ impl Sampler {
         for (i, ci) in cand.iter_mut().enumerate() {
             *ci = i as u32;
         }
-        let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
-        let mut k = if c.top_k == 0 { n } else { (c.top_k as usize).min(n) };
+        let by_logit = |a: &u32, b: &u32| {
+            logits[*b as usize]
+                .total_cmp(&logits[*a as usize])
+                .then(a.cmp(b))
+        };
+        let mut k = if c.top_k == 0 {
+            n
+        } else {
+            (c.top_k as usize).min(n)
+        };
         if k < n {
             cand.select_nth_unstable_by(k - 1, by_logit);
         }
@@ -172,7 +213,14 @@ mod tests {
     #[test]
     fn same_seed_same_tokens_and_top_k_respected() {
         let logits: [f32; 50] = core::array::from_fn(|i| (i as f32 * 0.37).sin() * 3.0);
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 5, top_p: 1.0, min_p: 0.0, seed: 7, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 5,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 7,
+            ..Default::default()
+        };
         let run = |cfg| {
             let mut s = Sampler::new(cfg);
             let mut out = [0u32; 64];
@@ -187,14 +235,20 @@ mod tests {
         let mut top5: [usize; 50] = core::array::from_fn(|i| i);
         top5.sort_by(|&x, &y| logits[y].total_cmp(&logits[x]));
         assert!(a.iter().all(|t| top5[..5].contains(&(*t as usize))));
-        assert!(a.iter().any(|&t| t != a[0]), "temperature 1 over 5 candidates should vary");
+        assert!(
+            a.iter().any(|&t| t != a[0]),
+            "temperature 1 over 5 candidates should vary"
+        );
         assert_ne!(a, run(SamplerConfig { seed: 8, ..cfg }));
     }
 
     #[test]
     fn repetition_penalty_changes_greedy_choice() {
         let mut l = [2.0f32, 1.9, -1.0];
-        let mut s = Sampler::new(SamplerConfig { repeat_penalty: 1.5, ..SamplerConfig::greedy() });
+        let mut s = Sampler::new(SamplerConfig {
+            repeat_penalty: 1.5,
+            ..SamplerConfig::greedy()
+        });
         assert_eq!(s.sample(&mut l, &[0], &mut [0; 3], &mut [0.0; 3]), 1);
     }
 
@@ -202,8 +256,22 @@ mod tests {
     fn min_p_and_top_p_cut_the_tail() {
         // one dominant token: top_p 0.5 and min_p 0.5 both leave only it
         for cfg in [
-            SamplerConfig { temperature: 1.0, top_k: 0, top_p: 0.5, min_p: 0.0, seed: 1, ..Default::default() },
-            SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.5, seed: 1, ..Default::default() },
+            SamplerConfig {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 0.5,
+                min_p: 0.0,
+                seed: 1,
+                ..Default::default()
+            },
+            SamplerConfig {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.5,
+                seed: 1,
+                ..Default::default()
+            },
         ] {
             let mut s = Sampler::new(cfg);
             for _ in 0..20 {

@@ -51,7 +51,8 @@ impl<'a> Carver<'a> {
         &mut a[..n]
     }
     fn cast<T: bytemuck::Pod>(&mut self, n: usize) -> Result<&'a mut [T], Error> {
-        bytemuck::try_cast_slice_mut(self.bytes(n * core::mem::size_of::<T>())).map_err(|_| Error::ArenaMisaligned)
+        bytemuck::try_cast_slice_mut(self.bytes(n * core::mem::size_of::<T>()))
+            .map_err(|_| Error::ArenaMisaligned)
     }
 }
 
@@ -86,7 +87,10 @@ pub struct Session<'m, 'a> {
 
 impl core::fmt::Debug for Session<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Session").field("pos", &self.pos).field("plan", &self.plan).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("pos", &self.pos)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,13 +100,22 @@ impl<'m, 'a> Session<'m, 'a> {
     /// # Errors
     /// [`Error::BadConfig`] if `opts` is unusable, [`Error::ArenaTooSmall`] if
     /// `arena.len() < plan.arena_bytes`, [`Error::ArenaMisaligned`] if it is not 64-byte aligned.
-    pub fn new(model: &'m Model<'m>, k: &'static KernelSet, exec: &'a dyn Exec, opts: RunOptions, arena: &'a mut [u8]) -> Result<Self, Error> {
+    pub fn new(
+        model: &'m Model<'m>,
+        k: &'static KernelSet,
+        exec: &'a dyn Exec,
+        opts: RunOptions,
+        arena: &'a mut [u8],
+    ) -> Result<Self, Error> {
         let c = model.file.header.config;
         let plan = MemoryPlan::new(&c, model.file.weight_bytes(), opts)?;
         if arena.len() < plan.arena_bytes {
-            return Err(Error::ArenaTooSmall { need_bytes: plan.arena_bytes as u64, have_bytes: arena.len() as u64 });
+            return Err(Error::ArenaTooSmall {
+                need_bytes: plan.arena_bytes as u64,
+                have_bytes: arena.len() as u64,
+            });
         }
-        if (arena.as_ptr() as usize) % REGION_ALIGN != 0 {
+        if !(arena.as_ptr() as usize).is_multiple_of(REGION_ALIGN) {
             return Err(Error::ArenaMisaligned);
         }
         let mut cv = Carver { rest: arena };
@@ -171,7 +184,12 @@ impl<'m, 'a> Session<'m, 'a> {
 
     fn tw(&self, l: usize, kind: LayerTensor) -> TernaryWeight<'m> {
         let t = self.model.file.layer(l, kind).expect("validated at parse");
-        TernaryWeight { data: self.model.data(t), rows: t.rows as usize, cols: t.cols as usize, weight_scale: t.weight_scale }
+        TernaryWeight {
+            data: self.model.data(t),
+            rows: t.rows as usize,
+            cols: t.cols as usize,
+            weight_scale: t.weight_scale,
+        }
     }
 
     fn norm_weights(model: &Model<'_>, t: &TensorInfo, out: &mut [f32]) {
@@ -190,13 +208,24 @@ impl<'m, 'a> Session<'m, 'a> {
         let model = self.model;
         let c = model.file.header.config;
         if token >= c.vocab_size {
-            return Err(Error::TokenOutOfRange { token, vocab_size: c.vocab_size });
+            return Err(Error::TokenOutOfRange {
+                token,
+                vocab_size: c.vocab_size,
+            });
         }
         let ctx = self.plan.opts.ctx_len as usize;
         if self.pos >= ctx {
-            return Err(Error::ContextFull { ctx_len: ctx as u32 });
+            return Err(Error::ContextFull {
+                ctx_len: ctx as u32,
+            });
         }
-        let (dim, hidden, q_dim, kv_dim, hd) = (c.dim as usize, c.hidden_dim as usize, c.q_dim(), c.kv_dim(), c.head_dim as usize);
+        let (dim, hidden, q_dim, kv_dim, hd) = (
+            c.dim as usize,
+            c.hidden_dim as usize,
+            c.q_dim(),
+            c.kv_dim(),
+            c.head_dim as usize,
+        );
         let emb = model.file.global(TensorRole::TokenEmbd).expect("validated");
         let rb = emb.layout.row_bytes(dim).expect("validated");
         let row = &model.data(emb)[token as usize * rb..(token as usize + 1) * rb];
@@ -210,9 +239,33 @@ impl<'m, 'a> Session<'m, 'a> {
             Self::norm_weights(model, lt(LayerTensor::AttnNorm), self.normw);
             forward::rmsnorm(self.x, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
             let s_a = forward::quantize_input(k, &self.xb[..dim], &mut self.xq[..dim]);
-            forward::bitlinear(k, exec, self.tw(l, LayerTensor::Q), &self.xq[..dim], s_a, self.acc, self.q);
-            forward::bitlinear(k, exec, self.tw(l, LayerTensor::K), &self.xq[..dim], s_a, self.acc, self.kb);
-            forward::bitlinear(k, exec, self.tw(l, LayerTensor::V), &self.xq[..dim], s_a, self.acc, self.vb);
+            forward::bitlinear(
+                k,
+                exec,
+                self.tw(l, LayerTensor::Q),
+                &self.xq[..dim],
+                s_a,
+                self.acc,
+                self.q,
+            );
+            forward::bitlinear(
+                k,
+                exec,
+                self.tw(l, LayerTensor::K),
+                &self.xq[..dim],
+                s_a,
+                self.acc,
+                self.kb,
+            );
+            forward::bitlinear(
+                k,
+                exec,
+                self.tw(l, LayerTensor::V),
+                &self.xq[..dim],
+                s_a,
+                self.acc,
+                self.vb,
+            );
             forward::rope(self.q, hd, self.cos, self.sin);
             forward::rope(self.kb, hd, self.cos, self.sin);
             let base = l * ctx * kv_dim;
@@ -233,13 +286,26 @@ impl<'m, 'a> Session<'m, 'a> {
             );
             let o_in: &[f32] = if c.sub_norms {
                 Self::norm_weights(model, lt(LayerTensor::AttnSubNorm), self.normw);
-                forward::rmsnorm(self.att_out, &self.normw[..q_dim], c.norm_eps, &mut self.xb[..q_dim]);
+                forward::rmsnorm(
+                    self.att_out,
+                    &self.normw[..q_dim],
+                    c.norm_eps,
+                    &mut self.xb[..q_dim],
+                );
                 &self.xb[..q_dim]
             } else {
                 self.att_out
             };
             let s_a = forward::quantize_input(k, o_in, &mut self.xq[..q_dim]);
-            forward::bitlinear(k, exec, self.tw(l, LayerTensor::O), &self.xq[..q_dim], s_a, self.acc, &mut self.hb[..dim]);
+            forward::bitlinear(
+                k,
+                exec,
+                self.tw(l, LayerTensor::O),
+                &self.xq[..q_dim],
+                s_a,
+                self.acc,
+                &mut self.hb[..dim],
+            );
             for (x, &o) in self.x.iter_mut().zip(&self.hb[..dim]) {
                 *x += o;
             }
@@ -247,24 +313,60 @@ impl<'m, 'a> Session<'m, 'a> {
             Self::norm_weights(model, lt(LayerTensor::FfnNorm), self.normw);
             forward::rmsnorm(self.x, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
             let s_a = forward::quantize_input(k, &self.xb[..dim], &mut self.xq[..dim]);
-            forward::bitlinear(k, exec, self.tw(l, LayerTensor::Gate), &self.xq[..dim], s_a, self.acc, self.hb);
-            forward::bitlinear(k, exec, self.tw(l, LayerTensor::Up), &self.xq[..dim], s_a, self.acc, self.hb2);
+            forward::bitlinear(
+                k,
+                exec,
+                self.tw(l, LayerTensor::Gate),
+                &self.xq[..dim],
+                s_a,
+                self.acc,
+                self.hb,
+            );
+            forward::bitlinear(
+                k,
+                exec,
+                self.tw(l, LayerTensor::Up),
+                &self.xq[..dim],
+                s_a,
+                self.acc,
+                self.hb2,
+            );
             forward::ffn_act_mul(c.ffn_act, self.hb, self.hb2);
             let d_in: &[f32] = if c.sub_norms {
                 Self::norm_weights(model, lt(LayerTensor::FfnSubNorm), self.normw);
-                forward::rmsnorm(self.hb, &self.normw[..hidden], c.norm_eps, &mut self.xb[..hidden]);
+                forward::rmsnorm(
+                    self.hb,
+                    &self.normw[..hidden],
+                    c.norm_eps,
+                    &mut self.xb[..hidden],
+                );
                 &self.xb[..hidden]
             } else {
                 self.hb
             };
             let s_a = forward::quantize_input(k, d_in, &mut self.xq[..hidden]);
-            forward::bitlinear(k, exec, self.tw(l, LayerTensor::Down), &self.xq[..hidden], s_a, self.acc, &mut self.hb2[..dim]);
+            forward::bitlinear(
+                k,
+                exec,
+                self.tw(l, LayerTensor::Down),
+                &self.xq[..hidden],
+                s_a,
+                self.acc,
+                &mut self.hb2[..dim],
+            );
             for (x, &o) in self.x.iter_mut().zip(&self.hb2[..dim]) {
                 *x += o;
             }
         }
         // --- final norm and LM head: logits = norm(x) @ head^T (float, not quantized) ---
-        Self::norm_weights(model, model.file.global(TensorRole::OutputNorm).expect("validated"), self.normw);
+        Self::norm_weights(
+            model,
+            model
+                .file
+                .global(TensorRole::OutputNorm)
+                .expect("validated"),
+            self.normw,
+        );
         forward::rmsnorm(self.x, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
         let head = model.file.lm_head();
         let hdata = model.data(head);
@@ -289,6 +391,11 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Sample the next token from the current logits with `sampler` (the repetition penalty
     /// sees this session's history). Call after [`Session::forward`].
     pub fn sample(&mut self, sampler: &mut Sampler) -> u32 {
-        sampler.sample(self.logits, &self.history[..self.pos], self.cand, self.probs)
+        sampler.sample(
+            self.logits,
+            &self.history[..self.pos],
+            self.cand,
+            self.probs,
+        )
     }
 }

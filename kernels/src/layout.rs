@@ -92,10 +92,34 @@ pub struct LayoutInfo {
 
 /// The layout table, indexed by on-disk id.
 pub const LAYOUTS: [LayoutInfo; 4] = [
-    LayoutInfo { layout: Layout::F32, name: "F32", block_elems: 1, block_bytes: 4, ternary: false },
-    LayoutInfo { layout: Layout::F16, name: "F16", block_elems: 1, block_bytes: 2, ternary: false },
-    LayoutInfo { layout: Layout::Bf16, name: "BF16", block_elems: 1, block_bytes: 2, ternary: false },
-    LayoutInfo { layout: Layout::T2_128, name: "T2_128", block_elems: 128, block_bytes: 32, ternary: true },
+    LayoutInfo {
+        layout: Layout::F32,
+        name: "F32",
+        block_elems: 1,
+        block_bytes: 4,
+        ternary: false,
+    },
+    LayoutInfo {
+        layout: Layout::F16,
+        name: "F16",
+        block_elems: 1,
+        block_bytes: 2,
+        ternary: false,
+    },
+    LayoutInfo {
+        layout: Layout::Bf16,
+        name: "BF16",
+        block_elems: 1,
+        block_bytes: 2,
+        ternary: false,
+    },
+    LayoutInfo {
+        layout: Layout::T2_128,
+        name: "T2_128",
+        block_elems: 128,
+        block_bytes: 32,
+        ternary: true,
+    },
 ];
 
 impl Layout {
@@ -110,7 +134,8 @@ impl Layout {
     /// Bytes of one row of `cols` elements, or `None` on overflow.
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
         let info = self.info();
-        cols.div_ceil(info.block_elems).checked_mul(info.block_bytes)
+        cols.div_ceil(info.block_elems)
+            .checked_mul(info.block_bytes)
     }
 }
 

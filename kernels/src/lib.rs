@@ -18,7 +18,7 @@
 pub mod float;
 pub mod layout;
 pub mod quant;
-pub mod ternary;
 mod select;
+pub mod ternary;
 
 pub use select::{CpuFeatures, KernelSet, KernelVariant, select, select_variant};

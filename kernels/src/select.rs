@@ -91,13 +91,20 @@ pub fn select_variant(v: KernelVariant, f: CpuFeatures) -> Option<&'static Kerne
     }
     Some(match v {
         // SIMD variants are not ported yet: their slots point at the scalar reference.
-        KernelVariant::Scalar | KernelVariant::Avx2 | KernelVariant::Neon | KernelVariant::NeonDot => &SCALAR,
+        KernelVariant::Scalar
+        | KernelVariant::Avx2
+        | KernelVariant::Neon
+        | KernelVariant::NeonDot => &SCALAR,
     })
 }
 
 /// The best kernel set for a CPU with features `f`.
 pub fn select(f: CpuFeatures) -> &'static KernelSet {
-    for v in [KernelVariant::NeonDot, KernelVariant::Neon, KernelVariant::Avx2] {
+    for v in [
+        KernelVariant::NeonDot,
+        KernelVariant::Neon,
+        KernelVariant::Avx2,
+    ] {
         if let Some(k) = select_variant(v, f) {
             return k;
         }

@@ -19,11 +19,17 @@ pub fn fixtures(test: &str) -> Option<PathBuf> {
     match std::env::var_os("TERN_FIXTURES") {
         Some(p) if !p.is_empty() => {
             let p = PathBuf::from(p);
-            assert!(p.is_dir(), "TERN_FIXTURES={} is not a directory", p.display());
+            assert!(
+                p.is_dir(),
+                "TERN_FIXTURES={} is not a directory",
+                p.display()
+            );
             Some(p)
         }
         _ => {
-            eprintln!("skipping {test}: TERN_FIXTURES is not set (e.g. TERN_FIXTURES=../shared/fixtures)");
+            eprintln!(
+                "skipping {test}: TERN_FIXTURES is not set (e.g. TERN_FIXTURES=../shared/fixtures)"
+            );
             None
         }
     }
@@ -32,8 +38,14 @@ pub fn fixtures(test: &str) -> Option<PathBuf> {
 /// Read a little-endian f32 file.
 pub fn read_f32(path: &Path) -> Result<Vec<f32>> {
     let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    anyhow::ensure!(b.len() % 4 == 0, "{}: length not a multiple of 4", path.display());
-    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    anyhow::ensure!(
+        b.len() % 4 == 0,
+        "{}: length not a multiple of 4",
+        path.display()
+    );
+    Ok(b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect())
 }
 
 /// Read a JSON file.
@@ -86,4 +98,10 @@ pub fn micro_forms(fx: &Path) -> Vec<(&'static str, PathBuf)> {
 }
 
 /// The prompt names of the reference set.
-pub const PROMPTS: [&str; 5] = ["p0_bos_only", "p1_short_en", "p2_code_py", "p3_mixed", "p4_long_en"];
+pub const PROMPTS: [&str; 5] = [
+    "p0_bos_only",
+    "p1_short_en",
+    "p2_code_py",
+    "p3_mixed",
+    "p4_long_en",
+];

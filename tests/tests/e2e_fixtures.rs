@@ -21,12 +21,24 @@ struct Run {
 }
 
 fn run(model: &Model<'_>, prompt: &[u32], n_greedy: usize) -> Run {
+    run_on(model, prompt, n_greedy, &SingleThread)
+}
+
+fn run_on(
+    model: &Model<'_>,
+    prompt: &[u32],
+    n_greedy: usize,
+    exec: &dyn tern_core::exec::Exec,
+) -> Run {
     let kernels = tern_linux::cpu::kernels().unwrap();
     let ctx = (prompt.len() + n_greedy) as u32;
-    let opts = RunOptions { ctx_len: ctx, kv: KvDtype::F32 };
+    let opts = RunOptions {
+        ctx_len: ctx,
+        kv: KvDtype::F32,
+    };
     let plan = tern_core::plan::MemoryPlan::new(&model.file.header.config, 0, opts).unwrap();
     let mut arena = Arena::new(plan.arena_bytes);
-    let mut s = Session::new(model, kernels, &SingleThread, opts, arena.bytes_mut()).unwrap();
+    let mut s = Session::new(model, kernels, exec, opts, arena.bytes_mut()).unwrap();
     let mut logits = Vec::new();
     for &t in prompt {
         logits.push(s.forward(t).unwrap().to_vec());
@@ -43,12 +55,19 @@ fn run(model: &Model<'_>, prompt: &[u32], n_greedy: usize) -> Run {
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Check one (model form, prompt) pair against its reference.json; returns the max abs diff
@@ -57,7 +76,12 @@ fn check_prompt(label: &str, model: &Model<'_>, refdir: &Path) -> f32 {
     let r = read_json(&refdir.join("reference.json")).unwrap();
     let prompt = ids(&r["token_ids"]);
     let greedy_ref = ids(&r["greedy"]["tokens"]);
-    let margins: Vec<f32> = r["greedy"]["top1_minus_top2_logit"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let margins: Vec<f32> = r["greedy"]["top1_minus_top2_logit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
     let out = run(model, &prompt, greedy_ref.len());
     // argmax at every prompt position whose reference margin is > 0.5
     let top20 = r["top20_per_position"].as_array().unwrap();
@@ -69,16 +93,30 @@ fn check_prompt(label: &str, model: &Model<'_>, refdir: &Path) -> f32 {
         let m = (t[0][1].as_f64().unwrap() - t[1][1].as_f64().unwrap()) as f32;
         if m > MARGIN {
             checked += 1;
-            assert_eq!(argmax(&out.logits[p]) as u32, argmax_ref[p], "{label} {}: argmax at position {p} (margin {m})", refdir.display());
+            assert_eq!(
+                argmax(&out.logits[p]) as u32,
+                argmax_ref[p],
+                "{label} {}: argmax at position {p} (margin {m})",
+                refdir.display()
+            );
         }
     }
-    assert!(checked > 0 || prompt.len() < 3, "{label}: no position was stable enough to check");
+    assert!(
+        checked > 0 || prompt.len() < 3,
+        "{label}: no position was stable enough to check"
+    );
     // greedy: identical up to the first step whose reference margin is < 0.5
     for (i, (&got, &want)) in out.greedy.iter().zip(&greedy_ref).enumerate() {
         if margins[i] < MARGIN {
             break;
         }
-        assert_eq!(got, want, "{label} {}: greedy step {i} (margin {})", refdir.display(), margins[i]);
+        assert_eq!(
+            got,
+            want,
+            "{label} {}: greedy step {i} (margin {})",
+            refdir.display(),
+            margins[i]
+        );
     }
     let last_ref = read_f32(&refdir.join("logits_last.f32.bin")).unwrap();
     max_abs(&out.logits[prompt.len() - 1], &last_ref)
@@ -86,7 +124,9 @@ fn check_prompt(label: &str, model: &Model<'_>, refdir: &Path) -> f32 {
 
 #[test]
 fn micro_every_form_matches_reference() {
-    let Some(fx) = fixtures("micro_every_form_matches_reference") else { return };
+    let Some(fx) = fixtures("micro_every_form_matches_reference") else {
+        return;
+    };
     let refroot = fx.join("models/micro/reference/transformers");
     for (label, path) in micro_forms(&fx) {
         let model = parse(packed_bytes(&path));
@@ -96,7 +136,10 @@ fn micro_every_form_matches_reference() {
             if p == "p0_bos_only" {
                 assert!(d <= 1e-3, "micro {label} {p}: last logits differ by {d}");
             } else {
-                assert!(d <= 1.5, "micro {label} {p}: last logits differ by {d} (fixtures README allows ~1.5)");
+                assert!(
+                    d <= 1.5,
+                    "micro {label} {p}: last logits differ by {d} (fixtures README allows ~1.5)"
+                );
             }
         }
     }
@@ -104,7 +147,9 @@ fn micro_every_form_matches_reference() {
 
 #[test]
 fn micro_all_positions_within_tolerance() {
-    let Some(fx) = fixtures("micro_all_positions_within_tolerance") else { return };
+    let Some(fx) = fixtures("micro_all_positions_within_tolerance") else {
+        return;
+    };
     let model = parse(packed_bytes(&fx.join("models/micro/hf-packed")));
     let refroot = fx.join("models/micro/reference/transformers");
     for p in &PROMPTS[1..] {
@@ -117,7 +162,11 @@ fn micro_all_positions_within_tolerance() {
         for (i, l) in out.logits.iter().enumerate() {
             let d = max_abs(l, &all[i * v..(i + 1) * v]);
             mx = mx.max(d);
-            sum += l.iter().zip(&all[i * v..(i + 1) * v]).map(|(a, b)| (a - b).abs() as f64).sum::<f64>();
+            sum += l
+                .iter()
+                .zip(&all[i * v..(i + 1) * v])
+                .map(|(a, b)| (a - b).abs() as f64)
+                .sum::<f64>();
         }
         let mean = sum / (out.logits.len() * v) as f64;
         eprintln!("micro {p}: all positions max |diff| {mx:.3e}, mean {mean:.3e}");
@@ -127,7 +176,9 @@ fn micro_all_positions_within_tolerance() {
 
 #[test]
 fn tiny_hf_packed_matches_reference() {
-    let Some(fx) = fixtures("tiny_hf_packed_matches_reference") else { return };
+    let Some(fx) = fixtures("tiny_hf_packed_matches_reference") else {
+        return;
+    };
     let model = parse(packed_bytes(&fx.join("models/tiny/hf-packed")));
     let refroot = fx.join("models/tiny/reference/transformers");
     for (i, p) in PROMPTS.iter().enumerate() {
@@ -143,19 +194,29 @@ fn tiny_hf_packed_matches_reference() {
 
 #[test]
 fn every_micro_form_gives_identical_tokens() {
-    let Some(fx) = fixtures("every_micro_form_gives_identical_tokens") else { return };
-    let r = read_json(&fx.join("models/micro/reference/transformers/p4_long_en/reference.json")).unwrap();
+    let Some(fx) = fixtures("every_micro_form_gives_identical_tokens") else {
+        return;
+    };
+    let r = read_json(&fx.join("models/micro/reference/transformers/p4_long_en/reference.json"))
+        .unwrap();
     let prompt = ids(&r["token_ids"]);
     let mut first: Option<(&str, Vec<u32>, Vec<f32>)> = None;
     for (label, path) in micro_forms(&fx) {
         let model = parse(packed_bytes(&path));
         let out = run(&model, &prompt, 16);
+        // the thread pool must not change a single bit
+        let threaded = run_on(&model, &prompt, 16, &tern_linux::pool::ThreadPool::new(3));
+        assert_eq!(threaded.greedy, out.greedy, "{label}: 3 threads vs 1");
+        assert_eq!(threaded.logits, out.logits, "{label}: 3 threads vs 1");
         let last = out.logits.last().unwrap().clone();
         match &first {
             None => first = Some((label, out.greedy, last)),
             Some((l0, g0, last0)) => {
                 assert_eq!(&out.greedy, g0, "{label} vs {l0}: greedy tokens differ");
-                assert_eq!(&last, last0, "{label} vs {l0}: logits differ (identical weights must give identical numerics)");
+                assert_eq!(
+                    &last, last0,
+                    "{label} vs {l0}: logits differ (identical weights must give identical numerics)"
+                );
             }
         }
     }

@@ -33,12 +33,18 @@ fn compare(name: &str, got: &[f32], want: &[f32], width: usize) -> f64 {
         let rms = (w.iter().map(|v| v * v).sum::<f32>() / width as f32).sqrt();
         for (i, (a, b)) in g.iter().zip(w).enumerate() {
             let tol = REL * b.abs().max(rms);
-            assert!((a - b).abs() <= tol, "{name}: token {r} element {i}: got {a}, reference {b} (tol {tol})");
+            assert!(
+                (a - b).abs() <= tol,
+                "{name}: token {r} element {i}: got {a}, reference {b} (tol {tol})"
+            );
             same += (a.to_bits() == b.to_bits()) as usize;
         }
     }
     let f = same as f64 / got.len() as f64;
-    eprintln!("{name}: within {REL} relative; {:.1}% bit-identical", 100.0 * f);
+    eprintln!(
+        "{name}: within {REL} relative; {:.1}% bit-identical",
+        100.0 * f
+    );
     f
 }
 
@@ -51,7 +57,12 @@ fn norm_w(m: &Model<'_>, kind: LayerTensor) -> Vec<f32> {
 
 fn tw<'m>(m: &Model<'m>, kind: LayerTensor) -> TernaryWeight<'m> {
     let t = m.file.layer(0, kind).unwrap();
-    TernaryWeight { data: m.data(t), rows: t.rows as usize, cols: t.cols as usize, weight_scale: t.weight_scale }
+    TernaryWeight {
+        data: m.data(t),
+        rows: t.rows as usize,
+        cols: t.cols as usize,
+        weight_scale: t.weight_scale,
+    }
 }
 
 fn rows_rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
@@ -77,36 +88,77 @@ fn rows_bitlinear(m: &Model<'_>, kind: LayerTensor, x: &[f32]) -> Vec<f32> {
 
 #[test]
 fn layer0_ops_match_transformers_dumps() {
-    let Some(fx) = fixtures("layer0_ops_match_transformers_dumps") else { return };
+    let Some(fx) = fixtures("layer0_ops_match_transformers_dumps") else {
+        return;
+    };
     let refdir = fx.join("models/micro/reference/transformers/p4_long_en");
     let r = read_json(&refdir.join("reference.json")).unwrap();
     let n = r["n_tokens"].as_u64().unwrap() as usize;
-    let d = Dumps { dir: &refdir.join("layers"), n };
+    let d = Dumps {
+        dir: &refdir.join("layers"),
+        n,
+    };
     let m = parse(packed_bytes(&fx.join("models/micro/hf-packed")));
     let c = m.file.header.config;
-    let (dim, hid, qd, kvd, hd) = (c.dim as usize, c.hidden_dim as usize, c.q_dim(), c.kv_dim(), c.head_dim as usize);
+    let (dim, hid, qd, kvd, hd) = (
+        c.dim as usize,
+        c.hidden_dim as usize,
+        c.q_dim(),
+        c.kv_dim(),
+        c.head_dim as usize,
+    );
     let eps = c.norm_eps;
 
     // embedding rows
-    let ids: Vec<u32> = r["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let ids: Vec<u32> = r["token_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     let emb_t = m.file.global(TensorRole::TokenEmbd).unwrap();
     let mut emb = vec![0f32; n * dim];
     for (row, &id) in emb.chunks_mut(dim).zip(&ids) {
         let rb = dim * 2;
-        assert!(decode_row(emb_t.layout, &m.data(emb_t)[id as usize * rb..(id as usize + 1) * rb], row));
+        assert!(decode_row(
+            emb_t.layout,
+            &m.data(emb_t)[id as usize * rb..(id as usize + 1) * rb],
+            row
+        ));
     }
     assert_eq!(compare("embed", &emb, &d.get("embed", dim), dim), 1.0);
 
     let embed = d.get("embed", dim);
-    compare("attn_norm", &rows_rmsnorm(&embed, &norm_w(&m, LayerTensor::AttnNorm), eps), &d.get("layer0.attn_norm", dim), dim);
+    compare(
+        "attn_norm",
+        &rows_rmsnorm(&embed, &norm_w(&m, LayerTensor::AttnNorm), eps),
+        &d.get("layer0.attn_norm", dim),
+        dim,
+    );
     let attn_norm = d.get("layer0.attn_norm", dim);
-    for (kind, name, w) in [(LayerTensor::Q, "layer0.q_proj", qd), (LayerTensor::K, "layer0.k_proj", kvd), (LayerTensor::V, "layer0.v_proj", kvd)] {
-        let f = compare(name, &rows_bitlinear(&m, kind, &attn_norm), &d.get(name, w), w);
-        assert!(f > 0.99, "{name}: BitLinear should be bit-exact (README: all seven linear outputs match bit for bit)");
+    for (kind, name, w) in [
+        (LayerTensor::Q, "layer0.q_proj", qd),
+        (LayerTensor::K, "layer0.k_proj", kvd),
+        (LayerTensor::V, "layer0.v_proj", kvd),
+    ] {
+        let f = compare(
+            name,
+            &rows_bitlinear(&m, kind, &attn_norm),
+            &d.get(name, w),
+            w,
+        );
+        assert!(
+            f > 0.99,
+            "{name}: BitLinear should be bit-exact (README: all seven linear outputs match bit for bit)"
+        );
     }
 
     // attention over all positions: RoPE on the q/k dumps, causal GQA
-    let (mut q, mut k, v) = (d.get("layer0.q_proj", qd), d.get("layer0.k_proj", kvd), d.get("layer0.v_proj", kvd));
+    let (mut q, mut k, v) = (
+        d.get("layer0.q_proj", qd),
+        d.get("layer0.k_proj", kvd),
+        d.get("layer0.v_proj", kvd),
+    );
     let mut cos = vec![0f32; hd / 2];
     let mut sin = vec![0f32; hd / 2];
     for p in 0..n {
@@ -130,27 +182,82 @@ fn layer0_ops_match_transformers_dumps() {
             &mut att_out[p * qd..(p + 1) * qd],
         );
     }
-    compare("attn_out_pre_sub_norm", &att_out, &d.get("layer0.attn_out_pre_sub_norm", qd), qd);
+    compare(
+        "attn_out_pre_sub_norm",
+        &att_out,
+        &d.get("layer0.attn_out_pre_sub_norm", qd),
+        qd,
+    );
     let pre = d.get("layer0.attn_out_pre_sub_norm", qd);
-    compare("attn_sub_norm", &rows_rmsnorm(&pre, &norm_w(&m, LayerTensor::AttnSubNorm), eps), &d.get("layer0.attn_sub_norm", qd), qd);
-    let f = compare("o_proj", &rows_bitlinear(&m, LayerTensor::O, &d.get("layer0.attn_sub_norm", qd)), &d.get("layer0.o_proj", dim), dim);
+    compare(
+        "attn_sub_norm",
+        &rows_rmsnorm(&pre, &norm_w(&m, LayerTensor::AttnSubNorm), eps),
+        &d.get("layer0.attn_sub_norm", qd),
+        qd,
+    );
+    let f = compare(
+        "o_proj",
+        &rows_bitlinear(&m, LayerTensor::O, &d.get("layer0.attn_sub_norm", qd)),
+        &d.get("layer0.o_proj", dim),
+        dim,
+    );
     assert!(f > 0.99, "o_proj should be bit-exact");
 
     // residual + FFN
-    let h: Vec<f32> = embed.iter().zip(d.get("layer0.o_proj", dim)).map(|(a, b)| a + b).collect();
-    compare("ffn_norm", &rows_rmsnorm(&h, &norm_w(&m, LayerTensor::FfnNorm), eps), &d.get("layer0.ffn_norm", dim), dim);
+    let h: Vec<f32> = embed
+        .iter()
+        .zip(d.get("layer0.o_proj", dim))
+        .map(|(a, b)| a + b)
+        .collect();
+    compare(
+        "ffn_norm",
+        &rows_rmsnorm(&h, &norm_w(&m, LayerTensor::FfnNorm), eps),
+        &d.get("layer0.ffn_norm", dim),
+        dim,
+    );
     let ffn_norm = d.get("layer0.ffn_norm", dim);
-    for (kind, name) in [(LayerTensor::Gate, "layer0.gate_proj"), (LayerTensor::Up, "layer0.up_proj")] {
-        let f = compare(name, &rows_bitlinear(&m, kind, &ffn_norm), &d.get(name, hid), hid);
+    for (kind, name) in [
+        (LayerTensor::Gate, "layer0.gate_proj"),
+        (LayerTensor::Up, "layer0.up_proj"),
+    ] {
+        let f = compare(
+            name,
+            &rows_bitlinear(&m, kind, &ffn_norm),
+            &d.get(name, hid),
+            hid,
+        );
         assert!(f > 0.99, "{name} should be bit-exact");
     }
     let mut act = d.get("layer0.gate_proj", hid);
     forward::ffn_act_mul(c.ffn_act, &mut act, &d.get("layer0.up_proj", hid));
-    assert_eq!(compare("ffn_act_times_up", &act, &d.get("layer0.ffn_act_times_up", hid), hid), 1.0, "relu(gate)^2*up is exact (README)");
+    assert_eq!(
+        compare(
+            "ffn_act_times_up",
+            &act,
+            &d.get("layer0.ffn_act_times_up", hid),
+            hid
+        ),
+        1.0,
+        "relu(gate)^2*up is exact (README)"
+    );
     let au = d.get("layer0.ffn_act_times_up", hid);
-    compare("ffn_sub_norm", &rows_rmsnorm(&au, &norm_w(&m, LayerTensor::FfnSubNorm), eps), &d.get("layer0.ffn_sub_norm", hid), hid);
-    let f = compare("down_proj", &rows_bitlinear(&m, LayerTensor::Down, &d.get("layer0.ffn_sub_norm", hid)), &d.get("layer0.down_proj", dim), dim);
+    compare(
+        "ffn_sub_norm",
+        &rows_rmsnorm(&au, &norm_w(&m, LayerTensor::FfnSubNorm), eps),
+        &d.get("layer0.ffn_sub_norm", hid),
+        hid,
+    );
+    let f = compare(
+        "down_proj",
+        &rows_bitlinear(&m, LayerTensor::Down, &d.get("layer0.ffn_sub_norm", hid)),
+        &d.get("layer0.down_proj", dim),
+        dim,
+    );
     assert!(f > 0.99, "down_proj should be bit-exact");
-    let out: Vec<f32> = h.iter().zip(d.get("layer0.down_proj", dim)).map(|(a, b)| a + b).collect();
+    let out: Vec<f32> = h
+        .iter()
+        .zip(d.get("layer0.down_proj", dim))
+        .map(|(a, b)| a + b)
+        .collect();
     compare("layer0.out", &out, &d.get("layer0.out", dim), dim);
 }

@@ -94,7 +94,16 @@ impl LayerTensor {
     ];
     /// Whether this role is a ternary BitLinear weight.
     pub fn is_ternary(self) -> bool {
-        matches!(self, LayerTensor::Q | LayerTensor::K | LayerTensor::V | LayerTensor::O | LayerTensor::Gate | LayerTensor::Up | LayerTensor::Down)
+        matches!(
+            self,
+            LayerTensor::Q
+                | LayerTensor::K
+                | LayerTensor::V
+                | LayerTensor::O
+                | LayerTensor::Gate
+                | LayerTensor::Up
+                | LayerTensor::Down
+        )
     }
     /// Whether this role is an RMSNorm weight.
     pub fn is_norm(self) -> bool {
@@ -291,13 +300,17 @@ impl Preamble {
     /// [`Error::Truncated`], [`Error::BadMagic`], [`Error::UnsupportedVersion`], [`Error::Malformed`].
     pub fn parse(bytes: &[u8]) -> Result<Preamble, Error> {
         if bytes.len() < 8 {
-            return Err(Error::Truncated { section: Section::Preamble });
+            return Err(Error::Truncated {
+                section: Section::Preamble,
+            });
         }
         if bytes[..8] != MAGIC {
             return Err(Error::BadMagic);
         }
         if bytes.len() < PREAMBLE_BYTES {
-            return Err(Error::Truncated { section: Section::Preamble });
+            return Err(Error::Truncated {
+                section: Section::Preamble,
+            });
         }
         let version = rd_u32(bytes, 8);
         if version != VERSION {
@@ -305,11 +318,19 @@ impl Preamble {
         }
         let flags = rd_u32(bytes, 12);
         if flags != 0 {
-            return Err(Error::Malformed { section: Section::Preamble });
+            return Err(Error::Malformed {
+                section: Section::Preamble,
+            });
         }
         let mut d = [0u8; 8];
         d.copy_from_slice(&bytes[24..32]);
-        Ok(Preamble { version, flags, header_len: rd_u32(bytes, 16), header_crc32: rd_u32(bytes, 20), data_offset: u64::from_le_bytes(d) })
+        Ok(Preamble {
+            version,
+            flags,
+            header_len: rd_u32(bytes, 16),
+            header_crc32: rd_u32(bytes, 20),
+            data_offset: u64::from_le_bytes(d),
+        })
     }
     /// Encode to 32 bytes.
     pub fn to_bytes(&self) -> [u8; PREAMBLE_BYTES] {
@@ -339,28 +360,48 @@ impl<'a> TernFile<'a> {
     pub fn parse(prefix: &'a [u8], file_len: u64) -> Result<TernFile<'a>, Error> {
         let pre = Preamble::parse(prefix)?;
         let hlen = pre.header_len as usize;
-        let hend = PREAMBLE_BYTES.checked_add(hlen).ok_or(Error::Truncated { section: Section::Header })?;
+        let hend = PREAMBLE_BYTES.checked_add(hlen).ok_or(Error::Truncated {
+            section: Section::Header,
+        })?;
         if prefix.len() < hend || (file_len as u128) < hend as u128 {
-            return Err(Error::Truncated { section: Section::Header });
+            return Err(Error::Truncated {
+                section: Section::Header,
+            });
         }
         let hbytes = &prefix[PREAMBLE_BYTES..hend];
         if CRC32.checksum(hbytes) != pre.header_crc32 {
-            return Err(Error::ChecksumMismatch { section: Section::Header });
+            return Err(Error::ChecksumMismatch {
+                section: Section::Header,
+            });
         }
-        if pre.data_offset < hend as u64 || pre.data_offset % ALIGN_BYTES != 0 {
-            return Err(Error::Malformed { section: Section::Preamble });
+        if pre.data_offset < hend as u64 || !pre.data_offset.is_multiple_of(ALIGN_BYTES) {
+            return Err(Error::Malformed {
+                section: Section::Preamble,
+            });
         }
         let (header, table): (Header<'a>, &'a [u8]) =
-            postcard::take_from_bytes(hbytes).map_err(|_| Error::Malformed { section: Section::Header })?;
+            postcard::take_from_bytes(hbytes).map_err(|_| Error::Malformed {
+                section: Section::Header,
+            })?;
         header.config.validate()?;
         let c = header.config;
         if c.n_layers as usize > MAX_LAYERS {
-            return Err(Error::BadConfig { what: "more layers than this build supports (80)" });
+            return Err(Error::BadConfig {
+                what: "more layers than this build supports (80)",
+            });
         }
         if header.n_tensors as usize > MAX_TENSORS {
-            return Err(Error::BadConfig { what: "more tensors than this build supports" });
+            return Err(Error::BadConfig {
+                what: "more tensors than this build supports",
+            });
         }
-        let mut f = TernFile { header, file_len, table, globals: [None; 3], layers: HVec::new() };
+        let mut f = TernFile {
+            header,
+            file_len,
+            table,
+            globals: [None; 3],
+            layers: HVec::new(),
+        };
         for _ in 0..c.n_layers {
             let _ = f.layers.push([None; LayerTensor::COUNT]);
         }
@@ -371,16 +412,30 @@ impl<'a> TernFile<'a> {
             let (e, r): (TensorEntry<'a>, &'a [u8]) =
                 postcard::take_from_bytes(rest).map_err(|_| Error::Malformed { section: sec })?;
             rest = r;
-            let layout = Layout::from_id(e.layout).ok_or(Error::UnknownLayout { index: i, layout: e.layout })?;
-            let row_bytes = layout.row_bytes(e.cols as usize).ok_or(Error::TensorOutOfBounds { index: i })?;
-            let expected = (row_bytes as u64).checked_mul(e.rows as u64).ok_or(Error::TensorOutOfBounds { index: i })?;
+            let layout = Layout::from_id(e.layout).ok_or(Error::UnknownLayout {
+                index: i,
+                layout: e.layout,
+            })?;
+            let row_bytes = layout
+                .row_bytes(e.cols as usize)
+                .ok_or(Error::TensorOutOfBounds { index: i })?;
+            let expected = (row_bytes as u64)
+                .checked_mul(e.rows as u64)
+                .ok_or(Error::TensorOutOfBounds { index: i })?;
             if expected != e.len {
-                return Err(Error::BadTensorLength { index: i, expected_bytes: expected, found_bytes: e.len });
+                return Err(Error::BadTensorLength {
+                    index: i,
+                    expected_bytes: expected,
+                    found_bytes: e.len,
+                });
             }
-            if e.offset % ALIGN_BYTES != 0 {
+            if !e.offset.is_multiple_of(ALIGN_BYTES) {
                 return Err(Error::Misaligned { index: i });
             }
-            let end = e.offset.checked_add(e.len).ok_or(Error::TensorOutOfBounds { index: i })?;
+            let end = e
+                .offset
+                .checked_add(e.len)
+                .ok_or(Error::TensorOutOfBounds { index: i })?;
             if e.offset < prev_end || end > file_len {
                 return Err(Error::TensorOutOfBounds { index: i });
             }
@@ -403,7 +458,10 @@ impl<'a> TernFile<'a> {
                 TensorRole::OutputNorm => &mut f.globals[1],
                 TensorRole::Output => &mut f.globals[2],
                 TensorRole::Layer(lt) => {
-                    let l = f.layers.get_mut(e.layer as usize).ok_or(Error::Malformed { section: sec })?;
+                    let l = f
+                        .layers
+                        .get_mut(e.layer as usize)
+                        .ok_or(Error::Malformed { section: sec })?;
                     &mut l[lt as usize]
                 }
             };
@@ -413,15 +471,23 @@ impl<'a> TernFile<'a> {
             *slot = Some(info);
         }
         if !rest.is_empty() {
-            return Err(Error::TrailingData { section: Section::Header });
+            return Err(Error::TrailingData {
+                section: Section::Header,
+            });
         }
         let t = &f.header.tokenizer;
-        let tend = t.offset.checked_add(t.len).ok_or(Error::Truncated { section: Section::Tokenizer })?;
-        if t.offset < pre.data_offset || t.offset % ALIGN_BYTES != 0 || tend > file_len {
-            return Err(Error::Truncated { section: Section::Tokenizer });
+        let tend = t.offset.checked_add(t.len).ok_or(Error::Truncated {
+            section: Section::Tokenizer,
+        })?;
+        if t.offset < pre.data_offset || !t.offset.is_multiple_of(ALIGN_BYTES) || tend > file_len {
+            return Err(Error::Truncated {
+                section: Section::Tokenizer,
+            });
         }
         if t.n_tokens != c.vocab_size && t.n_tokens > c.vocab_size {
-            return Err(Error::BadConfig { what: "tokenizer has more tokens than the model's vocab_size" });
+            return Err(Error::BadConfig {
+                what: "tokenizer has more tokens than the model's vocab_size",
+            });
         }
         f.check_graph()?;
         Ok(f)
@@ -429,15 +495,24 @@ impl<'a> TernFile<'a> {
 
     fn check_graph(&self) -> Result<(), Error> {
         let c = &self.header.config;
-        let need = |t: Option<TensorInfo>, role, layer| t.ok_or(Error::MissingTensor { role, layer });
+        let need =
+            |t: Option<TensorInfo>, role, layer| t.ok_or(Error::MissingTensor { role, layer });
         let shape = |t: &TensorInfo, exp: (u32, u32)| {
             if (t.rows, t.cols) != exp {
-                return Err(Error::ShapeMismatch { index: t.index, expected: exp, found: (t.rows, t.cols) });
+                return Err(Error::ShapeMismatch {
+                    index: t.index,
+                    expected: exp,
+                    found: (t.rows, t.cols),
+                });
             }
             Ok(())
         };
         let float = |t: &TensorInfo| {
-            if t.layout.info().ternary { Err(Error::WrongLayout { index: t.index }) } else { Ok(()) }
+            if t.layout.info().ternary {
+                Err(Error::WrongLayout { index: t.index })
+            } else {
+                Ok(())
+            }
         };
         let emb = need(self.globals[0], TensorRole::TokenEmbd, 0)?;
         shape(&emb, (c.vocab_size, c.dim))?;
@@ -456,7 +531,12 @@ impl<'a> TernFile<'a> {
                 let t = match lt[kind as usize] {
                     Some(t) => t,
                     None if sub && !c.sub_norms => continue,
-                    None => return Err(Error::MissingTensor { role: TensorRole::Layer(kind), layer: l as u16 }),
+                    None => {
+                        return Err(Error::MissingTensor {
+                            role: TensorRole::Layer(kind),
+                            layer: l as u16,
+                        });
+                    }
                 };
                 shape(&t, kind.shape(c))?;
                 if kind.is_ternary() != t.layout.info().ternary {
@@ -479,7 +559,9 @@ impl<'a> TernFile<'a> {
 
     /// A per-layer tensor.
     pub fn layer(&self, layer: usize, kind: LayerTensor) -> Option<&TensorInfo> {
-        self.layers.get(layer).and_then(|l| l[kind as usize].as_ref())
+        self.layers
+            .get(layer)
+            .and_then(|l| l[kind as usize].as_ref())
     }
 
     /// The LM head: `Output` if untied, else `TokenEmbd`.
@@ -533,7 +615,9 @@ impl<'a> Model<'a> {
             end = end.max(e.offset + e.len);
         }
         if end != bytes.len() as u64 {
-            return Err(Error::TrailingData { section: Section::TensorData(file.header.n_tensors.saturating_sub(1)) });
+            return Err(Error::TrailingData {
+                section: Section::TensorData(file.header.n_tensors.saturating_sub(1)),
+            });
         }
         Ok(Model { file, bytes })
     }
@@ -556,12 +640,16 @@ impl<'a> Model<'a> {
     pub fn verify_checksums(&self) -> Result<(), Error> {
         let t = &self.file.header.tokenizer;
         if CRC32.checksum(self.tokenizer_blob()) != t.crc32 {
-            return Err(Error::ChecksumMismatch { section: Section::Tokenizer });
+            return Err(Error::ChecksumMismatch {
+                section: Section::Tokenizer,
+            });
         }
         for (i, e) in self.file.entries().enumerate() {
             let d = &self.bytes[e.offset as usize..(e.offset + e.len) as usize];
             if CRC32.checksum(d) != e.crc32 {
-                return Err(Error::ChecksumMismatch { section: Section::TensorData(i as u32) });
+                return Err(Error::ChecksumMismatch {
+                    section: Section::TensorData(i as u32),
+                });
             }
         }
         Ok(())

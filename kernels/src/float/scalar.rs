@@ -37,9 +37,24 @@ macro_rules! dot_impl {
     };
 }
 
-dot_impl!(dot_f32_row, 4, f32::from_le_bytes, "Dot product of an F32 row `w: (n,)` with `x: (n,)`.");
-dot_impl!(dot_f16_row, 2, f16_to_f32, "Dot product of an F16 row `w: (n,)` with `x: (n,)`.");
-dot_impl!(dot_bf16_row, 2, bf16_to_f32, "Dot product of a BF16 row `w: (n,)` with `x: (n,)`.");
+dot_impl!(
+    dot_f32_row,
+    4,
+    f32::from_le_bytes,
+    "Dot product of an F32 row `w: (n,)` with `x: (n,)`."
+);
+dot_impl!(
+    dot_f16_row,
+    2,
+    f16_to_f32,
+    "Dot product of an F16 row `w: (n,)` with `x: (n,)`."
+);
+dot_impl!(
+    dot_bf16_row,
+    2,
+    bf16_to_f32,
+    "Dot product of a BF16 row `w: (n,)` with `x: (n,)`."
+);
 
 /// Decode one row of a plain float layout into `out: (n,)` f32. Returns `false` (and leaves
 /// `out` untouched) if `layout` is not F32/F16/BF16 or the lengths disagree.
@@ -72,11 +87,16 @@ mod tests {
         let mut wb = [0u8; 38];
         for i in 0..19 {
             w32[4 * i..4 * i + 4].copy_from_slice(&wf[i].to_le_bytes());
-            w16[2 * i..2 * i + 2].copy_from_slice(&half::f16::from_f32(wf[i]).to_bits().to_le_bytes());
+            w16[2 * i..2 * i + 2]
+                .copy_from_slice(&half::f16::from_f32(wf[i]).to_bits().to_le_bytes());
             wb[2 * i..2 * i + 2].copy_from_slice(&((wf[i].to_bits() >> 16) as u16).to_le_bytes());
         }
         let want: f64 = (0..19).map(|i| wf[i] as f64 * x[i] as f64).sum();
-        for got in [dot_f32_row(&w32, &x), dot_f16_row(&w16, &x), dot_bf16_row(&wb, &x)] {
+        for got in [
+            dot_f32_row(&w32, &x),
+            dot_f16_row(&w16, &x),
+            dot_bf16_row(&wb, &x),
+        ] {
             assert_eq!(got as f64, want); // all values and partial sums exact here
         }
         let mut out = [0f32; 19];

@@ -13,7 +13,11 @@ pub const ABSMAX_EPS: f32 = 1e-5;
 /// # Panics
 /// If `q.len() != x.len()` (a caller bug, checked by the safe wrappers of every variant).
 pub fn quantize_row_i8_absmax(x: &[f32], q: &mut [i8]) -> f32 {
-    assert_eq!(x.len(), q.len(), "quantize_row_i8_absmax: x and q lengths differ");
+    assert_eq!(
+        x.len(),
+        q.len(),
+        "quantize_row_i8_absmax: x and q lengths differ"
+    );
     let mut amax = 0.0f32;
     for &v in x {
         amax = amax.max(v.abs());
@@ -44,7 +48,11 @@ mod tests {
             let v = x[i] * s;
             let r = if (v - v.trunc()).abs() == 0.5 {
                 let t = v.trunc();
-                if (t as i64) % 2 == 0 { t } else { t + v.signum() }
+                if (t as i64) % 2 == 0 {
+                    t
+                } else {
+                    t + v.signum()
+                }
             } else {
                 (v + 0.5 * v.signum()).trunc()
             };

@@ -11,7 +11,11 @@ use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
 pub fn matvec_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let rb = t2_row_bytes(cols);
     assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
-    assert_eq!(w.len(), out.len() * rb, "matvec_t2_i8: w must hold rows * row_bytes");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t2_i8: w must hold rows * row_bytes"
+    );
     if rb == 0 {
         out.fill(0);
         return;

@@ -22,7 +22,10 @@ impl std::fmt::Debug for Arena {
 impl Arena {
     /// Allocate `bytes` zeroed bytes.
     pub fn new(bytes: usize) -> Arena {
-        Arena { lines: vec![Line([0; 64]); bytes.div_ceil(64)], len: bytes }
+        Arena {
+            lines: vec![Line([0; 64]); bytes.div_ceil(64)],
+            len: bytes,
+        }
     }
     /// The buffer.
     pub fn bytes_mut(&mut self) -> &mut [u8] {

@@ -58,11 +58,19 @@ pub struct GenResult {
 impl GenResult {
     /// Prompt tokens per second.
     pub fn prompt_tps(&self) -> f64 {
-        if self.prompt_secs > 0.0 { self.prompt_ids.len() as f64 / self.prompt_secs } else { 0.0 }
+        if self.prompt_secs > 0.0 {
+            self.prompt_ids.len() as f64 / self.prompt_secs
+        } else {
+            0.0
+        }
     }
     /// Decode tokens per second (forward passes of generated tokens per second).
     pub fn decode_tps(&self) -> f64 {
-        if self.decode_secs > 0.0 { self.decode_evals as f64 / self.decode_secs } else { 0.0 }
+        if self.decode_secs > 0.0 {
+            self.decode_evals as f64 / self.decode_secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -70,12 +78,26 @@ impl GenResult {
 ///
 /// # Errors
 /// A malformed tokenizer blob.
-pub fn tokenize(model: &Model<'_>, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>> {
+pub fn tokenize(
+    model: &Model<'_>,
+    text: &str,
+    add_bos: bool,
+    parse_special: bool,
+) -> Result<Vec<u32>> {
     let t = &model.file.header.tokenizer;
-    let tok = Tokenizer::from_blob(t.kind, model.tokenizer_blob()).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+    let tok = Tokenizer::from_blob(t.kind, model.tokenizer_blob())
+        .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
     let mut out = vec![0u32; text.len() + 2];
     let mut scratch = vec![0u32; scratch_elems(text.len())];
-    let n = tok.encode(text, add_bos && t.add_bos, parse_special, &mut out, &mut scratch).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+    let n = tok
+        .encode(
+            text,
+            add_bos && t.add_bos,
+            parse_special,
+            &mut out,
+            &mut scratch,
+        )
+        .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
     out.truncate(n);
     Ok(out)
 }
@@ -94,20 +116,33 @@ pub fn generate(
     mut on_logits: Option<&mut dyn FnMut(&[f32]) -> Result<()>>,
 ) -> Result<GenResult> {
     let h = &model.file.header;
-    let tok = Tokenizer::from_blob(h.tokenizer.kind, model.tokenizer_blob()).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+    let tok = Tokenizer::from_blob(h.tokenizer.kind, model.tokenizer_blob())
+        .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
     let prompt_ids = tokenize(model, &opts.prompt, true, opts.parse_special)?;
     if prompt_ids.is_empty() {
         bail!("the prompt is empty and this model's tokenizer adds no BOS: give a prompt with -p");
     }
     let ctx_len = opts.ctx_len.unwrap_or(h.plan.ctx_len);
     if prompt_ids.len() > ctx_len as usize {
-        bail!("the prompt has {} tokens, more than the context of {ctx_len} (raise --ctx)", prompt_ids.len());
+        bail!(
+            "the prompt has {} tokens, more than the context of {ctx_len} (raise --ctx)",
+            prompt_ids.len()
+        );
     }
-    let run = RunOptions { ctx_len, kv: opts.kv };
-    let plan = tern_core::plan::MemoryPlan::new(&h.config, 0, run).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = RunOptions {
+        ctx_len,
+        kv: opts.kv,
+    };
+    let plan =
+        tern_core::plan::MemoryPlan::new(&h.config, 0, run).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut arena = Arena::new(plan.arena_bytes);
-    let mut s = Session::new(model, kernels, exec, run, arena.bytes_mut()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut res = GenResult { prompt_ids: prompt_ids.clone(), arena_bytes: plan.arena_bytes, ..Default::default() };
+    let mut s = Session::new(model, kernels, exec, run, arena.bytes_mut())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut res = GenResult {
+        prompt_ids: prompt_ids.clone(),
+        arena_bytes: plan.arena_bytes,
+        ..Default::default()
+    };
 
     let t0 = Instant::now();
     for &id in &prompt_ids {
@@ -157,9 +192,21 @@ pub fn generate(
 ///
 /// # Errors
 /// Import and I/O errors naming the file and tensor.
-pub fn pack_with_progress(input: &Path, out: &Path, opts: &PackOptions, quiet: bool) -> Result<u64> {
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+pub fn pack_with_progress(
+    input: &Path,
+    out: &Path,
+    opts: &PackOptions,
+    quiet: bool,
+) -> Result<u64> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_message("importing");
     let model = tern_pack::import::import_path(input, opts, &|p| {
         bar.set_length(p.total as u64);

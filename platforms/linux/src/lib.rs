@@ -9,3 +9,4 @@ pub mod arena;
 pub mod cpu;
 pub mod generate;
 pub mod model_file;
+pub mod pool;

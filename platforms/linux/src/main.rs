@@ -7,15 +7,19 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tern_core::config::FfnAct;
-use tern_core::exec::SingleThread;
 use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::sampler::SamplerConfig;
 use tern_linux::generate::{GenOptions, generate, pack_with_progress, tokenize};
 use tern_linux::model_file::{MappedModel, resolve};
+use tern_linux::pool::ThreadPool;
 use tern_pack::pack::PackOptions;
 
 #[derive(Parser, Debug)]
-#[command(name = "tern", version, about = "Run ternary (BitNet b1.58) LLMs on the CPU")]
+#[command(
+    name = "tern",
+    version,
+    about = "Run ternary (BitNet b1.58) LLMs on the CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -145,11 +149,21 @@ struct RunArgs {
     /// Write the logits of every evaluated position as little-endian f32 rows.
     #[arg(long)]
     dump_logits: Option<PathBuf>,
+    /// Threads (default: all available cores).
+    #[arg(short = 't', long)]
+    threads: Option<usize>,
     /// Skip the CRC32 check of every tensor at load.
     #[arg(long)]
     no_verify: bool,
     #[command(flatten)]
     pack: PackArgs,
+}
+
+/// Default thread count: every core this process may use.
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn kv(k: KvArg) -> KvDtype {
@@ -168,7 +182,8 @@ fn open(model: &Path, pack: &PackArgs, quiet: bool) -> Result<MappedModel> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp-tern");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 fn cmd_run(a: &RunArgs) -> Result<()> {
@@ -208,8 +223,13 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             let _ = o.flush();
         }
     };
-    let logits_cb: Option<&mut dyn FnMut(&[f32]) -> Result<()>> = if a.dump_logits.is_some() { Some(&mut on_logits) } else { None };
-    let r = generate(&model, kernels, &SingleThread, &opts, &mut on_text, logits_cb)?;
+    let logits_cb: Option<&mut dyn FnMut(&[f32]) -> Result<()>> = if a.dump_logits.is_some() {
+        Some(&mut on_logits)
+    } else {
+        None
+    };
+    let pool = ThreadPool::new(a.threads.unwrap_or_else(default_threads));
+    let r = generate(&model, kernels, &pool, &opts, &mut on_text, logits_cb)?;
     if let Some(p) = &a.dump_logits {
         write_atomic(p, &dump)?;
     }
@@ -225,18 +245,20 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             "prompt_tokens_per_s": r.prompt_tps(),
             "decode_tokens_per_s": r.decode_tps(),
             "kernels": kernels.variant.name(),
+            "threads": pool.n_threads(),
             "arena_bytes": r.arena_bytes,
         });
         println!("{v}");
     } else {
         println!();
         eprintln!(
-            "prompt: {} tokens, {:.2} tok/s | generated: {} tokens, decode {:.2} tok/s | kernels {} | arena {:.1} MiB",
+            "prompt: {} tokens, {:.2} tok/s | generated: {} tokens, decode {:.2} tok/s | kernels {} | threads {} | arena {:.1} MiB",
             r.prompt_ids.len(),
             r.prompt_tps(),
             r.generated_ids.len(),
             r.decode_tps(),
             kernels.variant.name(),
+            pool.n_threads(),
             r.arena_bytes as f64 / (1 << 20) as f64
         );
     }
@@ -253,36 +275,72 @@ fn cmd_inspect(model_path: &Path, ctx: Option<u32>, kvt: KvArg, pack: &PackArgs)
         "source: {} [{}] sha256 {} | packer {} | options {}",
         h.provenance.source,
         h.provenance.source_format,
-        h.provenance.source_sha256.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        h.provenance
+            .source_sha256
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
         h.provenance.packer,
         h.provenance.options
     );
     println!(
         "config: layers {} dim {} hidden {} heads {} kv_heads {} head_dim {} vocab {} max_ctx {} rope_theta {} eps {:e}",
-        c.n_layers, c.dim, c.hidden_dim, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.max_ctx, c.rope_theta, c.norm_eps
+        c.n_layers,
+        c.dim,
+        c.hidden_dim,
+        c.n_heads,
+        c.n_kv_heads,
+        c.head_dim,
+        c.vocab_size,
+        c.max_ctx,
+        c.rope_theta,
+        c.norm_eps
     );
     println!(
         "graph: ffn_act {:?} (from {:?}), sub_norms {}, tied_embedding {}",
         c.ffn_act, c.ffn_act_source, c.sub_norms, c.tied_embedding
     );
     let t = &h.tokenizer;
-    println!("tokenizer: {:?}, {} tokens, bos {:?}, eos {:?}, stop {:?}, add_bos {}", t.kind, t.n_tokens, t.bos, t.eos, t.stop_ids, t.add_bos);
+    println!(
+        "tokenizer: {:?}, {} tokens, bos {:?}, eos {:?}, stop {:?}, add_bos {}",
+        t.kind, t.n_tokens, t.bos, t.eos, t.stop_ids, t.add_bos
+    );
     println!("tensors ({}):", h.n_tensors);
     let mut ternary_params = 0u64;
     for e in model.file.entries() {
-        let layout = tern_kernels::layout::Layout::from_id(e.layout).map(|l| l.info().name).unwrap_or("?");
+        let layout = tern_kernels::layout::Layout::from_id(e.layout)
+            .map(|l| l.info().name)
+            .unwrap_or("?");
         if layout == "T2_128" {
             ternary_params += e.rows as u64 * e.cols as u64;
         }
-        println!("  {:<28} {:>7} ({:>6} x {:>6}) {:>12} bytes  scale {}", e.name, layout, e.rows, e.cols, e.len, e.weight_scale);
+        println!(
+            "  {:<28} {:>7} ({:>6} x {:>6}) {:>12} bytes  scale {}",
+            e.name, layout, e.rows, e.cols, e.len, e.weight_scale
+        );
     }
     println!("ternary parameters: {ternary_params}");
-    let run = RunOptions { ctx_len: ctx.unwrap_or(h.plan.ctx_len), kv: kv(kvt) };
-    let p = MemoryPlan::new(c, model.file.weight_bytes(), run).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = RunOptions {
+        ctx_len: ctx.unwrap_or(h.plan.ctx_len),
+        kv: kv(kvt),
+    };
+    let p =
+        MemoryPlan::new(c, model.file.weight_bytes(), run).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("memory plan (ctx {} tokens, KV {:?}):", run.ctx_len, run.kv);
-    println!("  weights (mapped)  {:>12} bytes {:>9.1} MiB", p.weights_bytes, mib(p.weights_bytes));
-    for (name, b) in [("kv cache", p.kv_bytes), ("activations", p.act_bytes), ("attention", p.att_bytes), ("logits", p.logits_bytes), ("sampler", p.sampler_bytes), ("arena total", p.arena_bytes)] {
+    println!(
+        "  weights (mapped)  {:>12} bytes {:>9.1} MiB",
+        p.weights_bytes,
+        mib(p.weights_bytes)
+    );
+    for (name, b) in [
+        ("kv cache", p.kv_bytes),
+        ("activations", p.act_bytes),
+        ("attention", p.att_bytes),
+        ("logits", p.logits_bytes),
+        ("sampler", p.sampler_bytes),
+        ("arena total", p.arena_bytes),
+    ] {
         println!("  {name:<17} {:>12} bytes {:>9.1} MiB", b, mib(b as u64));
     }
     Ok(())
@@ -292,7 +350,11 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match &cli.cmd {
         Cmd::Run(a) => cmd_run(a),
-        Cmd::Pack { input, output, pack } => {
+        Cmd::Pack {
+            input,
+            output,
+            pack,
+        } => {
             if output.extension().is_none_or(|e| e != "tern") {
                 bail!("{}: the output should end in .tern", output.display());
             }
@@ -300,12 +362,29 @@ fn real_main() -> Result<()> {
             eprintln!("wrote {} ({n} bytes)", output.display());
             Ok(())
         }
-        Cmd::Inspect { model, ctx, kv, pack } => cmd_inspect(model, *ctx, *kv, pack),
-        Cmd::Tokenize { model, text, no_bos, parse_special, pack } => {
+        Cmd::Inspect {
+            model,
+            ctx,
+            kv,
+            pack,
+        } => cmd_inspect(model, *ctx, *kv, pack),
+        Cmd::Tokenize {
+            model,
+            text,
+            no_bos,
+            parse_special,
+            pack,
+        } => {
             let mm = open(model, pack, false)?;
             let m = mm.model(false)?;
             let ids = tokenize(&m, text, !no_bos, *parse_special)?;
-            println!("{}", ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "));
+            println!(
+                "{}",
+                ids.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
             Ok(())
         }
     }

@@ -32,10 +32,18 @@ pub fn describe(path: &Path, bytes: &[u8], e: CoreError) -> anyhow::Error {
         | CoreError::DuplicateTensor { index }
         | CoreError::ShapeMismatch { index, .. }
         | CoreError::WrongLayout { index } => Some(index),
-        CoreError::ChecksumMismatch { section: Section::TensorData(i) }
-        | CoreError::Malformed { section: Section::TensorEntry(i) }
-        | CoreError::Truncated { section: Section::TensorData(i) }
-        | CoreError::TrailingData { section: Section::TensorData(i) } => Some(i),
+        CoreError::ChecksumMismatch {
+            section: Section::TensorData(i),
+        }
+        | CoreError::Malformed {
+            section: Section::TensorEntry(i),
+        }
+        | CoreError::Truncated {
+            section: Section::TensorData(i),
+        }
+        | CoreError::TrailingData {
+            section: Section::TensorData(i),
+        } => Some(i),
         _ => None,
     };
     match idx.and_then(|i| tensor_name_at(bytes, i)) {
@@ -50,13 +58,18 @@ impl MappedModel {
     /// # Errors
     /// I/O errors, with the path.
     pub fn map(path: &Path) -> Result<MappedModel> {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: the map is read-only and private to this process. If another process
         // truncates the file while it is mapped, reads fault (SIGBUS) instead of returning
         // wrong data; we never write through the map. This is the standard contract of
         // memmap2 and of every mmap-based model loader (llama.cpp, bitnet.cpp).
-        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
-        Ok(MappedModel { path: path.to_path_buf(), map })
+        let map =
+            unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+        Ok(MappedModel {
+            path: path.to_path_buf(),
+            map,
+        })
     }
 
     /// The file's bytes.
@@ -71,7 +84,8 @@ impl MappedModel {
     pub fn model(&self, verify: bool) -> Result<Model<'_>> {
         let m = Model::parse(&self.map).map_err(|e| describe(&self.path, &self.map, e))?;
         if verify {
-            m.verify_checksums().map_err(|e| describe(&self.path, &self.map, e))?;
+            m.verify_checksums()
+                .map_err(|e| describe(&self.path, &self.map, e))?;
         }
         Ok(m)
     }
@@ -81,7 +95,10 @@ impl MappedModel {
 pub fn is_tern(path: &Path) -> bool {
     use std::io::Read;
     let mut magic = [0u8; 8];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == tern_core::format::MAGIC
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == tern_core::format::MAGIC
 }
 
 /// The cache directory: `$TERN_CACHE_DIR`, else `$XDG_CACHE_HOME/tern`, else `~/.cache/tern`.
@@ -92,28 +109,43 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(d).join("tern");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("tern")
 }
 
 fn fingerprint(input: &Path, opts: &PackOptions) -> Result<String> {
     let mut h = Sha256::new();
-    let canon = input.canonicalize().with_context(|| format!("{}", input.display()))?;
+    let canon = input
+        .canonicalize()
+        .with_context(|| format!("{}", input.display()))?;
     h.update(canon.to_string_lossy().as_bytes());
     let mut files = vec![canon.clone()];
     if canon.is_dir() {
-        files = std::fs::read_dir(&canon)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files = std::fs::read_dir(&canon)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         files.sort();
     }
     for f in files {
         let md = std::fs::metadata(&f)?;
-        let mtime = md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+        let mtime = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         h.update(f.to_string_lossy().as_bytes());
         h.update(md.len().to_le_bytes());
         h.update(mtime.to_le_bytes());
     }
     h.update(format!("{:?}|{}", opts, env!("CARGO_PKG_VERSION")).as_bytes());
-    Ok(h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
+    Ok(h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Resolve a user-given MODEL to a `.tern` file: a `.tern` stays as is; a GGUF file or a
@@ -129,13 +161,17 @@ pub fn resolve(input: &Path, opts: &PackOptions, quiet: bool) -> Result<PathBuf>
     if input.is_file() && is_tern(input) {
         return Ok(input.to_path_buf());
     }
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
     let dir = cache_dir();
     let out = dir.join(format!("{stem}-{}.tern", fingerprint(input, opts)?));
     if out.is_file() {
         return Ok(out);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating cache dir {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating cache dir {}", dir.display()))?;
     if !quiet {
         eprintln!("packing {} -> {}", input.display(), out.display());
     }

@@ -1,0 +1,228 @@
+//! A persistent thread pool implementing [`tern_core::exec::Exec`].
+//!
+//! `n - 1` workers are spawned once; each parallel call publishes a job, the caller runs
+//! task 0 itself and the workers run tasks 1..n. Workers spin briefly on the job counter
+//! (decode issues hundreds of small calls per token), then park on a condition variable.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tern_core::exec::Exec;
+
+type Task<'a> = &'a (dyn Fn(usize) + Sync);
+
+struct Shared {
+    /// Incremented once per published job.
+    epoch: AtomicUsize,
+    /// Tasks of the current job not finished yet.
+    pending: AtomicUsize,
+    /// The current job, valid while `pending > 0` (lifetime erased, see `run`).
+    job: Mutex<Option<Task<'static>>>,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+/// A fixed set of worker threads.
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    n_threads: usize,
+    /// Serializes callers: one job at a time.
+    busy: Mutex<()>,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ThreadPool({} threads)", self.n_threads)
+    }
+}
+
+const SPIN_ITERS: u32 = 20_000;
+
+fn worker(shared: Arc<Shared>, index: usize) {
+    let mut seen = 0usize;
+    loop {
+        let mut spins = 0;
+        let epoch = loop {
+            let e = shared.epoch.load(Ordering::Acquire);
+            if e != seen || shared.stop.load(Ordering::Acquire) {
+                break e;
+            }
+            if spins < SPIN_ITERS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                let g = shared.job.lock().unwrap_or_else(|e| e.into_inner());
+                if shared.epoch.load(Ordering::Acquire) == seen
+                    && !shared.stop.load(Ordering::Acquire)
+                {
+                    drop(shared.wake.wait(g));
+                }
+            }
+        };
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        seen = epoch;
+        let job = *shared.job.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = job {
+            f(index);
+        }
+        shared.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ThreadPool {
+    /// A pool running jobs on `n_threads` threads (the caller counts as one; `0` means 1).
+    pub fn new(n_threads: usize) -> ThreadPool {
+        let n_threads = n_threads.max(1);
+        let shared = Arc::new(Shared {
+            epoch: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            job: Mutex::new(None),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let workers = (1..n_threads)
+            .map(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("tern-{i}"))
+                    .spawn(move || worker(s, i))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        ThreadPool {
+            shared,
+            workers,
+            n_threads,
+            busy: Mutex::new(()),
+        }
+    }
+
+    /// Threads used per job.
+    pub fn n_threads(&self) -> usize {
+        self.n_threads
+    }
+
+    /// Run `f(0) .. f(n_threads - 1)` in parallel and return when all are done.
+    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+        if self.n_threads == 1 {
+            return f(0);
+        }
+        let _serial = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the lifetime of `f` is erased to publish it to the workers. Every worker
+        // reads it only after the epoch bump below and decrements `pending` after its last
+        // use; this function returns only once `pending` is 0, and clears the slot before
+        // returning, so no worker can use `f` after it goes out of scope.
+        let erased: Task<'static> = unsafe { std::mem::transmute::<Task<'_>, Task<'static>>(f) };
+        {
+            let mut g = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
+            *g = Some(erased);
+            self.shared
+                .pending
+                .store(self.n_threads - 1, Ordering::Release);
+            self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+            self.shared.wake.notify_all();
+        }
+        f(0);
+        while self.shared.pending.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+        *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        {
+            let _g = self.shared.job.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.wake.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// A raw pointer that may cross threads; each task derives a disjoint sub-slice from it.
+struct SyncPtr<T>(*mut T);
+impl<T> Clone for SyncPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SyncPtr<T> {}
+// SAFETY: only used to hand disjoint ranges of one `&mut [T]` to the pool's tasks while the
+// caller holds that exclusive borrow (see `chunks`).
+unsafe impl<T: Send> Sync for SyncPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SyncPtr<T> {}
+
+/// Split `out` into `n` near-equal contiguous chunks (multiples of 8 elements except the
+/// last) and call `f(start, chunk)` for each on the pool.
+fn chunks<T: Send>(pool: &ThreadPool, out: &mut [T], f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let len = out.len();
+    let n = pool.n_threads;
+    if n == 1 || len < 64 {
+        return f(0, out);
+    }
+    let per = len.div_ceil(n).div_ceil(8) * 8;
+    let ptr = SyncPtr(out.as_mut_ptr());
+    pool.run(&move |i| {
+        let p = ptr;
+        let start = (i * per).min(len);
+        let end = ((i + 1) * per).min(len);
+        if start < end {
+            // SAFETY: [start, end) ranges of distinct tasks are disjoint and lie within
+            // `out`, which stays exclusively borrowed until `run` returns.
+            let chunk = unsafe { std::slice::from_raw_parts_mut(p.0.add(start), end - start) };
+            f(start, chunk);
+        }
+    });
+}
+
+impl Exec for ThreadPool {
+    fn par_chunks_i32(&self, out: &mut [i32], f: &(dyn Fn(usize, &mut [i32]) + Sync)) {
+        chunks(self, out, f)
+    }
+    fn par_chunks_f32(&self, out: &mut [f32], f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        chunks(self, out, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_element_once_for_all_sizes() {
+        for threads in [1, 2, 3, 5] {
+            let pool = ThreadPool::new(threads);
+            for len in [0usize, 1, 7, 63, 64, 65, 1000, 4099] {
+                let mut out = vec![0i32; len];
+                pool.par_chunks_i32(&mut out, &|start, c| {
+                    for (i, v) in c.iter_mut().enumerate() {
+                        *v += (start + i) as i32 + 1;
+                    }
+                });
+                assert!(
+                    out.iter().enumerate().all(|(i, &v)| v == i as i32 + 1),
+                    "threads {threads} len {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn many_small_jobs() {
+        let pool = ThreadPool::new(4);
+        let mut out = vec![0f32; 256];
+        for _ in 0..2000 {
+            pool.par_chunks_f32(&mut out, &|_, c| c.iter_mut().for_each(|v| *v += 1.0));
+        }
+        assert!(out.iter().all(|&v| v == 2000.0));
+    }
+}
