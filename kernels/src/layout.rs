@@ -12,7 +12,8 @@ pub const T2_BLOCK_ELEMS: usize = 128;
 ///
 /// Within a block of 128 consecutive weights `w[0..128]` of one row, byte `j` (0..32) holds
 /// `c[j] << 6 | c[32 + j] << 4 | c[64 + j] << 2 | c[96 + j]` with the code `c = w + 1`
-/// (0, 1, 2 for -1, 0, +1; 3 never occurs). Rows are padded with zero weights (code 1) to a
+/// (0, 1, 2 for -1, 0, +1). Code 3 is never written; every kernel reads it as +2 (`c - 1`),
+/// so all variants still agree bit for bit on a corrupt file (whose CRC32 also fails). Rows are padded with zero weights (code 1) to a
 /// multiple of 128, so a row of `cols` weights takes `ceil(cols / 128) * 32` bytes.
 ///
 /// This is the in-block order of bitnet.cpp's x86 I2_S (so I2_S imports without repacking),
@@ -34,14 +35,14 @@ pub const fn t2_row_bytes(cols: usize) -> usize {
     cols.div_ceil(T2_BLOCK_ELEMS) * 32
 }
 
-/// Decode weight `i` (0..128) of a `T2_128` block: returns -1, 0 or +1 (code 3 decodes as 0,
-/// the importers never write it).
+/// Decode weight `i` (0..128) of a `T2_128` block: returns `code - 1`, i.e. -1, 0 or +1 for
+/// every code the importers write (the invalid code 3 reads as 2, as in the kernels).
 #[inline]
 pub fn t2_get(block: &[u8], i: usize) -> i8 {
     let byte = block[i % 32];
     let shift = 6 - 2 * (i / 32);
     let c = (byte >> shift) & 3;
-    if c == 3 { 0 } else { c as i8 - 1 }
+    c as i8 - 1
 }
 
 /// Encode one row of ternary values (`w: (cols,)`, each in {-1, 0, 1}) into `T2_128` bytes

@@ -12,7 +12,7 @@
 //!
 //! Every SIMD variant is tested bit-exact (int32 accumulators) against the scalar reference,
 //! which is the specification. An unported variant points at scalar: no table slot is empty.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
 pub mod float;
@@ -21,4 +21,4 @@ pub mod quant;
 mod select;
 pub mod ternary;
 
-pub use select::{CpuFeatures, KernelSet, KernelVariant, select, select_variant};
+pub use select::{CpuFeatures, KernelSet, KernelVariant, select, select_scalar, select_variant};

@@ -8,6 +8,8 @@ use crate::{float, quant, ternary};
 pub struct CpuFeatures {
     /// x86-64 AVX2.
     pub avx2: bool,
+    /// x86-64 F16C (half-precision conversions; every AVX2 CPU Tern targets has it).
+    pub f16c: bool,
     /// AArch64 Advanced SIMD (NEON).
     pub neon: bool,
     /// AArch64 dot product (`sdot`), ARMv8.2 (e.g. Cortex-A76, Raspberry Pi 5).
@@ -19,7 +21,7 @@ pub struct CpuFeatures {
 pub enum KernelVariant {
     /// Portable scalar reference.
     Scalar,
-    /// x86-64 AVX2.
+    /// x86-64 AVX2 (+ F16C).
     Avx2,
     /// AArch64 NEON without dotprod.
     Neon,
@@ -28,6 +30,14 @@ pub enum KernelVariant {
 }
 
 impl KernelVariant {
+    /// All variants, best first.
+    pub const ALL: [KernelVariant; 4] = [
+        KernelVariant::NeonDot,
+        KernelVariant::Neon,
+        KernelVariant::Avx2,
+        KernelVariant::Scalar,
+    ];
+
     /// Name used by `TERN_KERNELS` and printed by the CLI.
     pub fn name(self) -> &'static str {
         match self {
@@ -51,7 +61,7 @@ impl KernelVariant {
     pub fn supported(self, f: CpuFeatures) -> bool {
         match self {
             KernelVariant::Scalar => true,
-            KernelVariant::Avx2 => cfg!(target_arch = "x86_64") && f.avx2,
+            KernelVariant::Avx2 => cfg!(target_arch = "x86_64") && f.avx2 && f.f16c,
             KernelVariant::Neon => cfg!(target_arch = "aarch64") && f.neon,
             KernelVariant::NeonDot => cfg!(target_arch = "aarch64") && f.neon && f.dotprod,
         }
@@ -84,30 +94,52 @@ static SCALAR: KernelSet = KernelSet {
     dot_f32: float::scalar::dot_f32_row,
 };
 
+#[cfg(target_arch = "x86_64")]
+static AVX2: KernelSet = KernelSet {
+    variant: KernelVariant::Avx2,
+    quantize_i8: quant::avx2::quantize_row_i8_absmax_avx2,
+    matvec_t2_i8: ternary::avx2::matvec_t2_i8_avx2,
+    dot_f16: float::avx2::dot_f16_row_avx2,
+    dot_bf16: float::avx2::dot_bf16_row_avx2,
+    dot_f32: float::scalar::dot_f32_row,
+};
+
+/// The portable scalar kernel set (always safe to use).
+pub fn select_scalar() -> &'static KernelSet {
+    &SCALAR
+}
+
 /// The kernel set of one variant. Returns `None` if `f` (or this build's target) cannot run it.
-pub fn select_variant(v: KernelVariant, f: CpuFeatures) -> Option<&'static KernelSet> {
+///
+/// # Safety
+/// Every feature `f` claims must be present on the CPU that will call the returned kernels
+/// (the SIMD variants execute those instructions; a wrong claim is undefined behaviour).
+pub unsafe fn select_variant(v: KernelVariant, f: CpuFeatures) -> Option<&'static KernelSet> {
     if !v.supported(f) {
         return None;
     }
     Some(match v {
-        // SIMD variants are not ported yet: their slots point at the scalar reference.
-        KernelVariant::Scalar
-        | KernelVariant::Avx2
-        | KernelVariant::Neon
-        | KernelVariant::NeonDot => &SCALAR,
+        KernelVariant::Scalar => &SCALAR,
+        #[cfg(target_arch = "x86_64")]
+        KernelVariant::Avx2 => &AVX2,
+        // NEON variants are not ported yet: their slots point at the scalar reference.
+        _ => &SCALAR,
     })
 }
 
 /// The best kernel set for a CPU with features `f`.
-pub fn select(f: CpuFeatures) -> &'static KernelSet {
-    for v in [
-        KernelVariant::NeonDot,
-        KernelVariant::Neon,
-        KernelVariant::Avx2,
-    ] {
-        if let Some(k) = select_variant(v, f) {
+///
+/// # Safety
+/// As [`select_variant`]: every feature `f` claims must be present on the running CPU.
+pub unsafe fn select(f: CpuFeatures) -> &'static KernelSet {
+    for v in KernelVariant::ALL {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(k) = unsafe { select_variant(v, f) } {
             return k;
         }
     }
     &SCALAR
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,4 +4,6 @@
 //! quantization) as transformers `integrations/bitnet.py` `BitLinear.forward` evaluates it in
 //! float32; the exact evaluation order is written down in `shared/fixtures/README.md`.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 pub mod scalar;

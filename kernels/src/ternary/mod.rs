@@ -5,4 +5,6 @@
 //! The float rescale (`acc / (weight_scale * s_a)`) is the caller's, so that every variant
 //! can be compared bit for bit on its int32 output.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 pub mod scalar;

@@ -31,15 +31,15 @@ pub fn matvec_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
                     let byte = blk[j];
                     for k in 0..4 {
                         let c = ((byte >> (6 - 2 * k)) & 3) as i32;
-                        // code 0 → -1, 1 → 0, 2 → +1 (3 never written; treated as 0)
-                        let wv = if c == 3 { 0 } else { c - 1 };
+                        // code 0 → -1, 1 → 0, 2 → +1 (3 is never written; reads as +2)
+                        let wv = c - 1;
                         acc += wv * xs[k * 32 + j] as i32;
                     }
                 }
             } else {
                 for i in 0..n {
                     let c = ((blk[i % 32] >> (6 - 2 * (i / 32))) & 3) as i32;
-                    let wv = if c == 3 { 0 } else { c - 1 };
+                    let wv = c - 1;
                     acc += wv * x[base + i] as i32;
                 }
             }

@@ -10,6 +10,7 @@ pub fn detect() -> CpuFeatures {
     #[cfg(target_arch = "x86_64")]
     {
         f.avx2 = std::arch::is_x86_feature_detected!("avx2");
+        f.f16c = std::arch::is_x86_feature_detected!("f16c");
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -31,11 +32,13 @@ pub fn kernels() -> Result<&'static KernelSet> {
             let Some(var) = KernelVariant::from_name(&v) else {
                 bail!("TERN_KERNELS={v}: expected one of scalar, avx2, neon, neon-dot");
             };
-            match select_variant(var, f) {
+            // SAFETY: `f` comes from runtime detection on this CPU (`detect`).
+            match unsafe { select_variant(var, f) } {
                 Some(k) => Ok(k),
                 None => bail!("TERN_KERNELS={v}: this CPU or build cannot run it (detected {f:?})"),
             }
         }
-        _ => Ok(select(f)),
+        // SAFETY: as above.
+        _ => Ok(unsafe { select(f) }),
     }
 }

@@ -1,0 +1,189 @@
+//! Every kernel variant this CPU can run against the scalar reference: bit-identical int32
+//! accumulators, int8 activations and f32 dots, on proptest inputs and edge lengths.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::layout::{t2_encode_row, t2_row_bytes};
+
+fn detected() -> CpuFeatures {
+    #[allow(unused_mut)]
+    let mut f = CpuFeatures::default();
+    #[cfg(target_arch = "x86_64")]
+    {
+        f.avx2 = std::arch::is_x86_feature_detected!("avx2");
+        f.f16c = std::arch::is_x86_feature_detected!("f16c");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        f.neon = std::arch::is_aarch64_feature_detected!("neon");
+        f.dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
+    }
+    f
+}
+
+/// The SIMD sets this machine can run (the scalar set is the reference).
+fn variants() -> Vec<&'static KernelSet> {
+    let f = detected();
+    let v: Vec<_> = KernelVariant::ALL
+        .iter()
+        .filter(|&&v| v != KernelVariant::Scalar)
+        // SAFETY: `f` comes from runtime detection on this CPU.
+        .filter_map(|&v| unsafe { select_variant(v, f) })
+        .collect();
+    if v.is_empty() {
+        std::eprintln!(
+            "note: no SIMD kernel variant runs on this CPU/build; only scalar is tested"
+        );
+    }
+    v
+}
+
+fn pack(w: &[i8], rows: usize, cols: usize) -> Vec<u8> {
+    let rb = t2_row_bytes(cols);
+    let mut out = vec![0u8; rows * rb];
+    for r in 0..rows {
+        t2_encode_row(&w[r * cols..(r + 1) * cols], &mut out[r * rb..(r + 1) * rb]);
+    }
+    out
+}
+
+fn check_matvec(w: &[i8], x: &[i8], rows: usize, cols: usize) {
+    let packed = pack(w, rows, cols);
+    let mut want = vec![0i32; rows];
+    (SCALAR.matvec_t2_i8)(&packed, cols, x, &mut want);
+    // and the scalar reference itself against a naive dot
+    for r in 0..rows {
+        let naive: i32 = (0..cols)
+            .map(|c| w[r * cols + c] as i32 * x[c] as i32)
+            .sum();
+        assert_eq!(want[r], naive, "scalar row {r}");
+    }
+    for k in variants() {
+        let mut got = vec![7i32; rows];
+        (k.matvec_t2_i8)(&packed, cols, x, &mut got);
+        assert_eq!(
+            got,
+            want,
+            "{} matvec rows {rows} cols {cols}",
+            k.variant.name()
+        );
+    }
+}
+
+#[test]
+fn matvec_edge_lengths_and_extremes() {
+    for cols in [0usize, 1, 31, 127, 128, 129, 255, 256, 257, 384, 1000] {
+        for rows in [1usize, 2, 3, 5] {
+            // extremes: all -128 activations with all +1 / -1 weights
+            let w: Vec<i8> = (0..rows * cols).map(|i| [1i8, -1, 0][i % 3]).collect();
+            let x: Vec<i8> = (0..cols)
+                .map(|i| if i % 2 == 0 { -128 } else { 127 })
+                .collect();
+            check_matvec(&w, &x, rows, cols);
+            let x: Vec<i8> = vec![-128; cols];
+            let w: Vec<i8> = vec![1; rows * cols];
+            check_matvec(&w, &x, rows, cols);
+        }
+    }
+}
+
+fn quant_check(x: &[f32]) {
+    let mut want = vec![0i8; x.len()];
+    let s = (SCALAR.quantize_i8)(x, &mut want);
+    for k in variants() {
+        let mut got = vec![1i8; x.len()];
+        let s2 = (k.quantize_i8)(x, &mut got);
+        assert_eq!(s.to_bits(), s2.to_bits(), "{} s_a", k.variant.name());
+        assert_eq!(got, want, "{} quantize len {}", k.variant.name(), x.len());
+    }
+}
+
+#[test]
+fn quantize_edges() {
+    for n in [0usize, 1, 7, 8, 9, 31, 32, 33, 100, 256] {
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 - 40.0) * 0.5).collect();
+        quant_check(&x);
+    }
+    // ties at k + 0.5 after scaling, NaN, infinities, zeros
+    quant_check(&[
+        127.0, 0.5, 1.5, 2.5, -0.5, -127.0, 3.5, -2.5, 0.0, 1.0, 126.5, -126.5,
+    ]);
+    let mut x = vec![1.0f32; 40];
+    x[3] = f32::NAN;
+    x[17] = -f32::NAN;
+    quant_check(&x);
+    x[5] = f32::INFINITY;
+    quant_check(&x);
+    quant_check(&[0.0; 33]);
+}
+
+fn dot_check(wf: &[f32], x: &[f32]) {
+    let w16: Vec<u8> = wf
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
+        .collect();
+    let wb: Vec<u8> = wf
+        .iter()
+        .flat_map(|&v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+        .collect();
+    let w32: Vec<u8> = wf.iter().flat_map(|&v| v.to_le_bytes()).collect();
+    for k in variants() {
+        let n = k.variant.name();
+        assert_eq!(
+            (k.dot_f16)(&w16, x).to_bits(),
+            (SCALAR.dot_f16)(&w16, x).to_bits(),
+            "{n} f16 len {}",
+            x.len()
+        );
+        assert_eq!(
+            (k.dot_bf16)(&wb, x).to_bits(),
+            (SCALAR.dot_bf16)(&wb, x).to_bits(),
+            "{n} bf16 len {}",
+            x.len()
+        );
+        assert_eq!(
+            (k.dot_f32)(&w32, x).to_bits(),
+            (SCALAR.dot_f32)(&w32, x).to_bits(),
+            "{n} f32 len {}",
+            x.len()
+        );
+    }
+}
+
+#[test]
+fn dot_edges() {
+    for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 255, 256, 2560] {
+        let wf: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.71)
+            .collect();
+        dot_check(&wf, &x);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matvec_matches_scalar(rows in 1usize..6, cols in 0usize..700, seed in any::<u64>()) {
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
+        let x: Vec<i8> = (0..cols).map(|_| next() as i8).collect();
+        check_matvec(&w, &x, rows, cols);
+    }
+
+    #[test]
+    fn quantize_matches_scalar(x in proptest::collection::vec(-1e4f32..1e4, 0..300)) {
+        quant_check(&x);
+    }
+
+    #[test]
+    fn dots_match_scalar(v in proptest::collection::vec((-8f32..8.0, -100f32..100.0), 0..600)) {
+        let (w, x): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
+        dot_check(&w, &x);
+    }
+}

@@ -1,0 +1,118 @@
+//! AVX2 ternary × int8 matvec on the `T2_128` layout.
+//!
+//! Per block of 128 weights: one 32-byte load of codes, four shift-and-mask steps give the
+//! codes `c ∈ {0,1,2}` of weights `32k .. 32k+32`, and `vpmaddubsw(c, x)` (unsigned × signed)
+//! sums `c · x` in int16 pairs (|2·2·128| fits). Since `w = c - 1`,
+//! `Σ w·x = Σ c·x − Σ x`, and `Σ x` is computed once per call. Exact for the full int8 range,
+//! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
+
+use core::arch::x86_64::*;
+
+use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+
+/// Safe wrapper: lengths are checked here, the CPU feature by the caller of
+/// [`crate::select`] (whose contract guarantees AVX2 before this can be reached).
+pub(crate) fn matvec_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t2_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t2_i8: w must hold rows * row_bytes"
+    );
+    // SAFETY: this function is only reachable through a KernelSet that `select`/
+    // `select_variant` hands out when the caller asserted AVX2 (their `# Safety` contract);
+    // the lengths were checked above.
+    unsafe { matvec_impl(w, cols, x, out) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let lo = _mm256_castsi256_si128(v);
+    let hi = _mm256_extracti128_si256::<1>(v);
+    let s = _mm_add_epi32(lo, hi);
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn block_dot(q: __m256i, xs: *const i8, mask: __m256i) -> __m256i {
+    // SAFETY (all loads): the caller guarantees 128 readable bytes at `xs`.
+    unsafe {
+        let c0 = _mm256_and_si256(_mm256_srli_epi16::<6>(q), mask);
+        let c1 = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+        let c2 = _mm256_and_si256(_mm256_srli_epi16::<2>(q), mask);
+        let c3 = _mm256_and_si256(q, mask);
+        let x0 = _mm256_loadu_si256(xs.cast());
+        let x1 = _mm256_loadu_si256(xs.add(32).cast());
+        let x2 = _mm256_loadu_si256(xs.add(64).cast());
+        let x3 = _mm256_loadu_si256(xs.add(96).cast());
+        let p01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, x0), _mm256_maddubs_epi16(c1, x1));
+        let p23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, x2), _mm256_maddubs_epi16(c3, x3));
+        _mm256_madd_epi16(_mm256_add_epi16(p01, p23), _mm256_set1_epi16(1))
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t2_row_bytes(cols);
+    let full = cols / T2_BLOCK_ELEMS;
+    let tail = cols - full * T2_BLOCK_ELEMS;
+    let sum_x: i32 = x[..full * T2_BLOCK_ELEMS].iter().map(|&v| v as i32).sum();
+    let mask = _mm256_set1_epi8(3);
+    let rows = out.len();
+    let mut r = 0;
+    // Two rows per pass share the activation loads.
+    while r + 2 <= rows {
+        let (w0, w1) = (&w[r * rb..(r + 1) * rb], &w[(r + 1) * rb..(r + 2) * rb]);
+        let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for b in 0..full {
+            // SAFETY: block b < full lies within both rows (rb = blocks * 32) and within x
+            // (full * 128 <= cols = x.len()).
+            unsafe {
+                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
+                a0 = _mm256_add_epi32(
+                    a0,
+                    block_dot(_mm256_loadu_si256(w0.as_ptr().add(b * 32).cast()), xs, mask),
+                );
+                a1 = _mm256_add_epi32(
+                    a1,
+                    block_dot(_mm256_loadu_si256(w1.as_ptr().add(b * 32).cast()), xs, mask),
+                );
+            }
+        }
+        // SAFETY: plain register arithmetic under the enabled feature.
+        unsafe {
+            out[r] = hsum_epi32(a0) - sum_x + tail_dot(w0, full, tail, x);
+            out[r + 1] = hsum_epi32(a1) - sum_x + tail_dot(w1, full, tail, x);
+        }
+        r += 2;
+    }
+    if r < rows {
+        let w0 = &w[r * rb..(r + 1) * rb];
+        let mut a0 = _mm256_setzero_si256();
+        for b in 0..full {
+            // SAFETY: as above.
+            unsafe {
+                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
+                a0 = _mm256_add_epi32(
+                    a0,
+                    block_dot(_mm256_loadu_si256(w0.as_ptr().add(b * 32).cast()), xs, mask),
+                );
+            }
+        }
+        // SAFETY: as above.
+        out[r] = unsafe { hsum_epi32(a0) } - sum_x + tail_dot(w0, full, tail, x);
+    }
+}
+
+/// The partial last block (`tail < 128` weights), scalar.
+#[inline]
+fn tail_dot(row: &[u8], full: usize, tail: usize, x: &[i8]) -> i32 {
+    let blk = &row[full * 32..];
+    let base = full * T2_BLOCK_ELEMS;
+    (0..tail)
+        .map(|i| (((blk[i % 32] >> (6 - 2 * (i / 32))) & 3) as i32 - 1) * x[base + i] as i32)
+        .sum()
+}
