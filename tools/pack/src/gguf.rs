@@ -185,7 +185,12 @@ const MAX_STR: u64 = 1 << 26;
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len());
-        let Some(end) = end else { bail!("truncated GGUF: {what} at offset {} needs {n} bytes", self.pos) };
+        let Some(end) = end else {
+            bail!(
+                "truncated GGUF: {what} at offset {} needs {n} bytes",
+                self.pos
+            )
+        };
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -226,7 +231,7 @@ impl<'a> Reader<'a> {
                 let et = self.u32(what)?;
                 let n = self.u64(what)?;
                 if n > MAX_ARRAY || n > (self.b.len() - self.pos) as u64 {
-                    bail!("GGUF {what}: array length {n} exceeds the file");
+                    bail!("truncated GGUF: {what}: array of {n} elements exceeds the file");
                 }
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
@@ -283,17 +288,34 @@ impl GgufFile {
             }
             let ggml_type = r.u32(&name)?;
             let offset = r.u64(&name)?;
-            tensors.push(TensorInfo { name, dims, ggml_type, offset });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                ggml_type,
+                offset,
+            });
         }
-        let mut f = GgufFile { version, metadata, tensors, data_offset: 0 };
-        let align = f.get("general.alignment").and_then(Value::as_u64).unwrap_or(32);
+        let mut f = GgufFile {
+            version,
+            metadata,
+            tensors,
+            data_offset: 0,
+        };
+        let align = f
+            .get("general.alignment")
+            .and_then(Value::as_u64)
+            .unwrap_or(32);
         if align == 0 || !align.is_power_of_two() || align > 1 << 16 {
             bail!("GGUF general.alignment = {align} is not a power of two");
         }
         f.data_offset = (r.pos as u64).div_ceil(align) * align;
         for t in &f.tensors {
             if t.offset % align != 0 {
-                bail!("GGUF tensor {}: offset {} not aligned to {align}", t.name, t.offset);
+                bail!(
+                    "GGUF tensor {}: offset {} not aligned to {align}",
+                    t.name,
+                    t.offset
+                );
             }
         }
         Ok(f)
@@ -348,7 +370,10 @@ mod tests {
         b.extend(0u32.to_le_bytes());
         b.extend(0u64.to_le_bytes());
         let f = GgufFile::parse(&b).unwrap();
-        assert_eq!(f.get("general.architecture").and_then(Value::as_str), Some("bitnet"));
+        assert_eq!(
+            f.get("general.architecture").and_then(Value::as_str),
+            Some("bitnet")
+        );
         assert_eq!(f.tensors[0].dims, vec![4, 2]);
         assert_eq!(f.data_offset % 32, 0);
         for cut in 0..b.len() {
@@ -356,6 +381,11 @@ mod tests {
         }
         let mut bad = b.clone();
         bad[0] = b'X';
-        assert!(GgufFile::parse(&bad).unwrap_err().to_string().contains("magic"));
+        assert!(
+            GgufFile::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("magic")
+        );
     }
 }

@@ -4,4 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod gguf;
+pub mod import;
+pub mod pack;
+pub mod synth;
 pub mod tokenizer;

@@ -1,1 +1,170 @@
-fn main() {}
+//! `tern-pack`: import GGUF / safetensors BitNet b1.58 models into `.tern`, or synthesize one.
+//!
+//! ```text
+//! tern-pack pack IN -o OUT [--ffn-act relu2|silu] [--ctx N]
+//! tern-pack synth --shape 2b4t|tiny --seed N --vocab VOCAB -o OUT
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use tern_core::config::FfnAct;
+use tern_pack::import::{ImportProgress, act_name, import_path};
+use tern_pack::pack::{PackOptions, write_tern_atomic};
+use tern_pack::synth::{SynthShape, synth_model};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tern-pack",
+    version,
+    about = "Pack BitNet b1.58 models into .tern files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Act {
+    Relu2,
+    Silu,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Shape {
+    #[value(name = "2b4t")]
+    B2b4t,
+    Tiny,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Import a GGUF file or a Hugging Face safetensors directory and write a .tern file.
+    Pack {
+        /// GGUF file, or directory with config.json + model.safetensors (or shards).
+        input: PathBuf,
+        /// Output .tern file (written atomically).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Force the FFN activation (overrides metadata and the arch rule).
+        #[arg(long, value_enum)]
+        ffn_act: Option<Act>,
+        /// Default context length recorded in the file, tokens (at most the model's).
+        #[arg(long)]
+        ctx: Option<u32>,
+    },
+    /// Generate a model with random ternary weights.
+    Synth {
+        /// Model shape.
+        #[arg(long, value_enum)]
+        shape: Shape,
+        /// PRNG seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Vocabulary: a vocab GGUF, a tokenizer.json or an HF directory.
+        #[arg(long)]
+        vocab: PathBuf,
+        /// Output .tern file (written atomically).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+fn write(model: &tern_core::format::writer::OwnedModel, out: &std::path::Path) -> Result<u64> {
+    let total: u64 = model
+        .tensors
+        .iter()
+        .map(|t| t.data.len() as u64)
+        .sum::<u64>()
+        + model.tokenizer_blob.len() as u64;
+    let pb = bar(
+        total,
+        "writing   [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+    );
+    let n = write_tern_atomic(model, out, |b| pb.set_position(b.min(total)))?;
+    pb.finish_and_clear();
+    Ok(n)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Pack {
+            input,
+            out,
+            ffn_act,
+            ctx,
+        } => {
+            let ffn_act = ffn_act.map(|a| match a {
+                Act::Relu2 => FfnAct::Relu2,
+                Act::Silu => FfnAct::Silu,
+            });
+            let opts = PackOptions {
+                ffn_act,
+                ctx_len: ctx,
+            };
+            let t0 = Instant::now();
+            let pb = bar(0, "importing [{bar:40}] {pos}/{len} {msg}");
+            let model = import_path(&input, &opts, &|p: ImportProgress<'_>| {
+                pb.set_length(p.total as u64);
+                pb.set_position(p.done as u64);
+                pb.set_message(p.tensor.to_string());
+            })?;
+            pb.finish_and_clear();
+            let t1 = Instant::now();
+            let n = write(&model, &out)?;
+            let c = &model.config;
+            println!(
+                "{} -> {}: {} ({} tensors, {} layers, dim {}, vocab {}, ffn {} [{:?}], {} bytes) in {:.2?} import + {:.2?} write",
+                input.display(),
+                out.display(),
+                model.provenance.source_format,
+                model.tensors.len(),
+                c.n_layers,
+                c.dim,
+                c.vocab_size,
+                act_name(c.ffn_act),
+                c.ffn_act_source,
+                n,
+                t1 - t0,
+                t1.elapsed()
+            );
+        }
+        Cmd::Synth {
+            shape,
+            seed,
+            vocab,
+            out,
+        } => {
+            let shape = match shape {
+                Shape::B2b4t => SynthShape::B2b4t,
+                Shape::Tiny => SynthShape::Tiny,
+            };
+            let t0 = Instant::now();
+            let model = synth_model(shape, seed, &vocab)?;
+            let t1 = Instant::now();
+            let n = write(&model, &out)?;
+            println!(
+                "synthetic {} (seed {seed}, vocab {}) -> {}: {} tensors, {n} bytes in {:.2?} generate + {:.2?} write",
+                shape.name(),
+                model.config.vocab_size,
+                out.display(),
+                model.tensors.len(),
+                t1 - t0,
+                t1.elapsed()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Float element decoders: F32 / F16 / BF16 element arrays and the GGML block formats used for
+//! embeddings (Q8_0, Q6_K), dequantized exactly as ggml does.
+//!
+//! Source: ggml `ggml-common.h` (`block_q8_0`, `block_q6_K`) and `ggml-quants.c`
+//! (`dequantize_row_q8_0`, `dequantize_row_q6_K`), llama.cpp `0c1e57098`.
+
+use anyhow::{Result, bail};
+use half::{bf16, f16};
+use tern_kernels::layout::Layout;
+
+/// Decode little-endian float elements in `layout` (F32, F16 or BF16) to f32, exactly.
+///
+/// # Errors
+/// A ternary layout, or a byte length that is not a whole number of elements.
+pub fn to_f32(layout: Layout, bytes: &[u8]) -> Result<Vec<f32>> {
+    Ok(match layout {
+        Layout::F32 => {
+            if !bytes.len().is_multiple_of(4) {
+                bail!(
+                    "F32 data of {} bytes is not a whole number of elements",
+                    bytes.len()
+                );
+            }
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        }
+        Layout::F16 | Layout::Bf16 => {
+            if !bytes.len().is_multiple_of(2) {
+                bail!(
+                    "16-bit float data of {} bytes is not a whole number of elements",
+                    bytes.len()
+                );
+            }
+            let it = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]));
+            if layout == Layout::F16 {
+                it.map(|b| f16::from_bits(b).to_f32()).collect()
+            } else {
+                it.map(|b| bf16::from_bits(b).to_f32()).collect()
+            }
+        }
+        Layout::T2_128 => bail!("T2_128 is not a float layout"),
+    })
+}
+
+/// Encode f32 values as little-endian F32 bytes.
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// Bytes of one Q8_0 block (32 values): f16 `d` + 32 × i8.
+pub const Q8_0_BLOCK_BYTES: usize = 34;
+/// Values per Q8_0 block.
+pub const Q8_0_BLOCK_ELEMS: usize = 32;
+/// Bytes of one Q6_K block (256 values): `ql[128]`, `qh[64]`, `scales[16]` (i8), f16 `d`.
+pub const Q6_K_BLOCK_BYTES: usize = 210;
+/// Values per Q6_K block.
+pub const Q6_K_BLOCK_ELEMS: usize = 256;
+
+/// Dequantize Q8_0 blocks (`bytes: (n_blocks * 34,)`) to f32: `y = q * d`.
+///
+/// # Errors
+/// A byte length that is not a whole number of blocks.
+pub fn dequant_q8_0(bytes: &[u8]) -> Result<Vec<f32>> {
+    if !bytes.len().is_multiple_of(Q8_0_BLOCK_BYTES) {
+        bail!(
+            "Q8_0 data of {} bytes is not a whole number of 34-byte blocks",
+            bytes.len()
+        );
+    }
+    let mut y = Vec::with_capacity(bytes.len() / Q8_0_BLOCK_BYTES * Q8_0_BLOCK_ELEMS);
+    for b in bytes.chunks_exact(Q8_0_BLOCK_BYTES) {
+        let d = f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
+        y.extend(b[2..].iter().map(|&q| (q as i8) as f32 * d));
+    }
+    Ok(y)
+}
+
+/// Dequantize Q6_K blocks (`bytes: (n_blocks * 210,)`) to f32, in ggml's order of operations
+/// (`y = d * scale * q`, evaluated left to right in f32).
+///
+/// # Errors
+/// A byte length that is not a whole number of blocks.
+pub fn dequant_q6_k(bytes: &[u8]) -> Result<Vec<f32>> {
+    if !bytes.len().is_multiple_of(Q6_K_BLOCK_BYTES) {
+        bail!(
+            "Q6_K data of {} bytes is not a whole number of 210-byte blocks",
+            bytes.len()
+        );
+    }
+    let mut out = Vec::with_capacity(bytes.len() / Q6_K_BLOCK_BYTES * Q6_K_BLOCK_ELEMS);
+    for b in bytes.chunks_exact(Q6_K_BLOCK_BYTES) {
+        let (ql_all, rest) = b.split_at(128);
+        let (qh_all, rest) = rest.split_at(64);
+        let (sc_all, dbytes) = rest.split_at(16);
+        let d = f16::from_bits(u16::from_le_bytes([dbytes[0], dbytes[1]])).to_f32();
+        let mut y = [0f32; Q6_K_BLOCK_ELEMS];
+        for half in 0..2 {
+            let ql = &ql_all[64 * half..];
+            let qh = &qh_all[32 * half..];
+            let sc = &sc_all[8 * half..];
+            let y = &mut y[128 * half..];
+            for l in 0..32 {
+                let is = l / 16;
+                let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i8 - 32;
+                let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+                let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+                let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+                let s = |i: usize| (sc[i] as i8) as f32;
+                y[l] = d * s(is) * q1 as f32;
+                y[l + 32] = d * s(is + 2) * q2 as f32;
+                y[l + 64] = d * s(is + 4) * q3 as f32;
+                y[l + 96] = d * s(is + 6) * q4 as f32;
+            }
+        }
+        out.extend_from_slice(&y);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q8_0_block() {
+        let mut b = vec![0u8; 34];
+        b[..2].copy_from_slice(&f16::from_f32(0.5).to_bits().to_le_bytes());
+        b[2] = 4;
+        b[3] = (-6i8) as u8;
+        let y = dequant_q8_0(&b).unwrap();
+        assert_eq!(&y[..3], &[2.0, -3.0, 0.0]);
+        assert!(dequant_q8_0(&b[..33]).is_err());
+    }
+
+    #[test]
+    fn q6_k_block_positions() {
+        let mut b = vec![0u8; 210];
+        // all q = 32 (value 0) except a few; scales 1, d = 1.
+        for x in &mut b[..128] {
+            *x = 0;
+        }
+        for x in &mut b[128..192] {
+            *x = 0b10_10_10_10; // high bits 2 -> q = 32 + low
+        }
+        for x in &mut b[192..208] {
+            *x = 1;
+        }
+        b[208..210].copy_from_slice(&f16::from_f32(1.0).to_bits().to_le_bytes());
+        b[0] = 0x53; // l=0: q1 low 3, q3 low 5
+        b[32] = 0x07; // q2 low 7
+        let y = dequant_q6_k(&b).unwrap();
+        assert_eq!(y[0], 3.0);
+        assert_eq!(y[64], 5.0);
+        assert_eq!(y[32], 7.0);
+        assert_eq!(y[1], 0.0);
+        assert_eq!(y.len(), 256);
+    }
+}

@@ -1,0 +1,129 @@
+//! Packing: import a model and write it as a `.tern` file, atomically.
+//!
+//! Source: `core/FORMAT.md` (the `.tern` v1 format); the writer is
+//! `tern_core::format::writer::OwnedModel::write`.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tern_core::config::{FfnAct, ModelConfig};
+use tern_core::format::writer::OwnedModel;
+
+use crate::import::{ImportProgress, import_path};
+
+/// Options of `tern-pack pack` that change the packed model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PackOptions {
+    /// Force the FFN activation (`--ffn-act relu2|silu`), overriding metadata and the rule.
+    pub ffn_act: Option<FfnAct>,
+    /// Default context length recorded in the file, tokens (`--ctx N`); default
+    /// `min(model max_ctx, 4096)`, and never more than the model's `max_ctx`.
+    pub ctx_len: Option<u32>,
+}
+
+/// What [`pack_path`] did.
+#[derive(Clone, Debug)]
+pub struct PackReport {
+    /// Input file or directory.
+    pub input: PathBuf,
+    /// Output `.tern` file.
+    pub output: PathBuf,
+    /// Source format recorded in the provenance (`gguf:TQ2_0`, `safetensors:packed`, …).
+    pub source_format: String,
+    /// The packed model's config.
+    pub config: ModelConfig,
+    /// Tensors written.
+    pub n_tensors: usize,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Time spent importing (decoding, hashing).
+    pub import_time: Duration,
+    /// Time spent writing.
+    pub write_time: Duration,
+}
+
+/// Write `model` to `out` atomically: into a temporary file in the same directory, flushed and
+/// synced, then renamed over `out`. On any error the temporary file is removed and `out` is
+/// left untouched, so a half-written `.tern` never appears under its final name.
+/// `progress(bytes_written)` is called after each tensor. Returns the file size, bytes.
+///
+/// # Errors
+/// I/O errors (with the path), or a tensor whose data length disagrees with its shape.
+pub fn write_tern_atomic(model: &OwnedModel, out: &Path, progress: impl FnMut(u64)) -> Result<u64> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(fname) = out.file_name() else {
+        bail!("{}: not a file path", out.display())
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        fname.to_string_lossy(),
+        std::process::id()
+    ));
+    let res = (|| -> Result<u64> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("{}: cannot create", tmp.display()))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let n = model
+            .write(&mut w, progress)
+            .with_context(|| format!("{}: write failed", tmp.display()))?;
+        w.flush()
+            .with_context(|| format!("{}: write failed", tmp.display()))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("{}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("{}: sync failed", tmp.display()))?;
+        drop(f);
+        std::fs::rename(&tmp, out)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+        Ok(n)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Import `input` (GGUF file or HF safetensors directory) and write `out` atomically.
+///
+/// # Errors
+/// Everything [`import_path`] and [`write_tern_atomic`] report.
+pub fn pack_path(input: &Path, out: &Path, opts: &PackOptions) -> Result<PackReport> {
+    pack_path_with_progress(input, out, opts, &|_| {}, |_| {})
+}
+
+/// [`pack_path`] with progress callbacks for the import (per tensor) and the write (bytes).
+///
+/// # Errors
+/// As [`pack_path`].
+pub fn pack_path_with_progress(
+    input: &Path,
+    out: &Path,
+    opts: &PackOptions,
+    import_progress: &dyn Fn(ImportProgress<'_>),
+    write_progress: impl FnMut(u64),
+) -> Result<PackReport> {
+    let t0 = Instant::now();
+    let model = import_path(input, opts, import_progress)?;
+    let t1 = Instant::now();
+    let bytes_written = write_tern_atomic(&model, out, write_progress)?;
+    Ok(PackReport {
+        input: input.to_path_buf(),
+        output: out.to_path_buf(),
+        source_format: model.provenance.source_format.clone(),
+        config: model.config,
+        n_tensors: model.tensors.len(),
+        bytes_written,
+        import_time: t1 - t0,
+        write_time: t1.elapsed(),
+    })
+}
