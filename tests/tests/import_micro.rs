@@ -276,3 +276,46 @@ fn options_override_activation_and_context() {
     write_tern_atomic(&m, &b, |_| {}).unwrap();
     assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
 }
+
+/// The same checkpoint split into two shards with `model.safetensors.index.json` imports to the
+/// same tensors.
+#[test]
+fn sharded_safetensors_import_identically() {
+    let Some(dir) = micro() else { return };
+    let src = dir.join("hf-packed");
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("sharded");
+    std::fs::create_dir(&d).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), d.join(f)).unwrap();
+    }
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut map = serde_json::Map::new();
+    for (k, part) in names.chunks(names.len().div_ceil(2)).enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", k + 1);
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = part
+            .iter()
+            .map(|n| (n.clone(), st.tensor(n).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, &d.join(&file)).unwrap();
+        for n in part {
+            map.insert(n.clone(), serde_json::Value::String(file.clone()));
+        }
+    }
+    let index = serde_json::json!({ "metadata": {}, "weight_map": map });
+    std::fs::write(d.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let a = import(&src);
+    let b = import(&d);
+    assert_eq!(a.config, b.config);
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!(
+            (&x.name, x.layout, x.weight_scale),
+            (&y.name, y.layout, y.weight_scale)
+        );
+        assert!(x.data == y.data, "{}", x.name);
+    }
+}
