@@ -151,26 +151,58 @@ impl core::fmt::Display for Error {
             Error::TrailingData { section } => write!(f, "trailing data after {section:?}"),
             Error::ChecksumMismatch { section } => write!(f, "CRC32 mismatch in {section:?}"),
             Error::Malformed { section } => write!(f, "malformed {section:?}"),
-            Error::UnknownLayout { index, layout } => write!(f, "tensor #{index}: unknown layout id {layout}"),
-            Error::TensorOutOfBounds { index } => write!(f, "tensor #{index}: data lies outside the file"),
+            Error::UnknownLayout { index, layout } => {
+                write!(f, "tensor #{index}: unknown layout id {layout}")
+            }
+            Error::TensorOutOfBounds { index } => {
+                write!(f, "tensor #{index}: data lies outside the file")
+            }
             Error::Misaligned { index } => write!(f, "tensor #{index}: data not 64-byte aligned"),
-            Error::BadTensorLength { index, expected_bytes, found_bytes } => {
-                write!(f, "tensor #{index}: {found_bytes} bytes, layout and shape need {expected_bytes}")
+            Error::BadTensorLength {
+                index,
+                expected_bytes,
+                found_bytes,
+            } => {
+                write!(
+                    f,
+                    "tensor #{index}: {found_bytes} bytes, layout and shape need {expected_bytes}"
+                )
             }
-            Error::MissingTensor { role, layer } => write!(f, "missing tensor {role:?} of layer {layer}"),
+            Error::MissingTensor { role, layer } => {
+                write!(f, "missing tensor {role:?} of layer {layer}")
+            }
             Error::DuplicateTensor { index } => write!(f, "tensor #{index}: duplicate role/layer"),
-            Error::ShapeMismatch { index, expected, found } => {
-                write!(f, "tensor #{index}: shape {found:?}, config implies {expected:?}")
+            Error::ShapeMismatch {
+                index,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "tensor #{index}: shape {found:?}, config implies {expected:?}"
+                )
             }
-            Error::WrongLayout { index } => write!(f, "tensor #{index}: layout not usable in this role"),
+            Error::WrongLayout { index } => {
+                write!(f, "tensor #{index}: layout not usable in this role")
+            }
             Error::BadConfig { what } => write!(f, "bad model config: {what}"),
-            Error::ArenaTooSmall { need_bytes, have_bytes } => {
-                write!(f, "arena too small: need {need_bytes} bytes, have {have_bytes}")
+            Error::ArenaTooSmall {
+                need_bytes,
+                have_bytes,
+            } => {
+                write!(
+                    f,
+                    "arena too small: need {need_bytes} bytes, have {have_bytes}"
+                )
             }
             Error::ArenaMisaligned => write!(f, "arena not 64-byte aligned"),
             Error::ContextFull { ctx_len } => write!(f, "context full ({ctx_len} tokens)"),
-            Error::TokenOutOfRange { token, vocab_size } => write!(f, "token {token} >= vocab size {vocab_size}"),
-            Error::OutputTooSmall { have_elems } => write!(f, "output buffer too small ({have_elems} elements)"),
+            Error::TokenOutOfRange { token, vocab_size } => {
+                write!(f, "token {token} >= vocab size {vocab_size}")
+            }
+            Error::OutputTooSmall { have_elems } => {
+                write!(f, "output buffer too small ({have_elems} elements)")
+            }
             Error::BadTokenizer { what } => write!(f, "bad tokenizer data: {what}"),
         }
     }

@@ -82,15 +82,35 @@ pub(crate) struct ActSizes {
 
 impl ActSizes {
     pub(crate) fn new(c: &ModelConfig) -> ActSizes {
-        let (dim, q_dim, kv_dim, hidden) = (c.dim as usize, c.q_dim(), c.kv_dim(), c.hidden_dim as usize);
-        ActSizes { dim, q_dim, kv_dim, hidden, wide: dim.max(q_dim).max(hidden), half_head: c.head_dim as usize / 2 }
+        let (dim, q_dim, kv_dim, hidden) =
+            (c.dim as usize, c.q_dim(), c.kv_dim(), c.hidden_dim as usize);
+        ActSizes {
+            dim,
+            q_dim,
+            kv_dim,
+            hidden,
+            wide: dim.max(q_dim).max(hidden),
+            half_head: c.head_dim as usize / 2,
+        }
     }
     /// f32 regions: x (dim), xb (wide), q (q_dim), k (kv_dim), v (kv_dim), att_out (q_dim),
     /// hb (hidden), hb2 (hidden), rope cos (half_head), rope sin (half_head), decoded norm
     /// weights (wide).
     pub(crate) fn f32_regions(&self) -> [usize; 11] {
         let s = self;
-        [s.dim, s.wide, s.q_dim, s.kv_dim, s.kv_dim, s.q_dim, s.hidden, s.hidden, s.half_head, s.half_head, s.wide]
+        [
+            s.dim,
+            s.wide,
+            s.q_dim,
+            s.kv_dim,
+            s.kv_dim,
+            s.q_dim,
+            s.hidden,
+            s.hidden,
+            s.half_head,
+            s.half_head,
+            s.wide,
+        ]
     }
     pub(crate) fn bytes(&self) -> usize {
         let f: usize = self.f32_regions().iter().map(|&n| align_up(n * 4)).sum();
@@ -103,11 +123,19 @@ impl MemoryPlan {
     ///
     /// # Errors
     /// [`Error::BadConfig`] if `ctx_len` is 0 or a size overflows `usize`.
-    pub fn new(config: &ModelConfig, weights_bytes: u64, opts: RunOptions) -> Result<MemoryPlan, Error> {
+    pub fn new(
+        config: &ModelConfig,
+        weights_bytes: u64,
+        opts: RunOptions,
+    ) -> Result<MemoryPlan, Error> {
         if opts.ctx_len == 0 {
-            return Err(Error::BadConfig { what: "ctx_len must be at least 1" });
+            return Err(Error::BadConfig {
+                what: "ctx_len must be at least 1",
+            });
         }
-        let ovf = Error::BadConfig { what: "memory plan overflows usize" };
+        let ovf = Error::BadConfig {
+            what: "memory plan overflows usize",
+        };
         let ctx = opts.ctx_len as usize;
         let kv_vals = 2usize
             .checked_mul(config.n_layers as usize)
@@ -117,7 +145,12 @@ impl MemoryPlan {
         // Two regions (K and V), each aligned.
         let kv_bytes = 2 * align_up(kv_vals.checked_mul(opts.kv.bytes()).ok_or(ovf)? / 2);
         let act_bytes = ActSizes::new(config).bytes();
-        let att_bytes = align_up((config.n_heads as usize).checked_mul(ctx).and_then(|v| v.checked_mul(4)).ok_or(ovf)?);
+        let att_bytes = align_up(
+            (config.n_heads as usize)
+                .checked_mul(ctx)
+                .and_then(|v| v.checked_mul(4))
+                .ok_or(ovf)?,
+        );
         let vocab = config.vocab_size as usize;
         let logits_bytes = align_up(vocab * 4);
         let sampler_bytes = 2 * align_up(vocab * 4) + align_up(ctx * 4);
@@ -125,7 +158,16 @@ impl MemoryPlan {
             .iter()
             .try_fold(0usize, |a, &b| a.checked_add(b))
             .ok_or(ovf)?;
-        Ok(MemoryPlan { opts, weights_bytes, kv_bytes, act_bytes, att_bytes, logits_bytes, sampler_bytes, arena_bytes })
+        Ok(MemoryPlan {
+            opts,
+            weights_bytes,
+            kv_bytes,
+            act_bytes,
+            att_bytes,
+            logits_bytes,
+            sampler_bytes,
+            arena_bytes,
+        })
     }
 }
 
@@ -152,10 +194,28 @@ mod tests {
             rope_theta: 500000.0,
             norm_eps: 1e-5,
         };
-        let p = MemoryPlan::new(&c, 0, RunOptions { ctx_len: 4096, kv: KvDtype::F16 }).unwrap();
+        let p = MemoryPlan::new(
+            &c,
+            0,
+            RunOptions {
+                ctx_len: 4096,
+                kv: KvDtype::F16,
+            },
+        )
+        .unwrap();
         // DESIGN.md: 30 × 5 × 128 × 2 values per token = 75 KiB/token in f16.
         assert_eq!(p.kv_bytes, 75 * 1024 * 4096);
         assert!(p.arena_bytes > p.kv_bytes);
-        assert!(MemoryPlan::new(&c, 0, RunOptions { ctx_len: 0, kv: KvDtype::F16 }).is_err());
+        assert!(
+            MemoryPlan::new(
+                &c,
+                0,
+                RunOptions {
+                    ctx_len: 0,
+                    kv: KvDtype::F16
+                }
+            )
+            .is_err()
+        );
     }
 }

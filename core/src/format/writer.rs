@@ -130,9 +130,17 @@ impl OwnedModel {
     /// layout and shape.
     pub fn write(&self, mut w: impl Write, mut progress: impl FnMut(u64)) -> io::Result<u64> {
         for t in &self.tensors {
-            let need = t.layout.row_bytes(t.cols as usize).map(|rb| rb as u64 * t.rows as u64);
+            let need = t
+                .layout
+                .row_bytes(t.cols as usize)
+                .map(|rb| rb as u64 * t.rows as u64);
             if need != Some(t.data.len() as u64) {
-                return Err(io_err(format!("tensor {}: {} bytes, layout and shape need {:?}", t.name, t.data.len(), need)));
+                return Err(io_err(format!(
+                    "tensor {}: {} bytes, layout and shape need {:?}",
+                    t.name,
+                    t.data.len(),
+                    need
+                )));
             }
         }
         // The header's size depends (through varints) on the offsets, which depend on the
