@@ -38,7 +38,7 @@ unsafe fn hsum_epi32(v: __m256i) -> i32 {
 
 #[target_feature(enable = "avx2")]
 unsafe fn block_dot(q: __m256i, xs: *const i8, mask: __m256i) -> __m256i {
-    // SAFETY (all loads): the caller guarantees 128 readable bytes at `xs`.
+    // SAFETY: the caller guarantees 128 readable bytes at `xs` (the four 32-byte loads).
     unsafe {
         let c0 = _mm256_and_si256(_mm256_srli_epi16::<6>(q), mask);
         let c1 = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);

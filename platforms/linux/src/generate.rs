@@ -36,6 +36,9 @@ pub struct GenOptions {
     pub parse_special: bool,
 }
 
+/// Receives the logits `(vocab,)` of every evaluated position (e.g. `--dump-logits`).
+pub type LogitsSink<'s> = &'s mut dyn FnMut(&[f32]) -> Result<()>;
+
 /// What a generation produced, with timings.
 #[derive(Clone, Debug, Default)]
 pub struct GenResult {
@@ -113,7 +116,7 @@ pub fn generate(
     exec: &dyn Exec,
     opts: &GenOptions,
     on_text: &mut dyn FnMut(&str),
-    mut on_logits: Option<&mut dyn FnMut(&[f32]) -> Result<()>>,
+    mut on_logits: Option<LogitsSink<'_>>,
 ) -> Result<GenResult> {
     let h = &model.file.header;
     let tok = Tokenizer::from_blob(h.tokenizer.kind, model.tokenizer_blob())

@@ -223,7 +223,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             let _ = o.flush();
         }
     };
-    let logits_cb: Option<&mut dyn FnMut(&[f32]) -> Result<()>> = if a.dump_logits.is_some() {
+    let logits_cb: Option<tern_linux::generate::LogitsSink<'_>> = if a.dump_logits.is_some() {
         Some(&mut on_logits)
     } else {
         None
