@@ -91,6 +91,65 @@ impl MappedModel {
     }
 }
 
+/// The model bundled into the `tern` binary, used when no MODEL is given: a tiny synthetic
+/// BitNet b1.58 model (2B4T graph, 4 layers, dim 256) with random ternary weights and a
+/// byte-level vocabulary. Its output is noise; it exists so the first command works offline.
+/// Regenerate with `tern-pack synth --shape tiny --seed 42 --vocab bytes -o
+/// platforms/linux/assets/demo-synthetic.tern` (a test checks the bytes reproduce).
+pub static BUNDLED_MODEL: &[u8] = include_bytes!("../assets/demo-synthetic.tern");
+
+/// Name shown for [`BUNDLED_MODEL`].
+pub const BUNDLED_NAME: &str = "<bundled demo-synthetic.tern>";
+
+/// A model's bytes: a mapped file or the bundled model.
+#[derive(Debug)]
+pub enum ModelBytes {
+    /// A memory-mapped `.tern` file.
+    Mapped(MappedModel),
+    /// [`BUNDLED_MODEL`].
+    Bundled,
+}
+
+impl ModelBytes {
+    /// Resolve `model` (None: the bundled model) and map it.
+    ///
+    /// # Errors
+    /// As [`resolve`] and [`MappedModel::map`].
+    pub fn open(model: Option<&Path>, opts: &PackOptions, quiet: bool) -> Result<ModelBytes> {
+        match model {
+            None => Ok(ModelBytes::Bundled),
+            Some(p) => Ok(ModelBytes::Mapped(MappedModel::map(&resolve(p, opts, quiet)?)?)),
+        }
+    }
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            ModelBytes::Mapped(m) => m.bytes(),
+            ModelBytes::Bundled => BUNDLED_MODEL,
+        }
+    }
+    /// A name for messages.
+    pub fn name(&self) -> String {
+        match self {
+            ModelBytes::Mapped(m) => m.path.display().to_string(),
+            ModelBytes::Bundled => BUNDLED_NAME.to_string(),
+        }
+    }
+    /// Parse (and if `verify`, check every CRC32).
+    ///
+    /// # Errors
+    /// A message naming the file and tensor.
+    pub fn model(&self, verify: bool) -> Result<Model<'_>> {
+        let name = PathBuf::from(self.name());
+        let b = self.bytes();
+        let m = Model::parse(b).map_err(|e| describe(&name, b, e))?;
+        if verify {
+            m.verify_checksums().map_err(|e| describe(&name, b, e))?;
+        }
+        Ok(m)
+    }
+}
+
 /// Whether `path` is already a packed `.tern` file (by magic).
 pub fn is_tern(path: &Path) -> bool {
     use std::io::Read;

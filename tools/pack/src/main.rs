@@ -64,7 +64,8 @@ enum Cmd {
         /// PRNG seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Vocabulary: a vocab GGUF, a tokenizer.json or an HF directory.
+        /// Vocabulary: a vocab GGUF, a tokenizer.json, an HF directory, or `bytes` (built-in
+        /// 258-token byte-level vocabulary).
         #[arg(long)]
         vocab: PathBuf,
         /// Output .tern file (written atomically).

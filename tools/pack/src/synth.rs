@@ -179,9 +179,60 @@ fn make_tensor(seed: u64, idx: usize, w: &Wanted) -> OwnedTensor {
     }
 }
 
+/// The `--vocab` value that selects [`byte_level_vocab`] instead of a file.
+pub const BYTES_VOCAB: &str = "bytes";
+
+/// A self-contained byte-level BPE vocabulary: the 256 bytes (ids 0..256, no merges) plus
+/// `<|begin_of_text|>` (256, BOS) and `<|end_of_text|>` (257, EOS). Tern's Llama-3 BPE
+/// tokenizer encodes any text with it (one token per byte), so a model built on it needs no
+/// external vocabulary file (the bundled demo model).
+///
+/// # Errors
+/// None in practice (the blob writer validates its input).
+pub fn byte_level_vocab() -> Result<crate::tokenizer::TokenizerBuild> {
+    use tern_core::tokenizer::TokenType;
+    use tern_core::tokenizer::writer::{TokenSpec, VocabSpec, write_blob};
+    let mut tokens: Vec<TokenSpec> = (0..=255u8)
+        .map(|b| TokenSpec {
+            bytes: vec![b],
+            ty: TokenType::Normal,
+            score: 0.0,
+            mergeable: true,
+        })
+        .collect();
+    for t in ["<|begin_of_text|>", "<|end_of_text|>"] {
+        tokens.push(TokenSpec {
+            bytes: t.as_bytes().to_vec(),
+            ty: TokenType::Control,
+            score: 0.0,
+            mergeable: false,
+        });
+    }
+    let spec = VocabSpec {
+        kind: tern_core::format::TokenizerKind::Bpe,
+        tokens,
+        merges: Vec::new(),
+        ignore_merges: true,
+        add_space_prefix: false,
+        bos: Some(256),
+        eos: Some(257),
+        unk: None,
+    };
+    let blob = write_blob(&spec).map_err(|e| anyhow::anyhow!("byte-level vocabulary: {e}"))?;
+    Ok(crate::tokenizer::TokenizerBuild {
+        kind: spec.kind,
+        n_tokens: 258,
+        bos: Some(256),
+        eos: Some(257),
+        stop_ids: vec![257],
+        add_bos: true,
+        blob,
+    })
+}
+
 /// Generate a random model of `shape` whose vocabulary (and tokenizer) comes from `vocab`: a
-/// vocab GGUF (e.g. `ggml-vocab-llama-bpe.gguf`, 128256 tokens), a `tokenizer.json`, or an HF
-/// directory holding one.
+/// vocab GGUF (e.g. `ggml-vocab-llama-bpe.gguf`, 128256 tokens), a `tokenizer.json`, an HF
+/// directory holding one, or the literal [`BYTES_VOCAB`] (`bytes`) for [`byte_level_vocab`].
 ///
 /// Ternary weights are uniform over {-1, 0, +1}; `weight_scale` ≈ `sqrt(cols)` (× 0.75..1.25);
 /// the tied F16 embedding is ~N(0, 1); norms are 1.0. The 2B4T shape takes a few seconds in a
@@ -235,6 +286,7 @@ pub fn synth_model(shape: SynthShape, seed: u64, vocab: &Path) -> Result<OwnedMo
     let Some(tensors) = tensors else {
         bail!("internal error: a synthetic tensor was not generated")
     };
+    let builtin = vocab.as_os_str() == BYTES_VOCAB && !vocab.exists();
     let hashed = if vocab.is_dir() {
         vocab.join("tokenizer.json")
     } else {
@@ -246,7 +298,11 @@ pub fn synth_model(shape: SynthShape, seed: u64, vocab: &Path) -> Result<OwnedMo
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         source_format: "synthetic".into(),
-        source_sha256: sha256_file(&hashed)?,
+        source_sha256: if builtin {
+            [0; 32]
+        } else {
+            sha256_file(&hashed)?
+        },
         packer: packer_string(),
         options: format!("--shape {} --seed {seed}", shape.name()),
     };
@@ -260,7 +316,9 @@ pub fn synth_model(shape: SynthShape, seed: u64, vocab: &Path) -> Result<OwnedMo
 /// The tokenizer (info, blob) of a vocabulary source: an HF directory, a `tokenizer.json` (its
 /// directory is used), or a GGUF file.
 fn vocab_tokenizer(vocab: &Path) -> Result<(tern_core::format::TokenizerInfo, Vec<u8>)> {
-    let build = if vocab.is_dir() {
+    let build = if vocab.as_os_str() == BYTES_VOCAB && !vocab.exists() {
+        byte_level_vocab()?
+    } else if vocab.is_dir() {
         crate::tokenizer::blob_from_tokenizer_json(vocab)?
     } else if vocab.extension().is_some_and(|e| e == "json") {
         let dir = match vocab.parent() {

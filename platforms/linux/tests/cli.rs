@@ -1,0 +1,134 @@
+//! The `tern` binary end to end: run (streaming, --json, --dump-logits, seeds), tokenize,
+//! inspect, pack, the bundled model, and error messages on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tern_tests::{fixtures, read_f32, read_json};
+
+fn tern(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tern")).args(args).env("TERN_CACHE_DIR", cache).env_remove("TERN_KERNELS").output().expect("running tern")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "tern failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(ok(o).trim()).expect("one JSON object on stdout")
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+}
+
+#[test]
+fn bundled_model_runs_without_arguments() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = tern(&["run", "-p", "Hello", "-n", "5", "--temp", "0", "--json"], cache.path());
+    let v = json(&o);
+    // byte-level vocabulary: BOS (256) then one token per byte of "Hello"
+    assert_eq!(ids(&v["prompt_ids"]), vec![256, 72, 101, 108, 108, 111]);
+    assert!(ids(&v["generated_ids"]).len() <= 5 && !ids(&v["generated_ids"]).is_empty());
+    for k in ["text", "prompt_tokens_per_s", "decode_tokens_per_s"] {
+        assert!(!v[k].is_null(), "missing {k}");
+    }
+    // streaming mode prints text and a summary line on stderr
+    let o = tern(&["run", "-p", "Hi", "-n", "4", "--temp", "0", "--ignore-eos"], cache.path());
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("prompt: 3 tokens") && err.contains("generated: 4 tokens") && err.contains("decode"), "{err}");
+}
+
+fn micro(fx: &Path) -> PathBuf {
+    fx.join("models/micro/gguf/micro-tq2_0.gguf")
+}
+
+#[test]
+fn run_json_matches_transformers_greedy_and_dumps_logits() {
+    let Some(fx) = fixtures("run_json_matches_transformers_greedy_and_dumps_logits") else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let refdir = fx.join("models/micro/reference/transformers/p1_short_en");
+    let r = read_json(&refdir.join("reference.json")).unwrap();
+    let text = r["text"].as_str().unwrap();
+    let dump = cache.path().join("logits.f32");
+    let n = 8;
+    let o = tern(
+        &["run", micro(&fx).to_str().unwrap(), "-p", text, "-n", &n.to_string(), "--temp", "0", "--ignore-eos", "--json", "--dump-logits", dump.to_str().unwrap()],
+        cache.path(),
+    );
+    let v = json(&o);
+    assert_eq!(ids(&v["prompt_ids"]), ids(&r["token_ids"]), "tokenization of the prompt");
+    let want = ids(&r["greedy"]["tokens"]);
+    let margins: Vec<f64> = r["greedy"]["top1_minus_top2_logit"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+    let got = ids(&v["generated_ids"]);
+    assert_eq!(got.len(), n);
+    for i in 0..n {
+        if margins[i] < 0.5 {
+            break;
+        }
+        assert_eq!(got[i], want[i], "greedy step {i}");
+    }
+    // logits of every evaluated position: prompt tokens + generated tokens except the last
+    let l = read_f32(&dump).unwrap();
+    let np = ids(&r["token_ids"]).len();
+    assert_eq!(l.len(), (np + n - 1) * 4096);
+    let last = read_f32(&refdir.join("logits_last.f32.bin")).unwrap();
+    let row = &l[(np - 1) * 4096..np * 4096];
+    let d = row.iter().zip(&last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(d <= 1e-3, "dumped last-prompt logits differ from the reference by {d}");
+}
+
+#[test]
+fn seeds_tokenize_inspect_and_pack() {
+    let Some(fx) = fixtures("seeds_tokenize_inspect_and_pack") else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let m = micro(&fx);
+    let m = m.to_str().unwrap();
+    let run = |seed: &str| ids(&json(&tern(&["run", m, "-p", "Once upon a time", "-n", "24", "--temp", "1.0", "--top-k", "0", "--top-p", "1.0", "--min-p", "0", "--seed", seed, "--ignore-eos", "--json"], cache.path()))["generated_ids"]);
+    assert_eq!(run("7"), run("7"), "same seed, same tokens");
+    assert_ne!(run("7"), run("8"), "another seed, other tokens");
+
+    let r = read_json(&fx.join("models/micro/reference/transformers/p2_code_py/reference.json")).unwrap();
+    let out = ok(&tern(&["tokenize", m, r["text"].as_str().unwrap()], cache.path()));
+    let got: Vec<u64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
+    assert_eq!(got, ids(&r["token_ids"]));
+
+    let out = ok(&tern(&["inspect", m, "--ctx", "128"], cache.path()));
+    for want in ["layers 4 dim 256 hidden 768 heads 8 kv_heads 2 head_dim 32 vocab 4096", "ffn_act Relu2 (from Rule)", "blk.3.ffn_down.weight", "T2_128", "kv cache", "arena total"] {
+        assert!(out.contains(want), "inspect output lacks {want:?}:\n{out}");
+    }
+
+    let dst = cache.path().join("micro.tern");
+    ok(&tern(&["pack", m, "-o", dst.to_str().unwrap()], cache.path()));
+    let a = json(&tern(&["run", dst.to_str().unwrap(), "-p", "Hello", "-n", "6", "--temp", "0", "--json"], cache.path()));
+    let b = json(&tern(&["run", m, "-p", "Hello", "-n", "6", "--temp", "0", "--json"], cache.path()));
+    assert_eq!(a["generated_ids"], b["generated_ids"], "packed file and GGUF (via cache) agree");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = tern(&["run", "/nonexistent/model.gguf", "-p", "x"], cache.path());
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/model.gguf"));
+
+    // a truncated .tern: the error names the file
+    let bad = cache.path().join("cut.tern");
+    std::fs::write(&bad, &tern_linux::model_file::BUNDLED_MODEL[..4000]).unwrap();
+    let o = tern(&["run", bad.to_str().unwrap(), "-p", "x"], cache.path());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cut.tern") && err.contains("error:"), "{err}");
+
+    // a corrupted tensor: CRC error names the file and the tensor
+    let mut b = tern_linux::model_file::BUNDLED_MODEL.to_vec();
+    let n = b.len();
+    b[n - 100] ^= 0x55;
+    let bad = cache.path().join("flip.tern");
+    std::fs::write(&bad, &b).unwrap();
+    let o = tern(&["run", bad.to_str().unwrap(), "-p", "x"], cache.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("flip.tern") && err.contains("tensor 'blk.3.ffn_down.weight'") && err.contains("CRC32"), "{err}");
+}
