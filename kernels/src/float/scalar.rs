@@ -1,8 +1,10 @@
 //! Scalar float row kernels (the reference).
 //!
 //! Rows are little-endian byte slices; `x: (cols,)` f32. Dot products accumulate in f32 over
-//! 8 interleaved partial sums (lane `i % 8`), added pairwise at the end: a fixed order that
-//! SIMD variants reproduce exactly.
+//! 32 interleaved partial sums (`acc[i % 32] += w[i] * x[i]`, a separate multiply and add, no
+//! FMA), then reduce in a fixed order: `v[j] = (acc[j] + acc[j+8]) + (acc[j+16] + acc[j+24])`
+//! for `j < 8`, then `((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7))`. SIMD variants reproduce
+//! this exactly (four 8-lane accumulators hide the add latency).
 
 use crate::layout::Layout;
 
@@ -15,9 +17,14 @@ fn bf16_to_f32(b: [u8; 2]) -> f32 {
     f32::from_bits((u16::from_le_bytes(b) as u32) << 16)
 }
 
+/// Number of partial sums of the dot products.
+pub const DOT_LANES: usize = 32;
+
+/// The fixed reduction of the 32 partial sums (see the module doc).
 #[inline]
-fn reduce8(acc: [f32; 8]) -> f32 {
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+pub fn reduce32(acc: &[f32; DOT_LANES]) -> f32 {
+    let v: [f32; 8] = core::array::from_fn(|j| (acc[j] + acc[j + 8]) + (acc[j + 16] + acc[j + 24]));
+    ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
 }
 
 macro_rules! dot_impl {
@@ -28,11 +35,11 @@ macro_rules! dot_impl {
         /// If `w.len() != x.len() * bytes_per_elem`.
         pub fn $name(w: &[u8], x: &[f32]) -> f32 {
             assert_eq!(w.len(), x.len() * $bytes, "dot: row and x lengths differ");
-            let mut acc = [0.0f32; 8];
+            let mut acc = [0.0f32; DOT_LANES];
             for (i, (c, &xv)) in w.chunks_exact($bytes).zip(x).enumerate() {
-                acc[i % 8] += $conv(c.try_into().unwrap()) * xv;
+                acc[i % DOT_LANES] += $conv(c.try_into().unwrap()) * xv;
             }
-            reduce8(acc)
+            reduce32(&acc)
         }
     };
 }
