@@ -60,7 +60,7 @@ pub fn bitlinear(
     let rb = t2_row_bytes(w.cols);
     let acc = &mut acc[..w.rows];
     let mv = k.matvec_t2_i8;
-    exec.par_chunks_i32(acc, &|start, chunk| {
+    exec.par_chunks_i32(acc, 1, &|start, chunk| {
         mv(
             &w.data[start * rb..(start + chunk.len()) * rb],
             w.cols,
@@ -71,6 +71,40 @@ pub fn bitlinear(
     let d = w.weight_scale * s_a;
     for (o, &a) in out[..w.rows].iter_mut().zip(acc.iter()) {
         *o = a as f32 / d;
+    }
+}
+
+/// BitLinear over `n = s_a.len()` tokens at once (prefill): `xq: (n, cols)` int8 with per-token
+/// scales `s_a: (n,)`, `acc: (rows * n,)` scratch, `out: (n, rows)`. One pass over the weights
+/// for all `n` tokens; bit-identical to `n` calls of [`bitlinear`] (same integer sums, same
+/// float rescale per token).
+pub fn bitlinear_batch(
+    k: &KernelSet,
+    exec: &dyn Exec,
+    w: TernaryWeight<'_>,
+    xq: &[i8],
+    s_a: &[f32],
+    acc: &mut [i32],
+    out: &mut [f32],
+) {
+    let n = s_a.len();
+    if n == 1 {
+        return bitlinear(k, exec, w, &xq[..w.cols], s_a[0], acc, out);
+    }
+    let rb = t2_row_bytes(w.cols);
+    let acc = &mut acc[..w.rows * n];
+    let mm = k.matmul_t2_i8;
+    let x = &xq[..n * w.cols];
+    exec.par_chunks_i32(acc, n, &|start, chunk| {
+        let (r0, nr) = (start / n, chunk.len() / n);
+        mm(&w.data[r0 * rb..(r0 + nr) * rb], w.cols, x, n, chunk);
+    });
+    for (t, &sa) in s_a.iter().enumerate() {
+        let d = w.weight_scale * sa;
+        let o = &mut out[t * w.rows..(t + 1) * w.rows];
+        for (r, y) in o.iter_mut().enumerate() {
+            *y = acc[r * n + t] as f32 / d;
+        }
     }
 }
 

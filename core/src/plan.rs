@@ -36,6 +36,22 @@ pub struct RunOptions {
     pub ctx_len: u32,
     /// KV cache element type.
     pub kv: KvDtype,
+    /// Most prompt tokens evaluated together by [`crate::session::Session::prefill`] (one
+    /// pass over the weights per batch). 1 = token by token (smallest arena).
+    pub batch: u32,
+}
+
+impl RunOptions {
+    /// Options with `batch` = [`RunOptions::DEFAULT_BATCH`].
+    pub fn new(ctx_len: u32, kv: KvDtype) -> RunOptions {
+        RunOptions {
+            ctx_len,
+            kv,
+            batch: Self::DEFAULT_BATCH,
+        }
+    }
+    /// Default prefill batch, tokens.
+    pub const DEFAULT_BATCH: u32 = 64;
 }
 
 /// Alignment of every arena region, bytes.
@@ -50,8 +66,8 @@ pub struct MemoryPlan {
     pub weights_bytes: u64,
     /// KV cache: `2 * n_layers * ctx_len * kv_dim` values.
     pub kv_bytes: usize,
-    /// Activations: residual, normed input, q/k/v, attention output, FFN buffers, int8 and
-    /// int32 matvec buffers, RoPE tables.
+    /// Activations for `batch` tokens: residual, normed input, q/k/v, attention output, FFN
+    /// buffers, int8 and int32 matmul buffers, activation scales, RoPE tables.
     pub act_bytes: usize,
     /// Attention scores `(n_heads, ctx_len)` f32.
     pub att_bytes: usize,
@@ -78,10 +94,11 @@ pub(crate) struct ActSizes {
     pub hidden: usize,
     pub wide: usize,
     pub half_head: usize,
+    pub batch: usize,
 }
 
 impl ActSizes {
-    pub(crate) fn new(c: &ModelConfig) -> ActSizes {
+    pub(crate) fn new(c: &ModelConfig, batch: usize) -> ActSizes {
         let (dim, q_dim, kv_dim, hidden) =
             (c.dim as usize, c.q_dim(), c.kv_dim(), c.hidden_dim as usize);
         ActSizes {
@@ -91,30 +108,33 @@ impl ActSizes {
             hidden,
             wide: dim.max(q_dim).max(hidden),
             half_head: c.head_dim as usize / 2,
+            batch,
         }
     }
-    /// f32 regions: x (dim), xb (wide), q (q_dim), k (kv_dim), v (kv_dim), att_out (q_dim),
-    /// hb (hidden), hb2 (hidden), rope cos (half_head), rope sin (half_head), decoded norm
-    /// weights (wide).
-    pub(crate) fn f32_regions(&self) -> [usize; 11] {
-        let s = self;
+    /// f32 regions (×B: for `batch` tokens): x (dim ×B), xb (wide ×B), q (q_dim ×B),
+    /// k (kv_dim ×B), v (kv_dim ×B), att_out (q_dim ×B), hb (hidden ×B), hb2 (hidden ×B),
+    /// rope cos (half_head), rope sin (half_head), decoded norm weights (wide), s_a (B).
+    pub(crate) fn f32_regions(&self) -> [usize; 12] {
+        let (s, b) = (self, self.batch);
         [
-            s.dim,
-            s.wide,
-            s.q_dim,
-            s.kv_dim,
-            s.kv_dim,
-            s.q_dim,
-            s.hidden,
-            s.hidden,
+            s.dim * b,
+            s.wide * b,
+            s.q_dim * b,
+            s.kv_dim * b,
+            s.kv_dim * b,
+            s.q_dim * b,
+            s.hidden * b,
+            s.hidden * b,
             s.half_head,
             s.half_head,
             s.wide,
+            b,
         ]
     }
     pub(crate) fn bytes(&self) -> usize {
         let f: usize = self.f32_regions().iter().map(|&n| align_up(n * 4)).sum();
-        f + align_up(self.wide) /* xq i8 */ + align_up(self.wide * 4) /* acc i32 */
+        // xq: int8 (batch, wide); acc: int32 (wide, batch)
+        f + align_up(self.wide * self.batch) + align_up(self.wide * self.batch * 4)
     }
 }
 
@@ -144,7 +164,7 @@ impl MemoryPlan {
             .ok_or(ovf)?;
         // Two regions (K and V), each aligned.
         let kv_bytes = 2 * align_up(kv_vals.checked_mul(opts.kv.bytes()).ok_or(ovf)? / 2);
-        let act_bytes = ActSizes::new(config).bytes();
+        let act_bytes = ActSizes::new(config, opts.batch as usize).bytes();
         let att_bytes = align_up(
             (config.n_heads as usize)
                 .checked_mul(ctx)
@@ -194,28 +214,10 @@ mod tests {
             rope_theta: 500000.0,
             norm_eps: 1e-5,
         };
-        let p = MemoryPlan::new(
-            &c,
-            0,
-            RunOptions {
-                ctx_len: 4096,
-                kv: KvDtype::F16,
-            },
-        )
-        .unwrap();
+        let p = MemoryPlan::new(&c, 0, RunOptions::new(4096, KvDtype::F16)).unwrap();
         // DESIGN.md: 30 × 5 × 128 × 2 values per token = 75 KiB/token in f16.
         assert_eq!(p.kv_bytes, 75 * 1024 * 4096);
         assert!(p.arena_bytes > p.kv_bytes);
-        assert!(
-            MemoryPlan::new(
-                &c,
-                0,
-                RunOptions {
-                    ctx_len: 0,
-                    kv: KvDtype::F16
-                }
-            )
-            .is_err()
-        );
+        assert!(MemoryPlan::new(&c, 0, RunOptions::new(0, KvDtype::F16)).is_err());
     }
 }

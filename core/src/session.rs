@@ -56,26 +56,28 @@ impl<'a> Carver<'a> {
     }
 }
 
-/// One generation context over one arena.
+/// One generation context over one arena. Activation buffers hold up to `batch` tokens
+/// (row `t` of a `(batch, width)` buffer starts at `t * width`).
 pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     k: &'static KernelSet,
     exec: &'a dyn Exec,
     plan: MemoryPlan,
     pos: usize,
-    x: &'a mut [f32],       // residual stream (dim,)
-    xb: &'a mut [f32],      // normed input of the current op (wide,)
-    q: &'a mut [f32],       // (q_dim,)
-    kb: &'a mut [f32],      // (kv_dim,)
-    vb: &'a mut [f32],      // (kv_dim,)
-    att_out: &'a mut [f32], // (q_dim,)
-    hb: &'a mut [f32],      // (hidden,)
-    hb2: &'a mut [f32],     // (hidden,)
+    x: &'a mut [f32],       // residual stream (batch, dim)
+    xb: &'a mut [f32],      // normed input of the current op (batch, width ≤ wide)
+    q: &'a mut [f32],       // (batch, q_dim)
+    kb: &'a mut [f32],      // (batch, kv_dim)
+    vb: &'a mut [f32],      // (batch, kv_dim)
+    att_out: &'a mut [f32], // (batch, q_dim)
+    hb: &'a mut [f32],      // (batch, hidden)
+    hb2: &'a mut [f32],     // (batch, hidden)
     cos: &'a mut [f32],     // (head_dim/2,)
     sin: &'a mut [f32],     // (head_dim/2,)
     normw: &'a mut [f32],   // decoded norm weights (wide,)
-    xq: &'a mut [i8],       // int8 activations (wide,)
-    acc: &'a mut [i32],     // int32 matvec accumulators (wide,)
+    s_a: &'a mut [f32],     // per-token activation scales (batch,)
+    xq: &'a mut [i8],       // int8 activations (batch, width)
+    acc: &'a mut [i32],     // int32 accumulators (rows, batch)
     att: &'a mut [f32],     // attention scores (n_heads, ctx)
     logits: &'a mut [f32],  // (vocab,)
     cand: &'a mut [u32],    // sampler candidates (vocab,)
@@ -119,7 +121,8 @@ impl<'m, 'a> Session<'m, 'a> {
             return Err(Error::ArenaMisaligned);
         }
         let mut cv = Carver { rest: arena };
-        let s = ActSizes::new(&c);
+        let batch = opts.batch as usize;
+        let s = ActSizes::new(&c, batch);
         let ctx = opts.ctx_len as usize;
         let kv_vals = c.n_layers as usize * ctx * c.kv_dim();
         let (kc, vc) = match opts.kv {
@@ -147,8 +150,9 @@ impl<'m, 'a> Session<'m, 'a> {
             cos: cv.cast(r[8])?,
             sin: cv.cast(r[9])?,
             normw: cv.cast(r[10])?,
-            xq: cv.cast(s.wide)?,
-            acc: cv.cast(s.wide)?,
+            s_a: cv.cast(r[11])?,
+            xq: cv.cast(s.wide * batch)?,
+            acc: cv.cast(s.wide * batch)?,
             att: cv.cast(c.n_heads as usize * ctx)?,
             logits: cv.cast(vocab)?,
             cand: cv.cast(vocab)?,
@@ -182,10 +186,10 @@ impl<'m, 'a> Session<'m, 'a> {
         self.k
     }
 
-    fn tw(&self, l: usize, kind: LayerTensor) -> TernaryWeight<'m> {
-        let t = self.model.file.layer(l, kind).expect("validated at parse");
+    fn tw(model: &Model<'m>, l: usize, kind: LayerTensor) -> TernaryWeight<'m> {
+        let t = model.file.layer(l, kind).expect("validated at parse");
         TernaryWeight {
-            data: self.model.data(t),
+            data: model.data(t),
             rows: t.rows as usize,
             cols: t.cols as usize,
             weight_scale: t.weight_scale,
@@ -205,16 +209,42 @@ impl<'m, 'a> Session<'m, 'a> {
     /// [`Error::TokenOutOfRange`] for an id ≥ vocab size; [`Error::ContextFull`] when
     /// `ctx_len` tokens have been evaluated.
     pub fn forward(&mut self, token: u32) -> Result<&mut [f32], Error> {
+        self.eval(&[token], true)?;
+        Ok(self.logits)
+    }
+
+    /// Evaluate `tokens` (a prompt) in batches of up to `batch` tokens, one pass over the
+    /// weights per batch, and return the logits of the last one. Bit-identical to calling
+    /// [`Session::forward`] for each token; only the last token pays for the LM head.
+    ///
+    /// # Errors
+    /// As [`Session::forward`]; on error no token of the failing batch is kept.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<&mut [f32], Error> {
+        let b = self.plan.opts.batch as usize;
+        let n_chunks = tokens.len().div_ceil(b);
+        for (i, chunk) in tokens.chunks(b).enumerate() {
+            self.eval(chunk, i + 1 == n_chunks)?;
+        }
+        Ok(self.logits)
+    }
+
+    /// Evaluate `tokens` (1..=batch) at positions `pos..pos + n`; compute the last token's
+    /// logits if `want_logits`.
+    fn eval(&mut self, tokens: &[u32], want_logits: bool) -> Result<(), Error> {
         let model = self.model;
         let c = model.file.header.config;
-        if token >= c.vocab_size {
-            return Err(Error::TokenOutOfRange {
-                token,
-                vocab_size: c.vocab_size,
-            });
+        let n = tokens.len();
+        debug_assert!(n >= 1 && n <= self.plan.opts.batch as usize);
+        for &token in tokens {
+            if token >= c.vocab_size {
+                return Err(Error::TokenOutOfRange {
+                    token,
+                    vocab_size: c.vocab_size,
+                });
+            }
         }
         let ctx = self.plan.opts.ctx_len as usize;
-        if self.pos >= ctx {
+        if self.pos + n > ctx {
             return Err(Error::ContextFull {
                 ctx_len: ctx as u32,
             });
@@ -226,139 +256,190 @@ impl<'m, 'a> Session<'m, 'a> {
             c.kv_dim(),
             c.head_dim as usize,
         );
+        let (n_heads, n_kv_heads) = (c.n_heads as usize, c.n_kv_heads as usize);
         let emb = model.file.global(TensorRole::TokenEmbd).expect("validated");
         let rb = emb.layout.row_bytes(dim).expect("validated");
-        let row = &model.data(emb)[token as usize * rb..(token as usize + 1) * rb];
-        decode_row(emb.layout, row, self.x);
-        forward::rope_tables(self.pos as u32, c.rope_theta, hd, self.cos, self.sin);
+        for (t, &token) in tokens.iter().enumerate() {
+            let row = &model.data(emb)[token as usize * rb..(token as usize + 1) * rb];
+            decode_row(emb.layout, row, &mut self.x[t * dim..(t + 1) * dim]);
+        }
         let k = self.k;
         let exec = self.exec;
+        let s_a = &mut self.s_a[..n];
         for l in 0..c.n_layers as usize {
             let lt = |kind| model.file.layer(l, kind).expect("validated");
             // --- attention block ---
             Self::norm_weights(model, lt(LayerTensor::AttnNorm), self.normw);
-            forward::rmsnorm(self.x, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
-            let s_a = forward::quantize_input(k, &self.xb[..dim], &mut self.xq[..dim]);
-            forward::bitlinear(
+            for t in 0..n {
+                let xb = &mut self.xb[t * dim..(t + 1) * dim];
+                forward::rmsnorm(
+                    &self.x[t * dim..(t + 1) * dim],
+                    &self.normw[..dim],
+                    c.norm_eps,
+                    xb,
+                );
+                s_a[t] = forward::quantize_input(k, xb, &mut self.xq[t * dim..(t + 1) * dim]);
+            }
+            let xq = &self.xq[..n * dim];
+            forward::bitlinear_batch(
                 k,
                 exec,
-                self.tw(l, LayerTensor::Q),
-                &self.xq[..dim],
+                Self::tw(model, l, LayerTensor::Q),
+                xq,
                 s_a,
                 self.acc,
                 self.q,
             );
-            forward::bitlinear(
+            forward::bitlinear_batch(
                 k,
                 exec,
-                self.tw(l, LayerTensor::K),
-                &self.xq[..dim],
+                Self::tw(model, l, LayerTensor::K),
+                xq,
                 s_a,
                 self.acc,
                 self.kb,
             );
-            forward::bitlinear(
+            forward::bitlinear_batch(
                 k,
                 exec,
-                self.tw(l, LayerTensor::V),
-                &self.xq[..dim],
+                Self::tw(model, l, LayerTensor::V),
+                xq,
                 s_a,
                 self.acc,
                 self.vb,
             );
-            forward::rope(self.q, hd, self.cos, self.sin);
-            forward::rope(self.kb, hd, self.cos, self.sin);
             let base = l * ctx * kv_dim;
-            self.kc.store(base + self.pos * kv_dim, self.kb);
-            self.vc.store(base + self.pos * kv_dim, self.vb);
-            let n_pos = self.pos + 1;
-            let end = base + n_pos * kv_dim;
-            forward::attention(
-                self.q,
-                self.kc.rows(base, end),
-                self.vc.rows(base, end),
-                n_pos,
-                c.n_heads as usize,
-                c.n_kv_heads as usize,
-                hd,
-                &mut self.att[..c.n_heads as usize * n_pos],
-                self.att_out,
-            );
-            let o_in: &[f32] = if c.sub_norms {
-                Self::norm_weights(model, lt(LayerTensor::AttnSubNorm), self.normw);
-                forward::rmsnorm(
-                    self.att_out,
-                    &self.normw[..q_dim],
-                    c.norm_eps,
-                    &mut self.xb[..q_dim],
+            for t in 0..n {
+                let p = self.pos + t;
+                forward::rope_tables(p as u32, c.rope_theta, hd, self.cos, self.sin);
+                forward::rope(
+                    &mut self.q[t * q_dim..(t + 1) * q_dim],
+                    hd,
+                    self.cos,
+                    self.sin,
                 );
-                &self.xb[..q_dim]
-            } else {
-                self.att_out
-            };
-            let s_a = forward::quantize_input(k, o_in, &mut self.xq[..q_dim]);
-            forward::bitlinear(
+                forward::rope(
+                    &mut self.kb[t * kv_dim..(t + 1) * kv_dim],
+                    hd,
+                    self.cos,
+                    self.sin,
+                );
+                self.kc
+                    .store(base + p * kv_dim, &self.kb[t * kv_dim..(t + 1) * kv_dim]);
+                self.vc
+                    .store(base + p * kv_dim, &self.vb[t * kv_dim..(t + 1) * kv_dim]);
+            }
+            for t in 0..n {
+                let n_pos = self.pos + t + 1;
+                let end = base + n_pos * kv_dim;
+                forward::attention(
+                    &self.q[t * q_dim..(t + 1) * q_dim],
+                    self.kc.rows(base, end),
+                    self.vc.rows(base, end),
+                    n_pos,
+                    n_heads,
+                    n_kv_heads,
+                    hd,
+                    &mut self.att[..n_heads * n_pos],
+                    &mut self.att_out[t * q_dim..(t + 1) * q_dim],
+                );
+            }
+            if c.sub_norms {
+                Self::norm_weights(model, lt(LayerTensor::AttnSubNorm), self.normw);
+            }
+            for t in 0..n {
+                let a = &self.att_out[t * q_dim..(t + 1) * q_dim];
+                let xq = &mut self.xq[t * q_dim..(t + 1) * q_dim];
+                s_a[t] = if c.sub_norms {
+                    let xb = &mut self.xb[t * q_dim..(t + 1) * q_dim];
+                    forward::rmsnorm(a, &self.normw[..q_dim], c.norm_eps, xb);
+                    forward::quantize_input(k, xb, xq)
+                } else {
+                    forward::quantize_input(k, a, xq)
+                };
+            }
+            forward::bitlinear_batch(
                 k,
                 exec,
-                self.tw(l, LayerTensor::O),
-                &self.xq[..q_dim],
+                Self::tw(model, l, LayerTensor::O),
+                &self.xq[..n * q_dim],
                 s_a,
                 self.acc,
-                &mut self.hb[..dim],
+                &mut self.hb[..n * dim],
             );
-            for (x, &o) in self.x.iter_mut().zip(&self.hb[..dim]) {
+            for (x, &o) in self.x[..n * dim].iter_mut().zip(&self.hb[..n * dim]) {
                 *x += o;
             }
             // --- feed-forward block ---
             Self::norm_weights(model, lt(LayerTensor::FfnNorm), self.normw);
-            forward::rmsnorm(self.x, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
-            let s_a = forward::quantize_input(k, &self.xb[..dim], &mut self.xq[..dim]);
-            forward::bitlinear(
+            for t in 0..n {
+                let xb = &mut self.xb[t * dim..(t + 1) * dim];
+                forward::rmsnorm(
+                    &self.x[t * dim..(t + 1) * dim],
+                    &self.normw[..dim],
+                    c.norm_eps,
+                    xb,
+                );
+                s_a[t] = forward::quantize_input(k, xb, &mut self.xq[t * dim..(t + 1) * dim]);
+            }
+            let xq = &self.xq[..n * dim];
+            forward::bitlinear_batch(
                 k,
                 exec,
-                self.tw(l, LayerTensor::Gate),
-                &self.xq[..dim],
+                Self::tw(model, l, LayerTensor::Gate),
+                xq,
                 s_a,
                 self.acc,
                 self.hb,
             );
-            forward::bitlinear(
+            forward::bitlinear_batch(
                 k,
                 exec,
-                self.tw(l, LayerTensor::Up),
-                &self.xq[..dim],
+                Self::tw(model, l, LayerTensor::Up),
+                xq,
                 s_a,
                 self.acc,
                 self.hb2,
             );
-            forward::ffn_act_mul(c.ffn_act, self.hb, self.hb2);
-            let d_in: &[f32] = if c.sub_norms {
+            forward::ffn_act_mul(
+                c.ffn_act,
+                &mut self.hb[..n * hidden],
+                &self.hb2[..n * hidden],
+            );
+            if c.sub_norms {
                 Self::norm_weights(model, lt(LayerTensor::FfnSubNorm), self.normw);
-                forward::rmsnorm(
-                    self.hb,
-                    &self.normw[..hidden],
-                    c.norm_eps,
-                    &mut self.xb[..hidden],
-                );
-                &self.xb[..hidden]
-            } else {
-                self.hb
-            };
-            let s_a = forward::quantize_input(k, d_in, &mut self.xq[..hidden]);
-            forward::bitlinear(
+            }
+            for t in 0..n {
+                let h = &self.hb[t * hidden..(t + 1) * hidden];
+                let xq = &mut self.xq[t * hidden..(t + 1) * hidden];
+                s_a[t] = if c.sub_norms {
+                    let xb = &mut self.xb[t * hidden..(t + 1) * hidden];
+                    forward::rmsnorm(h, &self.normw[..hidden], c.norm_eps, xb);
+                    forward::quantize_input(k, xb, xq)
+                } else {
+                    forward::quantize_input(k, h, xq)
+                };
+            }
+            forward::bitlinear_batch(
                 k,
                 exec,
-                self.tw(l, LayerTensor::Down),
-                &self.xq[..hidden],
+                Self::tw(model, l, LayerTensor::Down),
+                &self.xq[..n * hidden],
                 s_a,
                 self.acc,
-                &mut self.hb2[..dim],
+                &mut self.hb2[..n * dim],
             );
-            for (x, &o) in self.x.iter_mut().zip(&self.hb2[..dim]) {
+            for (x, &o) in self.x[..n * dim].iter_mut().zip(&self.hb2[..n * dim]) {
                 *x += o;
             }
         }
-        // --- final norm and LM head: logits = norm(x) @ head^T (float, not quantized) ---
+        self.history[self.pos..self.pos + n].copy_from_slice(tokens);
+        self.pos += n;
+        if !want_logits {
+            return Ok(());
+        }
+        // --- final norm and LM head of the last token: logits = norm(x) @ head^T (float) ---
+        let last = &self.x[(n - 1) * dim..n * dim];
         Self::norm_weights(
             model,
             model
@@ -367,7 +448,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 .expect("validated"),
             self.normw,
         );
-        forward::rmsnorm(self.x, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
+        forward::rmsnorm(last, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
         let head = model.file.lm_head();
         let hdata = model.data(head);
         let hrb = head.layout.row_bytes(dim).expect("validated");
@@ -377,15 +458,13 @@ impl<'m, 'a> Session<'m, 'a> {
             _ => k.dot_f32,
         };
         let xn = &self.xb[..dim];
-        exec.par_chunks_f32(self.logits, &|start, chunk| {
+        exec.par_chunks_f32(self.logits, 1, &|start, chunk| {
             for (i, o) in chunk.iter_mut().enumerate() {
                 let r = start + i;
                 *o = dot(&hdata[r * hrb..(r + 1) * hrb], xn);
             }
         });
-        self.history[self.pos] = token;
-        self.pos += 1;
-        Ok(self.logits)
+        Ok(())
     }
 
     /// Sample the next token from the current logits with `sampler` (the repetition penalty

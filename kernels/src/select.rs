@@ -77,6 +77,9 @@ pub struct KernelSet {
     pub quantize_i8: fn(&[f32], &mut [i8]) -> f32,
     /// Ternary matvec: `(w, cols, x: (cols,), out: (rows,))`. See [`ternary::scalar::matvec_t2_i8_scalar`].
     pub matvec_t2_i8: fn(&[u8], usize, &[i8], &mut [i32]),
+    /// Ternary matmul (prefill): `(w, cols, x: (n_tok, cols), n_tok, out: (rows, n_tok))`.
+    /// See [`ternary::scalar::matmul_t2_i8_scalar`].
+    pub matmul_t2_i8: fn(&[u8], usize, &[i8], usize, &mut [i32]),
     /// Dot of an F16 row (little-endian bytes) with f32 `x` (LM head).
     pub dot_f16: fn(&[u8], &[f32]) -> f32,
     /// Dot of a BF16 row with f32 `x`.
@@ -89,6 +92,7 @@ static SCALAR: KernelSet = KernelSet {
     variant: KernelVariant::Scalar,
     quantize_i8: quant::scalar::quantize_row_i8_absmax,
     matvec_t2_i8: ternary::scalar::matvec_t2_i8_scalar,
+    matmul_t2_i8: ternary::scalar::matmul_t2_i8_scalar,
     dot_f16: float::scalar::dot_f16_row,
     dot_bf16: float::scalar::dot_bf16_row,
     dot_f32: float::scalar::dot_f32_row,
@@ -99,9 +103,30 @@ static AVX2: KernelSet = KernelSet {
     variant: KernelVariant::Avx2,
     quantize_i8: quant::avx2::quantize_row_i8_absmax_avx2,
     matvec_t2_i8: ternary::avx2::matvec_t2_i8_avx2,
+    matmul_t2_i8: ternary::avx2::matmul_t2_i8_avx2,
     dot_f16: float::avx2::dot_f16_row_avx2,
     dot_bf16: float::avx2::dot_bf16_row_avx2,
     dot_f32: float::scalar::dot_f32_row,
+};
+
+#[cfg(target_arch = "aarch64")]
+static NEON: KernelSet = KernelSet {
+    variant: KernelVariant::Neon,
+    quantize_i8: quant::neon::quantize_row_i8_absmax_neon,
+    matvec_t2_i8: ternary::neon::matvec_t2_i8_neon,
+    matmul_t2_i8: ternary::scalar::matmul_t2_i8_scalar,
+    dot_f16: float::neon::dot_f16_row_neon,
+    dot_bf16: float::neon::dot_bf16_row_neon,
+    dot_f32: float::neon::dot_f32_row_neon,
+};
+
+#[cfg(target_arch = "aarch64")]
+static NEON_DOT: KernelSet = KernelSet {
+    variant: KernelVariant::NeonDot,
+    matvec_t2_i8: ternary::neon_dot::matvec_t2_i8_neon_dot,
+    matmul_t2_i8: ternary::scalar::matmul_t2_i8_scalar,
+    // dotprod only helps the int8 matvec; the other slots share the NEON kernels.
+    ..NEON
 };
 
 /// The portable scalar kernel set (always safe to use).
@@ -122,7 +147,11 @@ pub unsafe fn select_variant(v: KernelVariant, f: CpuFeatures) -> Option<&'stati
         KernelVariant::Scalar => &SCALAR,
         #[cfg(target_arch = "x86_64")]
         KernelVariant::Avx2 => &AVX2,
-        // NEON variants are not ported yet: their slots point at the scalar reference.
+        #[cfg(target_arch = "aarch64")]
+        KernelVariant::Neon => &NEON,
+        #[cfg(target_arch = "aarch64")]
+        KernelVariant::NeonDot => &NEON_DOT,
+        // Variants of other architectures: `supported` already returned false above.
         _ => &SCALAR,
     })
 }

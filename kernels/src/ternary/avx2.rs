@@ -116,3 +116,112 @@ fn tail_dot(row: &[u8], full: usize, tail: usize, x: &[i8]) -> i32 {
         .map(|i| (((blk[i % 32] >> (6 - 2 * (i / 32))) & 3) as i32 - 1) * x[base + i] as i32)
         .sum()
 }
+
+/// Safe wrapper of the AVX2 matmul; see [`super::scalar::matmul_t2_i8_scalar`] for shapes.
+pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+    let rb = t2_row_bytes(cols);
+    assert_eq!(
+        x.len(),
+        n_tok * cols,
+        "matmul_t2_i8: x must be (n_tok, cols)"
+    );
+    if n_tok == 0 {
+        return;
+    }
+    assert_eq!(
+        out.len() % n_tok,
+        0,
+        "matmul_t2_i8: out must be (rows, n_tok)"
+    );
+    assert_eq!(
+        w.len(),
+        out.len() / n_tok * rb,
+        "matmul_t2_i8: w must hold rows * row_bytes"
+    );
+    // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
+    // `select`; shapes checked above.
+    unsafe { matmul_impl(w, cols, x, n_tok, out) }
+}
+
+/// Rows per tile: their codes are expanded once per block and reused for every token.
+const TILE_ROWS: usize = 4;
+
+#[target_feature(enable = "avx2")]
+unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+    let rb = t2_row_bytes(cols);
+    let full = cols / T2_BLOCK_ELEMS;
+    let tail = cols - full * T2_BLOCK_ELEMS;
+    let rows = out.len() / n_tok;
+    let mask = _mm256_set1_epi8(3);
+    let ones = _mm256_set1_epi16(1);
+    // Σ x over the full blocks, per token (Σ w·x = Σ c·x − Σ x).
+    let mut sum_x = [0i32; 64];
+    let mut t0 = 0;
+    while t0 < n_tok {
+        let nt = (n_tok - t0).min(sum_x.len());
+        for t in 0..nt {
+            let xt = &x[(t0 + t) * cols..(t0 + t) * cols + full * T2_BLOCK_ELEMS];
+            sum_x[t] = xt.iter().map(|&v| v as i32).sum();
+        }
+        let mut r = 0;
+        while r < rows {
+            let tr = (rows - r).min(TILE_ROWS);
+            // Per (row, token) int32 accumulators for this tile.
+            let mut acc = [[_mm256_setzero_si256(); 64]; TILE_ROWS];
+            for b in 0..full {
+                // Expand the tile's codes for block b once: 4 vectors per row.
+                let mut codes = [[_mm256_setzero_si256(); 4]; TILE_ROWS];
+                for i in 0..tr {
+                    // SAFETY: row r + i < rows and block b < full lie within w.
+                    let q =
+                        unsafe { _mm256_loadu_si256(w.as_ptr().add((r + i) * rb + b * 32).cast()) };
+                    codes[i] = [
+                        _mm256_and_si256(_mm256_srli_epi16::<6>(q), mask),
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask),
+                        _mm256_and_si256(_mm256_srli_epi16::<2>(q), mask),
+                        _mm256_and_si256(q, mask),
+                    ];
+                }
+                for t in 0..nt {
+                    // SAFETY: token t0 + t < n_tok and block b < full: 128 bytes readable.
+                    let xs = unsafe { x.as_ptr().add((t0 + t) * cols + b * T2_BLOCK_ELEMS) };
+                    // SAFETY: as above.
+                    let xv = unsafe {
+                        [
+                            _mm256_loadu_si256(xs.cast()),
+                            _mm256_loadu_si256(xs.add(32).cast()),
+                            _mm256_loadu_si256(xs.add(64).cast()),
+                            _mm256_loadu_si256(xs.add(96).cast()),
+                        ]
+                    };
+                    for i in 0..tr {
+                        let c = &codes[i];
+                        let p01 = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(c[0], xv[0]),
+                            _mm256_maddubs_epi16(c[1], xv[1]),
+                        );
+                        let p23 = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(c[2], xv[2]),
+                            _mm256_maddubs_epi16(c[3], xv[3]),
+                        );
+                        acc[i][t] = _mm256_add_epi32(
+                            acc[i][t],
+                            _mm256_madd_epi16(_mm256_add_epi16(p01, p23), ones),
+                        );
+                    }
+                }
+            }
+            for i in 0..tr {
+                let row = &w[(r + i) * rb..(r + i + 1) * rb];
+                for t in 0..nt {
+                    let xt = &x[(t0 + t) * cols..(t0 + t + 1) * cols];
+                    // SAFETY: register arithmetic under the enabled feature.
+                    let s = unsafe { hsum_epi32(acc[i][t]) };
+                    out[(r + i) * n_tok + t0 + t] = s - sum_x[t] + tail_dot(row, full, tail, xt);
+                }
+            }
+            r += tr;
+        }
+        t0 += nt;
+    }
+}

@@ -34,6 +34,8 @@ pub struct GenOptions {
     pub ignore_eos: bool,
     /// Recognise special-token text (`<|eot_id|>`) in the prompt.
     pub parse_special: bool,
+    /// Prompt tokens evaluated per pass over the weights (prefill batch).
+    pub batch: u32,
 }
 
 /// Receives the logits `(vocab,)` of every evaluated position (e.g. `--dump-logits`).
@@ -132,10 +134,7 @@ pub fn generate(
             prompt_ids.len()
         );
     }
-    let run = RunOptions {
-        ctx_len,
-        kv: opts.kv,
-    };
+    let run = RunOptions { batch: opts.batch.max(1), ..RunOptions::new(ctx_len, opts.kv) };
     let plan =
         tern_core::plan::MemoryPlan::new(&h.config, 0, run).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut arena = Arena::new(plan.arena_bytes);
@@ -148,11 +147,13 @@ pub fn generate(
     };
 
     let t0 = Instant::now();
-    for &id in &prompt_ids {
-        let logits = s.forward(id).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(f) = on_logits.as_mut() {
-            f(logits)?;
+    if let Some(f) = on_logits.as_mut() {
+        // every position's logits are wanted: token by token
+        for &id in &prompt_ids {
+            f(s.forward(id).map_err(|e| anyhow::anyhow!("{e}"))?)?;
         }
+    } else {
+        s.prefill(&prompt_ids).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     res.prompt_secs = t0.elapsed().as_secs_f64();
 

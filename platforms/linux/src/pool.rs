@@ -161,15 +161,16 @@ unsafe impl<T: Send> Sync for SyncPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Send for SyncPtr<T> {}
 
-/// Split `out` into `n` near-equal contiguous chunks (multiples of 8 elements except the
-/// last) and call `f(start, chunk)` for each on the pool.
-fn chunks<T: Send>(pool: &ThreadPool, out: &mut [T], f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+/// Split `out` into `n` near-equal contiguous chunks (multiples of `unit` elements, or of 16
+/// when `unit` is 1, except the last) and call `f(start, chunk)` for each on the pool.
+fn chunks<T: Send>(pool: &ThreadPool, out: &mut [T], unit: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
     let len = out.len();
     let n = pool.n_threads;
-    if n == 1 || len < 64 {
+    let g = if unit <= 1 { 16 } else { unit };
+    if n == 1 || len < 4 * g {
         return f(0, out);
     }
-    let per = len.div_ceil(n).div_ceil(8) * 8;
+    let per = len.div_ceil(n).div_ceil(g) * g;
     let ptr = SyncPtr(out.as_mut_ptr());
     pool.run(&move |i| {
         let p = ptr;
@@ -185,11 +186,11 @@ fn chunks<T: Send>(pool: &ThreadPool, out: &mut [T], f: &(dyn Fn(usize, &mut [T]
 }
 
 impl Exec for ThreadPool {
-    fn par_chunks_i32(&self, out: &mut [i32], f: &(dyn Fn(usize, &mut [i32]) + Sync)) {
-        chunks(self, out, f)
+    fn par_chunks_i32(&self, out: &mut [i32], unit: usize, f: &(dyn Fn(usize, &mut [i32]) + Sync)) {
+        chunks(self, out, unit, f)
     }
-    fn par_chunks_f32(&self, out: &mut [f32], f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
-        chunks(self, out, f)
+    fn par_chunks_f32(&self, out: &mut [f32], unit: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        chunks(self, out, unit, f)
     }
 }
 
@@ -203,7 +204,7 @@ mod tests {
             let pool = ThreadPool::new(threads);
             for len in [0usize, 1, 7, 63, 64, 65, 1000, 4099] {
                 let mut out = vec![0i32; len];
-                pool.par_chunks_i32(&mut out, &|start, c| {
+                pool.par_chunks_i32(&mut out, 1, &|start, c| {
                     for (i, v) in c.iter_mut().enumerate() {
                         *v += (start + i) as i32 + 1;
                     }
@@ -217,11 +218,25 @@ mod tests {
     }
 
     #[test]
+    fn chunks_hold_whole_units() {
+        let pool = ThreadPool::new(3);
+        for (len, unit) in [(7 * 64, 7), (5 * 100, 5), (33 * 9, 9)] {
+            let mut out = vec![0i32; len];
+            pool.par_chunks_i32(&mut out, unit, &|start, c| {
+                assert_eq!(start % unit, 0);
+                assert_eq!(c.len() % unit, 0);
+                c.iter_mut().for_each(|v| *v = 1);
+            });
+            assert!(out.iter().all(|&v| v == 1));
+        }
+    }
+
+    #[test]
     fn many_small_jobs() {
         let pool = ThreadPool::new(4);
         let mut out = vec![0f32; 256];
         for _ in 0..2000 {
-            pool.par_chunks_f32(&mut out, &|_, c| c.iter_mut().for_each(|v| *v += 1.0));
+            pool.par_chunks_f32(&mut out, 1, &|_, c| c.iter_mut().for_each(|v| *v += 1.0));
         }
         assert!(out.iter().all(|&v| v == 2000.0));
     }
