@@ -160,13 +160,20 @@ pub enum KvRows<'c> {
     F16(&'c [u16]),
 }
 
-impl KvRows<'_> {
-    #[inline]
-    fn get(&self, i: usize) -> f32 {
-        match self {
-            KvRows::F32(s) => s[i],
-            KvRows::F16(s) => half::f16::from_bits(s[i]).to_f32(),
-        }
+/// A KV cache element type.
+trait KvElem: Copy {
+    fn to_f32(self) -> f32;
+}
+impl KvElem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+impl KvElem for u16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        half::f16::from_bits(self).to_f32()
     }
 }
 
@@ -175,7 +182,8 @@ impl KvRows<'_> {
 /// `q: (n_heads * head_dim,)` (after RoPE), `k, v: (n_pos, n_kv_heads * head_dim)`,
 /// `att: (n_heads * n_pos,)` scratch for the scores, `out: (n_heads * head_dim,)`.
 /// KV head `j` serves query heads `j*g .. (j+1)*g` with `g = n_heads / n_kv_heads`
-/// (transformers `repeat_kv`). Scores are `(q · k) * head_dim^-0.5`, softmax in float32.
+/// (transformers `repeat_kv`). Scores are `(q · k) * head_dim^-0.5` (the dot summed over 8
+/// interleaved partial sums, a fixed order), softmax in float32.
 pub fn attention(
     q: &[f32],
     k: KvRows<'_>,
@@ -184,6 +192,32 @@ pub fn attention(
     n_heads: usize,
     n_kv_heads: usize,
     head_dim: usize,
+    att: &mut [f32],
+    out: &mut [f32],
+) {
+    let dims = (n_pos, n_heads, n_kv_heads, head_dim);
+    match (k, v) {
+        (KvRows::F32(k), KvRows::F32(v)) => attention_impl(q, k, v, dims, att, out),
+        (KvRows::F16(k), KvRows::F16(v)) => attention_impl(q, k, v, dims, att, out),
+        (KvRows::F32(k), KvRows::F16(v)) => attention_impl(q, k, v, dims, att, out),
+        (KvRows::F16(k), KvRows::F32(v)) => attention_impl(q, k, v, dims, att, out),
+    }
+}
+
+#[inline]
+fn dot8<K: KvElem>(q: &[f32], k: &[K]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (i, (&a, &b)) in q.iter().zip(k).enumerate() {
+        acc[i % 8] += a * b.to_f32();
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+fn attention_impl<K: KvElem, V: KvElem>(
+    q: &[f32],
+    k: &[K],
+    v: &[V],
+    (n_pos, n_heads, n_kv_heads, head_dim): (usize, usize, usize, usize),
     att: &mut [f32],
     out: &mut [f32],
 ) {
@@ -196,19 +230,15 @@ pub fn attention(
         let scores = &mut att[h * n_pos..(h + 1) * n_pos];
         for (t, s) in scores.iter_mut().enumerate() {
             let base = t * kv_dim + kvh * head_dim;
-            let mut dot = 0.0f32;
-            for (i, &qv) in qh.iter().enumerate() {
-                dot += qv * k.get(base + i);
-            }
-            *s = dot * scale;
+            *s = dot8(qh, &k[base..base + head_dim]) * scale;
         }
         softmax(scores);
         let oh = &mut out[h * head_dim..(h + 1) * head_dim];
         oh.fill(0.0);
         for (t, &p) in scores.iter().enumerate() {
             let base = t * kv_dim + kvh * head_dim;
-            for (i, o) in oh.iter_mut().enumerate() {
-                *o += p * v.get(base + i);
+            for (o, &vv) in oh.iter_mut().zip(&v[base..base + head_dim]) {
+                *o += p * vv.to_f32();
             }
         }
     }

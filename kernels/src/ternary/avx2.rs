@@ -143,8 +143,63 @@ pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
     unsafe { matmul_impl(w, cols, x, n_tok, out) }
 }
 
-/// Rows per tile: their codes are expanded once per block and reused for every token.
-const TILE_ROWS: usize = 4;
+/// Blocks whose `vpmaddubsw` results are summed in int16 before widening: each result lane
+/// is in [-512, 508] (two products of a code ≤ 2 and an int8), 4 per block, and
+/// 16 blocks × 4 × 512 = 32768 still fits an int16 (-32768 exactly at the worst case).
+const I16_BLOCKS: usize = 16;
+
+/// One register tile: `R` weight rows × `T` tokens over all full blocks; returns Σ c·x for each
+/// (row, token) (the caller subtracts Σ x and adds the partial tail block).
+///
+/// # Safety
+/// AVX2 must be available; `w[i]` must point at `full * 32` readable bytes and `x[t]` at
+/// `full * 128` readable bytes.
+#[target_feature(enable = "avx2")]
+unsafe fn tile<const R: usize, const T: usize>(
+    w: [*const u8; R],
+    x: [*const i8; T],
+    full: usize,
+) -> [[i32; T]; R] {
+    let mask = _mm256_set1_epi8(3);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc32 = [[_mm256_setzero_si256(); T]; R];
+    let mut b = 0;
+    while b < full {
+        let bend = (b + I16_BLOCKS).min(full);
+        let mut a = [[_mm256_setzero_si256(); T]; R];
+        for bb in b..bend {
+            // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 128 at x[t] + 128 bb (contract).
+            unsafe {
+                let q: [__m256i; R] =
+                    core::array::from_fn(|i| _mm256_loadu_si256(w[i].add(bb * 32).cast()));
+                macro_rules! step {
+                    ($k:expr, $code:expr) => {
+                        let c: [__m256i; R] =
+                            core::array::from_fn(|i| _mm256_and_si256($code(q[i]), mask));
+                        for t in 0..T {
+                            let xv = _mm256_loadu_si256(x[t].add(bb * 128 + 32 * $k).cast());
+                            for i in 0..R {
+                                a[i][t] = _mm256_add_epi16(a[i][t], _mm256_maddubs_epi16(c[i], xv));
+                            }
+                        }
+                    };
+                }
+                step!(0, |v| _mm256_srli_epi16::<6>(v));
+                step!(1, |v| _mm256_srli_epi16::<4>(v));
+                step!(2, |v| _mm256_srli_epi16::<2>(v));
+                step!(3, |v| v);
+            }
+        }
+        for i in 0..R {
+            for t in 0..T {
+                acc32[i][t] = _mm256_add_epi32(acc32[i][t], _mm256_madd_epi16(a[i][t], ones));
+            }
+        }
+        b = bend;
+    }
+    // SAFETY: register arithmetic under the enabled feature.
+    core::array::from_fn(|i| core::array::from_fn(|t| unsafe { hsum_epi32(acc32[i][t]) }))
+}
 
 #[target_feature(enable = "avx2")]
 unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
@@ -152,75 +207,64 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
     let rows = out.len() / n_tok;
-    let mask = _mm256_set1_epi8(3);
-    let ones = _mm256_set1_epi16(1);
-    // Σ x over the full blocks, per token (Σ w·x = Σ c·x − Σ x).
+    let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
+    let wp = |r: usize| w[r * rb..].as_ptr();
+    let xp = |t: usize| xrow(t).as_ptr();
+    // Tokens go in chunks of up to 64 whose Σ x (over the full blocks) is computed once.
     let mut sum_x = [0i32; 64];
     let mut t0 = 0;
     while t0 < n_tok {
         let nt = (n_tok - t0).min(sum_x.len());
         for t in 0..nt {
-            let xt = &x[(t0 + t) * cols..(t0 + t) * cols + full * T2_BLOCK_ELEMS];
-            sum_x[t] = xt.iter().map(|&v| v as i32).sum();
+            sum_x[t] = xrow(t0 + t)[..full * T2_BLOCK_ELEMS]
+                .iter()
+                .map(|&v| v as i32)
+                .sum();
         }
-        let mut r = 0;
-        while r < rows {
-            let tr = (rows - r).min(TILE_ROWS);
-            // Per (row, token) int32 accumulators for this tile.
-            let mut acc = [[_mm256_setzero_si256(); 64]; TILE_ROWS];
-            for b in 0..full {
-                // Expand the tile's codes for block b once: 4 vectors per row.
-                let mut codes = [[_mm256_setzero_si256(); 4]; TILE_ROWS];
-                for i in 0..tr {
-                    // SAFETY: row r + i < rows and block b < full lie within w.
-                    let q =
-                        unsafe { _mm256_loadu_si256(w.as_ptr().add((r + i) * rb + b * 32).cast()) };
-                    codes[i] = [
-                        _mm256_and_si256(_mm256_srli_epi16::<6>(q), mask),
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask),
-                        _mm256_and_si256(_mm256_srli_epi16::<2>(q), mask),
-                        _mm256_and_si256(q, mask),
-                    ];
-                }
-                for t in 0..nt {
-                    // SAFETY: token t0 + t < n_tok and block b < full: 128 bytes readable.
-                    let xs = unsafe { x.as_ptr().add((t0 + t) * cols + b * T2_BLOCK_ELEMS) };
-                    // SAFETY: as above.
-                    let xv = unsafe {
-                        [
-                            _mm256_loadu_si256(xs.cast()),
-                            _mm256_loadu_si256(xs.add(32).cast()),
-                            _mm256_loadu_si256(xs.add(64).cast()),
-                            _mm256_loadu_si256(xs.add(96).cast()),
-                        ]
-                    };
-                    for i in 0..tr {
-                        let c = &codes[i];
-                        let p01 = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(c[0], xv[0]),
-                            _mm256_maddubs_epi16(c[1], xv[1]),
-                        );
-                        let p23 = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(c[2], xv[2]),
-                            _mm256_maddubs_epi16(c[3], xv[3]),
-                        );
-                        acc[i][t] = _mm256_add_epi32(
-                            acc[i][t],
-                            _mm256_madd_epi16(_mm256_add_epi16(p01, p23), ones),
-                        );
+        let mut put = |r: usize, t: usize, s: i32| {
+            let tail = tail_dot(&w[r * rb..(r + 1) * rb], full, tail, xrow(t));
+            out[r * n_tok + t] = s - sum_x[t - t0] + tail;
+        };
+        macro_rules! run_tile {
+            ($R:literal, $T:literal, $r:expr, $t:expr) => {{
+                // SAFETY: rows $r..$r+$R <= rows and tokens $t..$t+$T <= n_tok, so every row
+                // pointer has `full * 32` bytes and every token pointer `full * 128` behind it.
+                let s = unsafe {
+                    tile::<$R, $T>(
+                        core::array::from_fn(|i| wp($r + i)),
+                        core::array::from_fn(|t| xp($t + t)),
+                        full,
+                    )
+                };
+                for i in 0..$R {
+                    for t in 0..$T {
+                        put($r + i, $t + t, s[i][t]);
                     }
                 }
-            }
-            for i in 0..tr {
-                let row = &w[(r + i) * rb..(r + i + 1) * rb];
-                for t in 0..nt {
-                    let xt = &x[(t0 + t) * cols..(t0 + t + 1) * cols];
-                    // SAFETY: register arithmetic under the enabled feature.
-                    let s = unsafe { hsum_epi32(acc[i][t]) };
-                    out[(r + i) * n_tok + t0 + t] = s - sum_x[t] + tail_dot(row, full, tail, xt);
+            }};
+        }
+        macro_rules! row_tiles {
+            ($R:literal, $r:expr) => {{
+                let mut t = t0;
+                while t + 4 <= t0 + nt {
+                    run_tile!($R, 4, $r, t);
+                    t += 4;
                 }
-            }
-            r += tr;
+                match t0 + nt - t {
+                    3 => run_tile!($R, 3, $r, t),
+                    2 => run_tile!($R, 2, $r, t),
+                    1 => run_tile!($R, 1, $r, t),
+                    _ => {}
+                }
+            }};
+        }
+        let mut r = 0;
+        while r + 2 <= rows {
+            row_tiles!(2, r);
+            r += 2;
+        }
+        if r < rows {
+            row_tiles!(1, r);
         }
         t0 += nt;
     }
