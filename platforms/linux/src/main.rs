@@ -29,6 +29,8 @@ struct Cli {
 enum Cmd {
     /// Generate text from a prompt, streaming tokens to stdout.
     Run(RunArgs),
+    /// Measure prompt-processing and generation speed (llama-bench-like table or JSON).
+    Bench(BenchArgs),
     /// Pack a GGUF file or an HF safetensors directory into a .tern file.
     Pack {
         /// Input: .gguf file or safetensors directory.
@@ -157,6 +159,60 @@ struct RunArgs {
     no_verify: bool,
     #[command(flatten)]
     pack: PackArgs,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// .tern, .gguf or safetensors directory (GGUF and safetensors are packed once into the cache).
+    model: PathBuf,
+    /// Prompt tokens of the pp test (0 = no pp test).
+    #[arg(short = 'p', long, default_value_t = 128)]
+    n_prompt: usize,
+    /// Generated tokens of the tg test (0 = no tg test).
+    #[arg(short = 'n', long, default_value_t = 128)]
+    n_gen: usize,
+    /// Thread counts, comma-separated, e.g. 1,2,4 (default: all available cores).
+    #[arg(short = 't', long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Timed repetitions of every test (after one warm-up).
+    #[arg(short = 'r', long, default_value_t = 5)]
+    reps: usize,
+    /// KV cache element type.
+    #[arg(long, value_enum, default_value_t = KvArg::F32)]
+    kv: KvArg,
+    /// Most prompt tokens evaluated per pass over the weights in the pp test.
+    #[arg(short = 'b', long, default_value_t = tern_core::plan::RunOptions::DEFAULT_BATCH)]
+    batch: u32,
+    /// Print a JSON array of records (llama-bench field names) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also measure memory read bandwidth and print the decode roofline.
+    #[arg(long)]
+    roofline: bool,
+    /// Size of the bandwidth test buffer, MiB (far above the last-level cache).
+    #[arg(long, default_value_t = 1024)]
+    roofline_mib: usize,
+    #[command(flatten)]
+    pack: PackArgs,
+}
+
+impl BenchArgs {
+    fn options(&self) -> tern_linux::bench::BenchOptions {
+        tern_linux::bench::BenchOptions {
+            n_prompt: self.n_prompt,
+            n_gen: self.n_gen,
+            threads: if self.threads.is_empty() {
+                vec![default_threads()]
+            } else {
+                self.threads.clone()
+            },
+            reps: self.reps,
+            kv: kv(self.kv),
+            batch: self.batch,
+            roofline: self.roofline,
+            roofline_bytes: self.roofline_mib << 20,
+        }
+    }
 }
 
 /// Default thread count: every core this process may use.
@@ -350,6 +406,7 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match &cli.cmd {
         Cmd::Run(a) => cmd_run(a),
+        Cmd::Bench(a) => tern_linux::bench::cli(&a.model, &a.pack.options(), &a.options(), a.json),
         Cmd::Pack {
             input,
             output,

@@ -1,0 +1,231 @@
+//! Kernel micro-benchmarks: ternary matvec at BitNet b1.58 2B4T shapes and the F16 LM-head row
+//! dot, for every kernel variant this CPU runs. Throughput is bytes of *weights* read per call
+//! (criterion `Throughput::Bytes`), so criterion reports GB/s comparable with the machine's
+//! memory bandwidth. After criterion, a short best-of-N timing prints each variant's speed-up
+//! over scalar (criterion has no cross-benchmark ratio).
+//!
+//! Run: `cargo bench -p tern-kernels` (a few seconds per benchmark); filter with
+//! `cargo bench -p tern-kernels -- matvec_t2_i8/avx2`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use tern_kernels::layout::{t2_encode_row, t2_row_bytes};
+use tern_kernels::{CpuFeatures, KernelSet, KernelVariant, select_variant};
+
+/// Ternary matvec shapes of one 2B4T layer, `(rows, cols)`: Q and O (and K/V at 640 rows),
+/// gate and up, down.
+const MATVEC_SHAPES: [(usize, usize); 3] = [(2560, 2560), (6912, 2560), (2560, 6912)];
+
+/// LM-head slice `(rows, cols)`: 32768 of the 128256 vocabulary rows of 2560 F16 values
+/// (168 MB, far above any last-level cache, so it streams from DRAM as the real head does).
+const HEAD_ROWS: usize = 32768;
+const HEAD_COLS: usize = 2560;
+
+fn features() -> CpuFeatures {
+    #[allow(unused_mut)]
+    let mut f = CpuFeatures::default();
+    #[cfg(target_arch = "x86_64")]
+    {
+        f.avx2 = std::arch::is_x86_feature_detected!("avx2");
+        f.f16c = std::arch::is_x86_feature_detected!("f16c");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        f.neon = std::arch::is_aarch64_feature_detected!("neon");
+        f.dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
+    }
+    f
+}
+
+/// Every variant this CPU runs, scalar first, deduplicated (unported variants point at scalar).
+fn variants() -> Vec<&'static KernelSet> {
+    let f = features();
+    let mut out: Vec<&'static KernelSet> = Vec::new();
+    for v in KernelVariant::ALL.iter().rev() {
+        // SAFETY: `f` comes from runtime feature detection on this CPU.
+        if let Some(k) = unsafe { select_variant(*v, f) }
+            && k.variant == *v
+            && !out.iter().any(|o| o.variant == k.variant)
+        {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// Deterministic xorshift64* stream.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Random ternary weights `(rows, cols)` in T2_128 layout (about a third zeros).
+fn ternary_matrix(rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    let rb = t2_row_bytes(cols);
+    let mut w = vec![0u8; rows * rb];
+    let mut row = vec![0i8; cols];
+    for r in 0..rows {
+        for v in row.iter_mut() {
+            *v = (rng.next() % 3) as i8 - 1;
+        }
+        t2_encode_row(&row, &mut w[r * rb..(r + 1) * rb]);
+    }
+    w
+}
+
+fn int8_vec(n: usize, rng: &mut Rng) -> Vec<i8> {
+    (0..n).map(|_| rng.next() as i8).collect()
+}
+
+/// F16 bytes of `n` values in about [-0.05, 0.05] (embedding-like magnitudes).
+fn f16_bytes(n: usize, rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 2);
+    for _ in 0..n {
+        let v = ((rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1;
+        out.extend_from_slice(&half::f16::from_f32(v).to_bits().to_le_bytes());
+    }
+    out
+}
+
+fn lm_head(k: &KernelSet, head: &[u8], x: &[f32], out: &mut [f32]) {
+    let rb = x.len() * 2;
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = (k.dot_f16)(&head[r * rb..(r + 1) * rb], x);
+    }
+}
+
+/// One ternary matvec case: `w: (rows, cols)` in T2_128 layout and `x: (cols,)`.
+type MatvecCase = ((usize, usize), Vec<u8>, Vec<i8>);
+
+struct Inputs {
+    matvec: Vec<MatvecCase>,
+    head: Vec<u8>,
+    hx: Vec<f32>,
+}
+
+fn inputs() -> Inputs {
+    let mut rng = Rng(0x7E57_5EED);
+    let matvec = MATVEC_SHAPES
+        .iter()
+        .map(|&(r, c)| {
+            (
+                (r, c),
+                ternary_matrix(r, c, &mut rng),
+                int8_vec(c, &mut rng),
+            )
+        })
+        .collect();
+    let head = f16_bytes(HEAD_ROWS * HEAD_COLS, &mut rng);
+    let hx = (0..HEAD_COLS)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    Inputs { matvec, head, hx }
+}
+
+fn criterion_benches(c: &mut Criterion, inp: &Inputs, ks: &[&'static KernelSet]) {
+    let mut g = c.benchmark_group("matvec_t2_i8");
+    for ((rows, cols), w, x) in &inp.matvec {
+        g.throughput(Throughput::Bytes(w.len() as u64));
+        let mut out = vec![0i32; *rows];
+        for k in ks {
+            g.bench_with_input(
+                BenchmarkId::new(k.variant.name(), format!("{rows}x{cols}")),
+                &(),
+                |b, _| b.iter(|| (k.matvec_t2_i8)(black_box(w), *cols, black_box(x), &mut out)),
+            );
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("lm_head_f16");
+    g.throughput(Throughput::Bytes(inp.head.len() as u64));
+    let mut out = vec![0f32; HEAD_ROWS];
+    for k in ks {
+        g.bench_with_input(
+            BenchmarkId::new(k.variant.name(), format!("{HEAD_ROWS}x{HEAD_COLS}")),
+            &(),
+            |b, _| b.iter(|| lm_head(k, black_box(&inp.head), black_box(&inp.hx), &mut out)),
+        );
+    }
+    g.finish();
+}
+
+/// Best-of-`reps` seconds of `f`.
+fn best_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// One line per (benchmark, variant): GB/s of weights and the ratio to scalar.
+fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
+    println!("\nspeed-up over scalar (best of 5, GB/s of weights read):");
+    println!(
+        "{:<28} {:<9} {:>9} {:>8}",
+        "benchmark", "variant", "GB/s", "x scalar"
+    );
+    let line = |name: String, bytes: usize, secs: &[f64]| {
+        for (k, s) in ks.iter().zip(secs) {
+            println!(
+                "{name:<28} {:<9} {:>9.2} {:>8.2}",
+                k.variant.name(),
+                bytes as f64 / s / 1e9,
+                secs[0] / s
+            );
+        }
+    };
+    for ((rows, cols), w, x) in &inp.matvec {
+        let mut out = vec![0i32; *rows];
+        let secs: Vec<f64> = ks
+            .iter()
+            .map(|k| {
+                best_secs(5, || {
+                    (k.matvec_t2_i8)(black_box(w), *cols, black_box(x), &mut out)
+                })
+            })
+            .collect();
+        line(format!("matvec_t2_i8 {rows}x{cols}"), w.len(), &secs);
+    }
+    let mut out = vec![0f32; HEAD_ROWS];
+    let secs: Vec<f64> = ks
+        .iter()
+        .map(|k| {
+            best_secs(3, || {
+                lm_head(k, black_box(&inp.head), black_box(&inp.hx), &mut out)
+            })
+        })
+        .collect();
+    line(
+        format!("lm_head_f16 {HEAD_ROWS}x{HEAD_COLS}"),
+        inp.head.len(),
+        &secs,
+    );
+}
+
+fn main() {
+    let ks = variants();
+    let inp = inputs();
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    criterion_benches(&mut c, &inp, &ks);
+    c.final_summary();
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: skip the extra timing there.
+    if std::env::args().any(|a| a == "--bench") {
+        ratio_table(&inp, &ks);
+    }
+}

@@ -1,0 +1,149 @@
+//! `tern bench` statistics and JSON shape on a tiny synthetic model (no timing is asserted:
+//! speed is never a test condition). Needs `TERN_FIXTURES` for the vocabulary (skipped with a
+//! message when unset).
+
+use std::path::PathBuf;
+
+use tern_core::format::Model;
+use tern_core::plan::KvDtype;
+use tern_linux::bench::{BenchOptions, TestKind, run_bench};
+use tern_pack::pack::write_tern_atomic;
+use tern_pack::synth::{SynthShape, synth_model};
+
+fn fixtures() -> Option<PathBuf> {
+    match std::env::var_os("TERN_FIXTURES") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            eprintln!("TERN_FIXTURES not set: skipping fixture test");
+            None
+        }
+    }
+}
+
+#[test]
+fn bench_json_records_have_llama_bench_shape() {
+    let Some(fx) = fixtures() else { return };
+    let vocab = fx.join("tokenizer/ggml-vocab-llama-bpe.gguf");
+    let m = synth_model(SynthShape::Tiny, 7, &vocab).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("tiny.tern");
+    write_tern_atomic(&m, &path, |_| {}).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let kernels = tern_linux::cpu::kernels().unwrap();
+    let opts = BenchOptions {
+        n_prompt: 8,
+        n_gen: 4,
+        threads: vec![1, 2],
+        reps: 2,
+        kv: KvDtype::F16,
+        batch: 4,
+        roofline: true,
+        roofline_bytes: 1 << 20,
+    };
+    let mut lines = Vec::new();
+    let name = path.display().to_string();
+    let report = run_bench(&name, &model, kernels, &opts, &mut |s| {
+        lines.push(s.to_string())
+    })
+    .unwrap();
+    // Two tests (pp, tg) × two thread counts, pp rows first; one progress line per test and
+    // one per bandwidth measurement.
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    let kinds: Vec<_> = report
+        .records
+        .iter()
+        .map(|r| (r.kind, r.n_threads))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (TestKind::Prompt, 1),
+            (TestKind::Prompt, 2),
+            (TestKind::Gen, 1),
+            (TestKind::Gen, 2)
+        ]
+    );
+    assert_eq!(report.bandwidth.len(), 2);
+
+    let json = report.to_json();
+    let recs = json.as_array().expect("a JSON array");
+    assert_eq!(recs.len(), 4);
+    let c = &model.file.header.config;
+    for (i, r) in recs.iter().enumerate() {
+        for f in [
+            "model_filename",
+            "model_type",
+            "model_size",
+            "model_n_params",
+            "n_prompt",
+            "n_gen",
+            "n_threads",
+            "n_batch",
+            "avg_ns",
+            "stddev_ns",
+            "avg_ts",
+            "stddev_ts",
+            "samples_ns",
+            "samples_ts",
+            "test_time",
+            "kernels",
+            "kv_type",
+            "weight_bytes_per_token",
+            "mem_bw_gbs",
+            "roofline_ts",
+        ] {
+            assert!(r.get(f).is_some(), "record {i} lacks {f}: {r}");
+        }
+        let pp = i < 2;
+        assert_eq!(r["n_prompt"], if pp { 8 } else { 0 });
+        assert_eq!(r["n_gen"], if pp { 0 } else { 4 });
+        assert_eq!(r["n_threads"], if i % 2 == 0 { 1 } else { 2 });
+        assert_eq!(r["model_filename"], name.as_str());
+        assert_eq!(r["model_size"], model.file.weight_bytes());
+        assert_eq!(r["kv_type"], "f16");
+        assert_eq!(r["n_batch"], 4);
+        assert_eq!(r["kernels"], kernels.variant.name());
+        // Ternary parameters of 4 layers plus the tied embedding.
+        let per_layer = (c.q_dim() * 256 * 2 + c.kv_dim() * 256 * 2 + 768 * 256 * 3) as u64;
+        assert_eq!(
+            r["model_n_params"],
+            4 * per_layer + c.vocab_size as u64 * 256
+        );
+        // Tied head: every tensor is read per token.
+        assert_eq!(r["weight_bytes_per_token"], r["model_size"]);
+        let ns: Vec<u64> = r["samples_ns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let ts: Vec<f64> = r["samples_ts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!((ns.len(), ts.len()), (2, 2));
+        // Statistics are consistent with the samples (whatever the speed).
+        let n_tok = if pp { 8.0 } else { 4.0 };
+        for (n, t) in ns.iter().zip(&ts) {
+            assert!((t - n_tok * 1e9 / *n as f64).abs() <= 1e-9 * t);
+        }
+        let mean_ts = (ts[0] + ts[1]) / 2.0;
+        let sd_ts = (ts[0] - ts[1]).abs() / 2f64.sqrt();
+        assert!((r["avg_ts"].as_f64().unwrap() - mean_ts).abs() <= 1e-9 * mean_ts);
+        assert!((r["stddev_ts"].as_f64().unwrap() - sd_ts).abs() <= 1e-9 * mean_ts);
+        assert_eq!(r["avg_ns"], (ns[0] + ns[1]).div_ceil(2));
+        let t = r["test_time"].as_str().unwrap();
+        assert!(t.len() == 20 && t.ends_with('Z'), "{t}");
+    }
+
+    let table = report.markdown();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 2 + 4, "{table}");
+    assert!(rows[0].starts_with("| model") && rows[0].ends_with(" t/s |"));
+    assert!(rows[2].contains("pp8") && rows[5].contains("tg4"));
+    assert!(rows[2].contains(" ± "));
+    assert_eq!(report.roofline().lines().count(), 2 + 2);
+}
