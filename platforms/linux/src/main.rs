@@ -10,7 +10,7 @@ use tern_core::config::FfnAct;
 use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::sampler::SamplerConfig;
 use tern_linux::generate::{GenOptions, generate, pack_with_progress, tokenize};
-use tern_linux::model_file::{MappedModel, resolve};
+use tern_linux::model_file::ModelBytes;
 use tern_linux::pool::ThreadPool;
 use tern_pack::pack::PackOptions;
 
@@ -104,8 +104,9 @@ impl PackArgs {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// .tern, .gguf or safetensors directory (GGUF and safetensors are packed once into the cache).
-    model: PathBuf,
+    /// .tern, .gguf or safetensors directory (GGUF and safetensors are packed once into the
+    /// cache). Default: the bundled demo model (tiny, synthetic: its output is noise).
+    model: Option<PathBuf>,
     /// Prompt text ("" = BOS alone).
     #[arg(short, long, default_value = "")]
     prompt: String,
@@ -151,6 +152,9 @@ struct RunArgs {
     /// Write the logits of every evaluated position as little-endian f32 rows.
     #[arg(long)]
     dump_logits: Option<PathBuf>,
+    /// Prompt tokens per prefill batch (one pass over the weights per batch).
+    #[arg(short = 'b', long, default_value_t = RunOptions::DEFAULT_BATCH)]
+    batch: u32,
     /// Threads (default: all available cores).
     #[arg(short = 't', long)]
     threads: Option<usize>,
@@ -229,9 +233,8 @@ fn kv(k: KvArg) -> KvDtype {
     }
 }
 
-fn open(model: &Path, pack: &PackArgs, quiet: bool) -> Result<MappedModel> {
-    let path = resolve(model, &pack.options(), quiet)?;
-    MappedModel::map(&path)
+fn open(model: &Path, pack: &PackArgs, quiet: bool) -> Result<ModelBytes> {
+    ModelBytes::open(Some(model), &pack.options(), quiet)
 }
 
 /// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
@@ -243,7 +246,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn cmd_run(a: &RunArgs) -> Result<()> {
-    let mm = open(&a.model, &a.pack, a.json)?;
+    let mm = ModelBytes::open(a.model.as_deref(), &a.pack.options(), a.json)?;
     let model = mm.model(!a.no_verify)?;
     let kernels = tern_linux::cpu::kernels()?;
     let opts = GenOptions {
@@ -262,6 +265,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         kv: kv(a.kv),
         ignore_eos: a.ignore_eos,
         parse_special: a.parse_special,
+        batch: a.batch,
     };
     let mut dump: Vec<u8> = Vec::new();
     let mut on_logits = |l: &[f32]| -> Result<()> {
@@ -291,7 +295,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
     }
     if json {
         let v = serde_json::json!({
-            "model": mm.path.display().to_string(),
+            "model": mm.name(),
             "prompt": a.prompt,
             "prompt_ids": r.prompt_ids,
             "generated_ids": r.generated_ids,
@@ -326,7 +330,7 @@ fn cmd_inspect(model_path: &Path, ctx: Option<u32>, kvt: KvArg, pack: &PackArgs)
     let model = mm.model(false)?;
     let h = &model.file.header;
     let c = &h.config;
-    println!("file: {} ({} bytes)", mm.path.display(), mm.bytes().len());
+    println!("file: {} ({} bytes)", mm.name(), mm.bytes().len());
     println!(
         "source: {} [{}] sha256 {} | packer {} | options {}",
         h.provenance.source,
@@ -376,10 +380,7 @@ fn cmd_inspect(model_path: &Path, ctx: Option<u32>, kvt: KvArg, pack: &PackArgs)
         );
     }
     println!("ternary parameters: {ternary_params}");
-    let run = RunOptions {
-        ctx_len: ctx.unwrap_or(h.plan.ctx_len),
-        kv: kv(kvt),
-    };
+    let run = RunOptions::new(ctx.unwrap_or(h.plan.ctx_len), kv(kvt));
     let p =
         MemoryPlan::new(c, model.file.weight_bytes(), run).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
