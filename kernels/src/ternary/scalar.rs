@@ -48,38 +48,6 @@ pub fn matvec_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::layout::t2_encode_row;
-
-    #[test]
-    fn matches_naive_dot() {
-        let rows = 3;
-        for cols in [0usize, 1, 127, 128, 129, 300] {
-            let mut w = [[0i8; 300]; 3];
-            let mut x = [0i8; 300];
-            for c in 0..cols {
-                x[c] = ((c * 37 % 256) as i32 - 128) as i8;
-                for r in 0..rows {
-                    w[r][c] = ((c * 7 + r * 3) % 3) as i8 - 1;
-                }
-            }
-            let rb = t2_row_bytes(cols);
-            let mut packed = [0u8; 3 * 96];
-            for r in 0..rows {
-                t2_encode_row(&w[r][..cols], &mut packed[r * rb..(r + 1) * rb]);
-            }
-            let mut out = [0i32; 3];
-            matvec_t2_i8_scalar(&packed[..rows * rb], cols, &x[..cols], &mut out);
-            for r in 0..rows {
-                let want: i32 = (0..cols).map(|c| w[r][c] as i32 * x[c] as i32).sum();
-                assert_eq!(out[r], want, "cols={cols} r={r}");
-            }
-        }
-    }
-}
-
 /// Ternary × int8 matmul for prefill: `out[r * n_tok + t] = Σ_c w[r, c] · x[t * cols + c]`
 /// for `w: (rows, cols)` in `T2_128` layout, `x: (n_tok, cols)` int8 and `out: (rows, n_tok)`
 /// (row-major, so a contiguous chunk of `out` is a set of whole weight rows: threads split the
@@ -114,6 +82,38 @@ pub fn matmul_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &
             let mut one = [0i32];
             matvec_t2_i8_scalar(row, cols, &x[t * cols..(t + 1) * cols], &mut one);
             out[r * n_tok + t] = one[0];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::t2_encode_row;
+
+    #[test]
+    fn matches_naive_dot() {
+        let rows = 3;
+        for cols in [0usize, 1, 127, 128, 129, 300] {
+            let mut w = [[0i8; 300]; 3];
+            let mut x = [0i8; 300];
+            for c in 0..cols {
+                x[c] = ((c * 37 % 256) as i32 - 128) as i8;
+                for r in 0..rows {
+                    w[r][c] = ((c * 7 + r * 3) % 3) as i8 - 1;
+                }
+            }
+            let rb = t2_row_bytes(cols);
+            let mut packed = [0u8; 3 * 96];
+            for r in 0..rows {
+                t2_encode_row(&w[r][..cols], &mut packed[r * rb..(r + 1) * rb]);
+            }
+            let mut out = [0i32; 3];
+            matvec_t2_i8_scalar(&packed[..rows * rb], cols, &x[..cols], &mut out);
+            for r in 0..rows {
+                let want: i32 = (0..cols).map(|c| w[r][c] as i32 * x[c] as i32).sum();
+                assert_eq!(out[r], want, "cols={cols} r={r}");
+            }
         }
     }
 }
