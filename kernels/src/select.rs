@@ -114,7 +114,7 @@ static NEON: KernelSet = KernelSet {
     variant: KernelVariant::Neon,
     quantize_i8: quant::neon::quantize_row_i8_absmax_neon,
     matvec_t2_i8: ternary::neon::matvec_t2_i8_neon,
-    matmul_t2_i8: ternary::scalar::matmul_t2_i8_scalar,
+    matmul_t2_i8: ternary::neon::matmul_t2_i8_neon,
     dot_f16: float::neon::dot_f16_row_neon,
     dot_bf16: float::neon::dot_bf16_row_neon,
     dot_f32: float::neon::dot_f32_row_neon,
@@ -124,8 +124,8 @@ static NEON: KernelSet = KernelSet {
 static NEON_DOT: KernelSet = KernelSet {
     variant: KernelVariant::NeonDot,
     matvec_t2_i8: ternary::neon_dot::matvec_t2_i8_neon_dot,
-    matmul_t2_i8: ternary::scalar::matmul_t2_i8_scalar,
-    // dotprod only helps the int8 matvec; the other slots share the NEON kernels.
+    matmul_t2_i8: ternary::neon_dot::matmul_t2_i8_neon_dot,
+    // dotprod only helps the int8 kernels; the other slots share the NEON kernels.
     ..NEON
 };
 

@@ -1,0 +1,141 @@
+//! AArch64 NEON + dotprod ternary × int8 matvec on the `T2_128` layout.
+//!
+//! As [`super::neon`], but each 16-byte pair of signed weights `w = c - 1` and activations goes
+//! through one `sdot` (four int8 products summed into each int32 lane). `vdotq_s32` is unstable
+//! on Rust 1.95, so `sdot` is emitted with `asm!` inside a `dotprod` target-feature function.
+//! Exact for the full int8 range (int32 lanes, |w·x| ≤ 256).
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+use super::neon::{matmul_by_rows, tail_dot};
+use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+
+/// Safe wrapper: lengths are checked here, the CPU features by the caller of
+/// [`crate::select`] (whose contract guarantees NEON and dotprod before this can be reached).
+pub(crate) fn matvec_t2_i8_neon_dot(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t2_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t2_i8: w must hold rows * row_bytes"
+    );
+    // SAFETY: this function is only reachable through a KernelSet that `select`/
+    // `select_variant` hands out when the caller asserted NEON + dotprod (their `# Safety`
+    // contract); the lengths were checked above.
+    unsafe { matvec_impl(w, cols, x, out) }
+}
+
+/// Safe wrapper for the prefill matmul: the `sdot` matvec per row and token (see
+/// [`super::neon::matmul_t2_i8_neon`]).
+pub(crate) fn matmul_t2_i8_neon_dot(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    out: &mut [i32],
+) {
+    matmul_by_rows(w, cols, x, n_tok, out, matvec_t2_i8_neon_dot);
+}
+
+/// `acc + sdot(w, x)`: each int32 lane gains the sum of its four int8 products.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: `sdot` only reads and writes the three vector registers named here (no memory,
+    // no stack, no flags); the dotprod feature is enabled on this function, and its callers
+    // are only reached under the NEON + dotprod contract of `select`.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// Signed weights `c - 1` of the low 2-bit field of every byte of `q` (pre-shifted).
+#[inline]
+#[target_feature(enable = "neon")]
+fn decode(q: uint8x16_t) -> int8x16_t {
+    vsubq_s8(
+        vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(3))),
+        vdupq_n_s8(1),
+    )
+}
+
+/// One full block of 128 weights added into two int32x4 accumulators.
+///
+/// # Safety
+/// `q` and `xs` must point at 32 and 128 readable bytes.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn block_dot(
+    acc: (int32x4_t, int32x4_t),
+    q: *const u8,
+    xs: *const i8,
+) -> (int32x4_t, int32x4_t) {
+    // SAFETY: the caller guarantees 32 readable bytes at `q` and 128 at `xs`.
+    unsafe {
+        let q0 = vld1q_u8(q);
+        let q1 = vld1q_u8(q.add(16));
+        let (mut s, mut t) = acc;
+        s = sdot(s, decode(vshrq_n_u8::<6>(q0)), vld1q_s8(xs));
+        t = sdot(t, decode(vshrq_n_u8::<6>(q1)), vld1q_s8(xs.add(16)));
+        s = sdot(s, decode(vshrq_n_u8::<4>(q0)), vld1q_s8(xs.add(32)));
+        t = sdot(t, decode(vshrq_n_u8::<4>(q1)), vld1q_s8(xs.add(48)));
+        s = sdot(s, decode(vshrq_n_u8::<2>(q0)), vld1q_s8(xs.add(64)));
+        t = sdot(t, decode(vshrq_n_u8::<2>(q1)), vld1q_s8(xs.add(80)));
+        s = sdot(s, decode(q0), vld1q_s8(xs.add(96)));
+        t = sdot(t, decode(q1), vld1q_s8(xs.add(112)));
+        (s, t)
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t2_row_bytes(cols);
+    let full = cols / T2_BLOCK_ELEMS;
+    let tail = cols - full * T2_BLOCK_ELEMS;
+    let rows = out.len();
+    let zero = (vdupq_n_s32(0), vdupq_n_s32(0));
+    let hsum = |a: (int32x4_t, int32x4_t)| vaddvq_s32(vaddq_s32(a.0, a.1));
+    let mut r = 0;
+    // Two rows per pass share the activation loads.
+    while r + 2 <= rows {
+        let (w0, w1) = (&w[r * rb..(r + 1) * rb], &w[(r + 1) * rb..(r + 2) * rb]);
+        let (mut a0, mut a1) = (zero, zero);
+        for b in 0..full {
+            // SAFETY: block b < full lies within both rows (rb = blocks * 32) and within x
+            // (full * 128 <= cols = x.len()).
+            unsafe {
+                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
+                a0 = block_dot(a0, w0.as_ptr().add(b * 32), xs);
+                a1 = block_dot(a1, w1.as_ptr().add(b * 32), xs);
+            }
+        }
+        out[r] = hsum(a0) + tail_dot(w0, full, tail, x);
+        out[r + 1] = hsum(a1) + tail_dot(w1, full, tail, x);
+        r += 2;
+    }
+    if r < rows {
+        let w0 = &w[r * rb..(r + 1) * rb];
+        let mut a0 = zero;
+        for b in 0..full {
+            // SAFETY: as above.
+            unsafe {
+                a0 = block_dot(
+                    a0,
+                    w0.as_ptr().add(b * 32),
+                    x.as_ptr().add(b * T2_BLOCK_ELEMS),
+                );
+            }
+        }
+        out[r] = hsum(a0) + tail_dot(w0, full, tail, x);
+    }
+}
