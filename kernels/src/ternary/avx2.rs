@@ -37,73 +37,36 @@ unsafe fn hsum_epi32(v: __m256i) -> i32 {
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn block_dot(q: __m256i, xs: *const i8, mask: __m256i) -> __m256i {
-    // SAFETY: the caller guarantees 128 readable bytes at `xs` (the four 32-byte loads).
-    unsafe {
-        let c0 = _mm256_and_si256(_mm256_srli_epi16::<6>(q), mask);
-        let c1 = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
-        let c2 = _mm256_and_si256(_mm256_srli_epi16::<2>(q), mask);
-        let c3 = _mm256_and_si256(q, mask);
-        let x0 = _mm256_loadu_si256(xs.cast());
-        let x1 = _mm256_loadu_si256(xs.add(32).cast());
-        let x2 = _mm256_loadu_si256(xs.add(64).cast());
-        let x3 = _mm256_loadu_si256(xs.add(96).cast());
-        let p01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, x0), _mm256_maddubs_epi16(c1, x1));
-        let p23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, x2), _mm256_maddubs_epi16(c3, x3));
-        _mm256_madd_epi16(_mm256_add_epi16(p01, p23), _mm256_set1_epi16(1))
-    }
-}
-
-#[target_feature(enable = "avx2")]
 unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let rb = t2_row_bytes(cols);
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
     let sum_x: i32 = x[..full * T2_BLOCK_ELEMS].iter().map(|&v| v as i32).sum();
-    let mask = _mm256_set1_epi8(3);
     let rows = out.len();
+    let wp = |r: usize| w[r * rb..].as_ptr();
+    let mut put = |r: usize, s: i32| {
+        let mut v = s - sum_x;
+        if tail > 0 {
+            v += tail_dot(&w[r * rb..(r + 1) * rb], full, tail, x);
+        }
+        out[r] = v;
+    };
     let mut r = 0;
-    // Two rows per pass share the activation loads.
-    while r + 2 <= rows {
-        let (w0, w1) = (&w[r * rb..(r + 1) * rb], &w[(r + 1) * rb..(r + 2) * rb]);
-        let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        for b in 0..full {
-            // SAFETY: block b < full lies within both rows (rb = blocks * 32) and within x
-            // (full * 128 <= cols = x.len()).
-            unsafe {
-                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
-                a0 = _mm256_add_epi32(
-                    a0,
-                    block_dot(_mm256_loadu_si256(w0.as_ptr().add(b * 32).cast()), xs, mask),
-                );
-                a1 = _mm256_add_epi32(
-                    a1,
-                    block_dot(_mm256_loadu_si256(w1.as_ptr().add(b * 32).cast()), xs, mask),
-                );
-            }
+    // Four rows per pass share the activation loads; int16 sums over 16 blocks (see `tile`).
+    while r + 4 <= rows {
+        // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
+        // `cols >= full * 128` bytes.
+        let s = unsafe { tile::<4, 1>(core::array::from_fn(|i| wp(r + i)), [x.as_ptr()], full) };
+        for i in 0..4 {
+            put(r + i, s[i][0]);
         }
-        // SAFETY: plain register arithmetic under the enabled feature.
-        unsafe {
-            out[r] = hsum_epi32(a0) - sum_x + tail_dot(w0, full, tail, x);
-            out[r + 1] = hsum_epi32(a1) - sum_x + tail_dot(w1, full, tail, x);
-        }
-        r += 2;
+        r += 4;
     }
-    if r < rows {
-        let w0 = &w[r * rb..(r + 1) * rb];
-        let mut a0 = _mm256_setzero_si256();
-        for b in 0..full {
-            // SAFETY: as above.
-            unsafe {
-                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
-                a0 = _mm256_add_epi32(
-                    a0,
-                    block_dot(_mm256_loadu_si256(w0.as_ptr().add(b * 32).cast()), xs, mask),
-                );
-            }
-        }
-        // SAFETY: as above.
-        out[r] = unsafe { hsum_epi32(a0) } - sum_x + tail_dot(w0, full, tail, x);
+    while r < rows {
+        // SAFETY: as above, for one row.
+        let s = unsafe { tile::<1, 1>([wp(r)], [x.as_ptr()], full) };
+        put(r, s[0][0]);
+        r += 1;
     }
 }
 
@@ -222,8 +185,11 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
                 .sum();
         }
         let mut put = |r: usize, t: usize, s: i32| {
-            let tail = tail_dot(&w[r * rb..(r + 1) * rb], full, tail, xrow(t));
-            out[r * n_tok + t] = s - sum_x[t - t0] + tail;
+            let mut v = s - sum_x[t - t0];
+            if tail > 0 {
+                v += tail_dot(&w[r * rb..(r + 1) * rb], full, tail, xrow(t));
+            }
+            out[r * n_tok + t] = v;
         };
         macro_rules! run_tile {
             ($R:literal, $T:literal, $r:expr, $t:expr) => {{
