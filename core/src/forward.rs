@@ -195,51 +195,77 @@ pub fn attention(
     att: &mut [f32],
     out: &mut [f32],
 ) {
-    let dims = (n_pos, n_heads, n_kv_heads, head_dim);
+    for h in 0..n_heads {
+        attention_head(
+            q,
+            k,
+            v,
+            h,
+            (n_pos, n_heads, n_kv_heads, head_dim),
+            &mut att[h * n_pos..(h + 1) * n_pos],
+            &mut out[h * head_dim..(h + 1) * head_dim],
+        );
+    }
+}
+
+/// One query head `h` of [`attention`]: `scores: (n_pos,)` scratch, `out: (head_dim,)`.
+/// Heads are independent, so a platform may run them in parallel.
+pub fn attention_head(
+    q: &[f32],
+    k: KvRows<'_>,
+    v: KvRows<'_>,
+    h: usize,
+    dims: (usize, usize, usize, usize),
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
     match (k, v) {
-        (KvRows::F32(k), KvRows::F32(v)) => attention_impl(q, k, v, dims, att, out),
-        (KvRows::F16(k), KvRows::F16(v)) => attention_impl(q, k, v, dims, att, out),
-        (KvRows::F32(k), KvRows::F16(v)) => attention_impl(q, k, v, dims, att, out),
-        (KvRows::F16(k), KvRows::F32(v)) => attention_impl(q, k, v, dims, att, out),
+        (KvRows::F32(k), KvRows::F32(v)) => head_impl(q, k, v, h, dims, scores, out),
+        (KvRows::F16(k), KvRows::F16(v)) => head_impl(q, k, v, h, dims, scores, out),
+        (KvRows::F32(k), KvRows::F16(v)) => head_impl(q, k, v, h, dims, scores, out),
+        (KvRows::F16(k), KvRows::F32(v)) => head_impl(q, k, v, h, dims, scores, out),
     }
 }
 
 #[inline]
 fn dot8<K: KvElem>(q: &[f32], k: &[K]) -> f32 {
     let mut acc = [0.0f32; 8];
-    for (i, (&a, &b)) in q.iter().zip(k).enumerate() {
-        acc[i % 8] += a * b.to_f32();
+    let n8 = q.len() / 8 * 8;
+    for (a, b) in q[..n8].chunks_exact(8).zip(k[..n8].chunks_exact(8)) {
+        for j in 0..8 {
+            acc[j] += a[j] * b[j].to_f32();
+        }
+    }
+    for i in n8..q.len() {
+        acc[i % 8] += q[i] * k[i].to_f32();
     }
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
-fn attention_impl<K: KvElem, V: KvElem>(
+fn head_impl<K: KvElem, V: KvElem>(
     q: &[f32],
     k: &[K],
     v: &[V],
+    h: usize,
     (n_pos, n_heads, n_kv_heads, head_dim): (usize, usize, usize, usize),
-    att: &mut [f32],
-    out: &mut [f32],
+    scores: &mut [f32],
+    oh: &mut [f32],
 ) {
     let kv_dim = n_kv_heads * head_dim;
-    let group = n_heads / n_kv_heads;
+    let kvh = h / (n_heads / n_kv_heads);
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
-    for h in 0..n_heads {
-        let kvh = h / group;
-        let qh = &q[h * head_dim..(h + 1) * head_dim];
-        let scores = &mut att[h * n_pos..(h + 1) * n_pos];
-        for (t, s) in scores.iter_mut().enumerate() {
-            let base = t * kv_dim + kvh * head_dim;
-            *s = dot8(qh, &k[base..base + head_dim]) * scale;
-        }
-        softmax(scores);
-        let oh = &mut out[h * head_dim..(h + 1) * head_dim];
-        oh.fill(0.0);
-        for (t, &p) in scores.iter().enumerate() {
-            let base = t * kv_dim + kvh * head_dim;
-            for (o, &vv) in oh.iter_mut().zip(&v[base..base + head_dim]) {
-                *o += p * vv.to_f32();
-            }
+    let qh = &q[h * head_dim..(h + 1) * head_dim];
+    let scores = &mut scores[..n_pos];
+    for (t, s) in scores.iter_mut().enumerate() {
+        let base = t * kv_dim + kvh * head_dim;
+        *s = dot8(qh, &k[base..base + head_dim]) * scale;
+    }
+    softmax(scores);
+    oh.fill(0.0);
+    for (t, &p) in scores.iter().enumerate() {
+        let base = t * kv_dim + kvh * head_dim;
+        for (o, &vv) in oh.iter_mut().zip(&v[base..base + head_dim]) {
+            *o += p * vv.to_f32();
         }
     }
 }

@@ -69,7 +69,7 @@ pub struct MemoryPlan {
     /// Activations for `batch` tokens: residual, normed input, q/k/v, attention output, FFN
     /// buffers, int8 and int32 matmul buffers, activation scales, RoPE tables.
     pub act_bytes: usize,
-    /// Attention scores `(n_heads, ctx_len)` f32.
+    /// Attention scratch: per head, its output `(head_dim,)` and scores `(ctx_len,)`, f32.
     pub att_bytes: usize,
     /// Logits `(vocab_size,)` f32.
     pub logits_bytes: usize,
@@ -167,7 +167,7 @@ impl MemoryPlan {
         let act_bytes = ActSizes::new(config, opts.batch as usize).bytes();
         let att_bytes = align_up(
             (config.n_heads as usize)
-                .checked_mul(ctx)
+                .checked_mul(ctx + config.head_dim as usize)
                 .and_then(|v| v.checked_mul(4))
                 .ok_or(ovf)?,
         );

@@ -78,7 +78,7 @@ pub struct Session<'m, 'a> {
     s_a: &'a mut [f32],     // per-token activation scales (batch,)
     xq: &'a mut [i8],       // int8 activations (batch, width)
     acc: &'a mut [i32],     // int32 accumulators (rows, batch)
-    att: &'a mut [f32],     // attention scores (n_heads, ctx)
+    att: &'a mut [f32],     // per head: output (head_dim) then scores (ctx)
     logits: &'a mut [f32],  // (vocab,)
     cand: &'a mut [u32],    // sampler candidates (vocab,)
     probs: &'a mut [f32],   // sampler probabilities (vocab,)
@@ -153,7 +153,7 @@ impl<'m, 'a> Session<'m, 'a> {
             s_a: cv.cast(r[11])?,
             xq: cv.cast(s.wide * batch)?,
             acc: cv.cast(s.wide * batch)?,
-            att: cv.cast(c.n_heads as usize * ctx)?,
+            att: cv.cast(c.n_heads as usize * (c.head_dim as usize + ctx))?,
             logits: cv.cast(vocab)?,
             cand: cv.cast(vocab)?,
             probs: cv.cast(vocab)?,
@@ -329,20 +329,25 @@ impl<'m, 'a> Session<'m, 'a> {
                 self.vc
                     .store(base + p * kv_dim, &self.vb[t * kv_dim..(t + 1) * kv_dim]);
             }
+            // attention: token by token (causal), heads in parallel; each head's slice of
+            // `att` holds its output (head_dim) then its scores (ctx)
+            let unit = hd + ctx;
             for t in 0..n {
                 let n_pos = self.pos + t + 1;
                 let end = base + n_pos * kv_dim;
-                forward::attention(
-                    &self.q[t * q_dim..(t + 1) * q_dim],
-                    self.kc.rows(base, end),
-                    self.vc.rows(base, end),
-                    n_pos,
-                    n_heads,
-                    n_kv_heads,
-                    hd,
-                    &mut self.att[..n_heads * n_pos],
-                    &mut self.att_out[t * q_dim..(t + 1) * q_dim],
-                );
+                let (kr, vr) = (self.kc.rows(base, end), self.vc.rows(base, end));
+                let qt = &self.q[t * q_dim..(t + 1) * q_dim];
+                let dims = (n_pos, n_heads, n_kv_heads, hd);
+                exec.par_chunks_f32(&mut self.att[..n_heads * unit], unit, &|start, chunk| {
+                    for (j, buf) in chunk.chunks_exact_mut(unit).enumerate() {
+                        let (out, scores) = buf.split_at_mut(hd);
+                        forward::attention_head(qt, kr, vr, start / unit + j, dims, scores, out);
+                    }
+                });
+                for (h, buf) in self.att.chunks_exact(unit).take(n_heads).enumerate() {
+                    self.att_out[t * q_dim + h * hd..t * q_dim + (h + 1) * hd]
+                        .copy_from_slice(&buf[..hd]);
+                }
             }
             if c.sub_norms {
                 Self::norm_weights(model, lt(LayerTensor::AttnSubNorm), self.normw);
