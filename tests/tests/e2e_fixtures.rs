@@ -221,25 +221,43 @@ fn every_micro_form_gives_identical_tokens() {
 
 #[test]
 fn batched_prefill_is_bit_identical_to_token_by_token() {
-    let Some(fx) = fixtures("batched_prefill_is_bit_identical_to_token_by_token") else { return };
+    let Some(fx) = fixtures("batched_prefill_is_bit_identical_to_token_by_token") else {
+        return;
+    };
     let model = parse(packed_bytes(&fx.join("models/micro/hf-packed")));
-    let r = read_json(&fx.join("models/micro/reference/transformers/p4_long_en/reference.json")).unwrap();
+    let r = read_json(&fx.join("models/micro/reference/transformers/p4_long_en/reference.json"))
+        .unwrap();
     let prompt = ids(&r["token_ids"]);
     let reference = run(&model, &prompt, 4);
     let kernels = tern_linux::cpu::kernels().unwrap();
     let pool = tern_linux::pool::ThreadPool::new(2);
-    for (batch, exec) in [(1u32, &SingleThread as &dyn tern_core::exec::Exec), (7, &SingleThread), (64, &pool), (200, &pool)] {
-        let opts = RunOptions { batch, ..RunOptions::new(prompt.len() as u32 + 4, KvDtype::F32) };
+    for (batch, exec) in [
+        (1u32, &SingleThread as &dyn tern_core::exec::Exec),
+        (7, &SingleThread),
+        (64, &pool),
+        (200, &pool),
+    ] {
+        let opts = RunOptions {
+            batch,
+            ..RunOptions::new(prompt.len() as u32 + 4, KvDtype::F32)
+        };
         let plan = tern_core::plan::MemoryPlan::new(&model.file.header.config, 0, opts).unwrap();
         let mut arena = Arena::new(plan.arena_bytes);
         let mut s = Session::new(&model, kernels, exec, opts, arena.bytes_mut()).unwrap();
         let last = s.prefill(&prompt).unwrap().to_vec();
-        assert_eq!(last, reference.logits[prompt.len() - 1], "batch {batch}: last prompt logits");
+        assert_eq!(
+            last,
+            reference.logits[prompt.len() - 1],
+            "batch {batch}: last prompt logits"
+        );
         let mut greedy = vec![argmax(&last) as u32];
         for _ in 1..4 {
             let l = s.forward(*greedy.last().unwrap()).unwrap();
             greedy.push(argmax(l) as u32);
         }
-        assert_eq!(greedy, reference.greedy, "batch {batch}: greedy after prefill");
+        assert_eq!(
+            greedy, reference.greedy,
+            "batch {batch}: greedy after prefill"
+        );
     }
 }

@@ -45,7 +45,15 @@ fn decode_loop_allocates_nothing_and_short_arena_is_an_error() {
         let plan = MemoryPlan::new(&model.file.header.config, 0, opts).unwrap();
         let mut arena = Arena::new(plan.arena_bytes);
         let mut s = Session::new(&model, kernels, &pool, opts, arena.bytes_mut()).unwrap();
-        let mut sampler = Sampler::new(SamplerConfig { temperature: 0.9, top_k: 40, top_p: 0.9, min_p: 0.05, repeat_penalty: 1.1, repeat_last_n: 16, seed: 3 });
+        let mut sampler = Sampler::new(SamplerConfig {
+            temperature: 0.9,
+            top_k: 40,
+            top_p: 0.9,
+            min_p: 0.05,
+            repeat_penalty: 1.1,
+            repeat_last_n: 16,
+            seed: 3,
+        });
         s.prefill(&[256, 72, 105]).unwrap();
         let before = ALLOCS.load(Ordering::SeqCst);
         let mut tok = s.sample(&mut sampler);
@@ -54,7 +62,11 @@ fn decode_loop_allocates_nothing_and_short_arena_is_an_error() {
             tok = s.sample(&mut sampler);
         }
         let after = ALLOCS.load(Ordering::SeqCst);
-        assert_eq!(after - before, 0, "{threads} threads, {kv:?}: the decode loop allocated");
+        assert_eq!(
+            after - before,
+            0,
+            "{threads} threads, {kv:?}: the decode loop allocated"
+        );
         assert_eq!(s.pos(), 35);
     }
     // (kept in this one test: the allocation counter is process-wide, and tests in the same
@@ -62,6 +74,19 @@ fn decode_loop_allocates_nothing_and_short_arena_is_an_error() {
     let opts = RunOptions::new(64, KvDtype::F32);
     let plan = MemoryPlan::new(&model.file.header.config, 0, opts).unwrap();
     let mut arena = Arena::new(plan.arena_bytes - 1);
-    let err = Session::new(&model, tern_kernels::select_scalar(), &tern_core::exec::SingleThread, opts, arena.bytes_mut()).unwrap_err();
-    assert_eq!(err, tern_core::Error::ArenaTooSmall { need_bytes: plan.arena_bytes as u64, have_bytes: plan.arena_bytes as u64 - 1 });
+    let err = Session::new(
+        &model,
+        tern_kernels::select_scalar(),
+        &tern_core::exec::SingleThread,
+        opts,
+        arena.bytes_mut(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        tern_core::Error::ArenaTooSmall {
+            need_bytes: plan.arena_bytes as u64,
+            have_bytes: plan.arena_bytes as u64 - 1
+        }
+    );
 }

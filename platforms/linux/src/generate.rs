@@ -134,7 +134,10 @@ pub fn generate(
             prompt_ids.len()
         );
     }
-    let run = RunOptions { batch: opts.batch.max(1), ..RunOptions::new(ctx_len, opts.kv) };
+    let run = RunOptions {
+        batch: opts.batch.max(1),
+        ..RunOptions::new(ctx_len, opts.kv)
+    };
     let plan =
         tern_core::plan::MemoryPlan::new(&h.config, 0, run).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut arena = Arena::new(plan.arena_bytes);

@@ -118,7 +118,9 @@ impl ModelBytes {
     pub fn open(model: Option<&Path>, opts: &PackOptions, quiet: bool) -> Result<ModelBytes> {
         match model {
             None => Ok(ModelBytes::Bundled),
-            Some(p) => Ok(ModelBytes::Mapped(MappedModel::map(&resolve(p, opts, quiet)?)?)),
+            Some(p) => Ok(ModelBytes::Mapped(MappedModel::map(&resolve(
+                p, opts, quiet,
+            )?)?)),
         }
     }
     /// The file's bytes.

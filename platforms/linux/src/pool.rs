@@ -163,7 +163,12 @@ unsafe impl<T: Send> Send for SyncPtr<T> {}
 
 /// Split `out` into `n` near-equal contiguous chunks (multiples of `unit` elements, or of 16
 /// when `unit` is 1, except the last) and call `f(start, chunk)` for each on the pool.
-fn chunks<T: Send>(pool: &ThreadPool, out: &mut [T], unit: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+fn chunks<T: Send>(
+    pool: &ThreadPool,
+    out: &mut [T],
+    unit: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
     let len = out.len();
     let n = pool.n_threads;
     let g = if unit <= 1 { 16 } else { unit };

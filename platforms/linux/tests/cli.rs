@@ -7,11 +7,21 @@ use std::process::{Command, Output};
 use tern_tests::{fixtures, read_f32, read_json};
 
 fn tern(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tern")).args(args).env("TERN_CACHE_DIR", cache).env_remove("TERN_KERNELS").output().expect("running tern")
+    Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(args)
+        .env("TERN_CACHE_DIR", cache)
+        .env_remove("TERN_KERNELS")
+        .output()
+        .expect("running tern")
 }
 
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "tern failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success(),
+        "tern failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
@@ -20,13 +30,20 @@ fn json(o: &Output) -> serde_json::Value {
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u64> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
 }
 
 #[test]
 fn bundled_model_runs_without_arguments() {
     let cache = tempfile::tempdir().unwrap();
-    let o = tern(&["run", "-p", "Hello", "-n", "5", "--temp", "0", "--json"], cache.path());
+    let o = tern(
+        &["run", "-p", "Hello", "-n", "5", "--temp", "0", "--json"],
+        cache.path(),
+    );
     let v = json(&o);
     // byte-level vocabulary: BOS (256) then one token per byte of "Hello"
     assert_eq!(ids(&v["prompt_ids"]), vec![256, 72, 101, 108, 108, 111]);
@@ -35,10 +52,18 @@ fn bundled_model_runs_without_arguments() {
         assert!(!v[k].is_null(), "missing {k}");
     }
     // streaming mode prints text and a summary line on stderr
-    let o = tern(&["run", "-p", "Hi", "-n", "4", "--temp", "0", "--ignore-eos"], cache.path());
+    let o = tern(
+        &["run", "-p", "Hi", "-n", "4", "--temp", "0", "--ignore-eos"],
+        cache.path(),
+    );
     ok(&o);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("prompt: 3 tokens") && err.contains("generated: 4 tokens") && err.contains("decode"), "{err}");
+    assert!(
+        err.contains("prompt: 3 tokens")
+            && err.contains("generated: 4 tokens")
+            && err.contains("decode"),
+        "{err}"
+    );
 }
 
 fn micro(fx: &Path) -> PathBuf {
@@ -47,7 +72,9 @@ fn micro(fx: &Path) -> PathBuf {
 
 #[test]
 fn run_json_matches_transformers_greedy_and_dumps_logits() {
-    let Some(fx) = fixtures("run_json_matches_transformers_greedy_and_dumps_logits") else { return };
+    let Some(fx) = fixtures("run_json_matches_transformers_greedy_and_dumps_logits") else {
+        return;
+    };
     let cache = tempfile::tempdir().unwrap();
     let refdir = fx.join("models/micro/reference/transformers/p1_short_en");
     let r = read_json(&refdir.join("reference.json")).unwrap();
@@ -55,13 +82,35 @@ fn run_json_matches_transformers_greedy_and_dumps_logits() {
     let dump = cache.path().join("logits.f32");
     let n = 8;
     let o = tern(
-        &["run", micro(&fx).to_str().unwrap(), "-p", text, "-n", &n.to_string(), "--temp", "0", "--ignore-eos", "--json", "--dump-logits", dump.to_str().unwrap()],
+        &[
+            "run",
+            micro(&fx).to_str().unwrap(),
+            "-p",
+            text,
+            "-n",
+            &n.to_string(),
+            "--temp",
+            "0",
+            "--ignore-eos",
+            "--json",
+            "--dump-logits",
+            dump.to_str().unwrap(),
+        ],
         cache.path(),
     );
     let v = json(&o);
-    assert_eq!(ids(&v["prompt_ids"]), ids(&r["token_ids"]), "tokenization of the prompt");
+    assert_eq!(
+        ids(&v["prompt_ids"]),
+        ids(&r["token_ids"]),
+        "tokenization of the prompt"
+    );
     let want = ids(&r["greedy"]["tokens"]);
-    let margins: Vec<f64> = r["greedy"]["top1_minus_top2_logit"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+    let margins: Vec<f64> = r["greedy"]["top1_minus_top2_logit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_f64().unwrap())
+        .collect();
     let got = ids(&v["generated_ids"]);
     assert_eq!(got.len(), n);
     for i in 0..n {
@@ -76,35 +125,101 @@ fn run_json_matches_transformers_greedy_and_dumps_logits() {
     assert_eq!(l.len(), (np + n - 1) * 4096);
     let last = read_f32(&refdir.join("logits_last.f32.bin")).unwrap();
     let row = &l[(np - 1) * 4096..np * 4096];
-    let d = row.iter().zip(&last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(d <= 1e-3, "dumped last-prompt logits differ from the reference by {d}");
+    let d = row
+        .iter()
+        .zip(&last)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        d <= 1e-3,
+        "dumped last-prompt logits differ from the reference by {d}"
+    );
 }
 
 #[test]
 fn seeds_tokenize_inspect_and_pack() {
-    let Some(fx) = fixtures("seeds_tokenize_inspect_and_pack") else { return };
+    let Some(fx) = fixtures("seeds_tokenize_inspect_and_pack") else {
+        return;
+    };
     let cache = tempfile::tempdir().unwrap();
     let m = micro(&fx);
     let m = m.to_str().unwrap();
-    let run = |seed: &str| ids(&json(&tern(&["run", m, "-p", "Once upon a time", "-n", "24", "--temp", "1.0", "--top-k", "0", "--top-p", "1.0", "--min-p", "0", "--seed", seed, "--ignore-eos", "--json"], cache.path()))["generated_ids"]);
+    let run = |seed: &str| {
+        ids(&json(&tern(
+            &[
+                "run",
+                m,
+                "-p",
+                "Once upon a time",
+                "-n",
+                "24",
+                "--temp",
+                "1.0",
+                "--top-k",
+                "0",
+                "--top-p",
+                "1.0",
+                "--min-p",
+                "0",
+                "--seed",
+                seed,
+                "--ignore-eos",
+                "--json",
+            ],
+            cache.path(),
+        ))["generated_ids"])
+    };
     assert_eq!(run("7"), run("7"), "same seed, same tokens");
     assert_ne!(run("7"), run("8"), "another seed, other tokens");
 
-    let r = read_json(&fx.join("models/micro/reference/transformers/p2_code_py/reference.json")).unwrap();
-    let out = ok(&tern(&["tokenize", m, r["text"].as_str().unwrap()], cache.path()));
+    let r = read_json(&fx.join("models/micro/reference/transformers/p2_code_py/reference.json"))
+        .unwrap();
+    let out = ok(&tern(
+        &["tokenize", m, r["text"].as_str().unwrap()],
+        cache.path(),
+    ));
     let got: Vec<u64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
     assert_eq!(got, ids(&r["token_ids"]));
 
     let out = ok(&tern(&["inspect", m, "--ctx", "128"], cache.path()));
-    for want in ["layers 4 dim 256 hidden 768 heads 8 kv_heads 2 head_dim 32 vocab 4096", "ffn_act Relu2 (from Rule)", "blk.3.ffn_down.weight", "T2_128", "kv cache", "arena total"] {
+    for want in [
+        "layers 4 dim 256 hidden 768 heads 8 kv_heads 2 head_dim 32 vocab 4096",
+        "ffn_act Relu2 (from Rule)",
+        "blk.3.ffn_down.weight",
+        "T2_128",
+        "kv cache",
+        "arena total",
+    ] {
         assert!(out.contains(want), "inspect output lacks {want:?}:\n{out}");
     }
 
     let dst = cache.path().join("micro.tern");
-    ok(&tern(&["pack", m, "-o", dst.to_str().unwrap()], cache.path()));
-    let a = json(&tern(&["run", dst.to_str().unwrap(), "-p", "Hello", "-n", "6", "--temp", "0", "--json"], cache.path()));
-    let b = json(&tern(&["run", m, "-p", "Hello", "-n", "6", "--temp", "0", "--json"], cache.path()));
-    assert_eq!(a["generated_ids"], b["generated_ids"], "packed file and GGUF (via cache) agree");
+    ok(&tern(
+        &["pack", m, "-o", dst.to_str().unwrap()],
+        cache.path(),
+    ));
+    let a = json(&tern(
+        &[
+            "run",
+            dst.to_str().unwrap(),
+            "-p",
+            "Hello",
+            "-n",
+            "6",
+            "--temp",
+            "0",
+            "--json",
+        ],
+        cache.path(),
+    ));
+    let b = json(&tern(
+        &["run", m, "-p", "Hello", "-n", "6", "--temp", "0", "--json"],
+        cache.path(),
+    ));
+    assert_eq!(
+        a["generated_ids"], b["generated_ids"],
+        "packed file and GGUF (via cache) agree"
+    );
 }
 
 #[test]
@@ -130,5 +245,11 @@ fn bad_input_gives_clear_errors() {
     std::fs::write(&bad, &b).unwrap();
     let o = tern(&["run", bad.to_str().unwrap(), "-p", "x"], cache.path());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("flip.tern") && err.contains("tensor 'blk.3.ffn_down.weight'") && err.contains("CRC32"), "{err}");
+    assert!(
+        !o.status.success()
+            && err.contains("flip.tern")
+            && err.contains("tensor 'blk.3.ffn_down.weight'")
+            && err.contains("CRC32"),
+        "{err}"
+    );
 }
