@@ -56,6 +56,34 @@ impl<'a> Carver<'a> {
     }
 }
 
+/// The input of a BitLinear for `n = s_a.len()` tokens: row `t` of `src: (n, width)` is
+/// RMSNormed into `xb` when `norm` (weights `(width,)`, eps) is given, then quantized by absmax
+/// into row `t` of `xq`, its scale into `s_a[t]`.
+fn bitlinear_input(
+    k: &KernelSet,
+    src: &[f32],
+    norm: Option<(&[f32], f32)>,
+    xb: &mut [f32],
+    xq: &mut [i8],
+    s_a: &mut [f32],
+) {
+    let width = src.len() / s_a.len();
+    for (t, sa) in s_a.iter_mut().enumerate() {
+        let (row, q) = (
+            &src[t * width..(t + 1) * width],
+            &mut xq[t * width..(t + 1) * width],
+        );
+        *sa = match norm {
+            Some((w, eps)) => {
+                let xb = &mut xb[t * width..(t + 1) * width];
+                forward::rmsnorm(row, w, eps, xb);
+                forward::quantize_input(k, xb, q)
+            }
+            None => forward::quantize_input(k, row, q),
+        };
+    }
+}
+
 /// One generation context over one arena. Activation buffers hold up to `batch` tokens
 /// (row `t` of a `(batch, width)` buffer starts at `t * width`).
 pub struct Session<'m, 'a> {
@@ -270,16 +298,8 @@ impl<'m, 'a> Session<'m, 'a> {
             let lt = |kind| model.file.layer(l, kind).expect("validated");
             // --- attention block ---
             Self::norm_weights(model, lt(LayerTensor::AttnNorm), self.normw);
-            for t in 0..n {
-                let xb = &mut self.xb[t * dim..(t + 1) * dim];
-                forward::rmsnorm(
-                    &self.x[t * dim..(t + 1) * dim],
-                    &self.normw[..dim],
-                    c.norm_eps,
-                    xb,
-                );
-                s_a[t] = forward::quantize_input(k, xb, &mut self.xq[t * dim..(t + 1) * dim]);
-            }
+            let norm = Some((&self.normw[..dim], c.norm_eps));
+            bitlinear_input(k, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
             forward::bitlinear_batch(
                 k,
@@ -352,17 +372,8 @@ impl<'m, 'a> Session<'m, 'a> {
             if c.sub_norms {
                 Self::norm_weights(model, lt(LayerTensor::AttnSubNorm), self.normw);
             }
-            for t in 0..n {
-                let a = &self.att_out[t * q_dim..(t + 1) * q_dim];
-                let xq = &mut self.xq[t * q_dim..(t + 1) * q_dim];
-                s_a[t] = if c.sub_norms {
-                    let xb = &mut self.xb[t * q_dim..(t + 1) * q_dim];
-                    forward::rmsnorm(a, &self.normw[..q_dim], c.norm_eps, xb);
-                    forward::quantize_input(k, xb, xq)
-                } else {
-                    forward::quantize_input(k, a, xq)
-                };
-            }
+            let norm = c.sub_norms.then_some((&self.normw[..q_dim], c.norm_eps));
+            bitlinear_input(k, &self.att_out[..n * q_dim], norm, self.xb, self.xq, s_a);
             forward::bitlinear_batch(
                 k,
                 exec,
@@ -377,16 +388,8 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             // --- feed-forward block ---
             Self::norm_weights(model, lt(LayerTensor::FfnNorm), self.normw);
-            for t in 0..n {
-                let xb = &mut self.xb[t * dim..(t + 1) * dim];
-                forward::rmsnorm(
-                    &self.x[t * dim..(t + 1) * dim],
-                    &self.normw[..dim],
-                    c.norm_eps,
-                    xb,
-                );
-                s_a[t] = forward::quantize_input(k, xb, &mut self.xq[t * dim..(t + 1) * dim]);
-            }
+            let norm = Some((&self.normw[..dim], c.norm_eps));
+            bitlinear_input(k, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
             forward::bitlinear_batch(
                 k,
@@ -414,17 +417,8 @@ impl<'m, 'a> Session<'m, 'a> {
             if c.sub_norms {
                 Self::norm_weights(model, lt(LayerTensor::FfnSubNorm), self.normw);
             }
-            for t in 0..n {
-                let h = &self.hb[t * hidden..(t + 1) * hidden];
-                let xq = &mut self.xq[t * hidden..(t + 1) * hidden];
-                s_a[t] = if c.sub_norms {
-                    let xb = &mut self.xb[t * hidden..(t + 1) * hidden];
-                    forward::rmsnorm(h, &self.normw[..hidden], c.norm_eps, xb);
-                    forward::quantize_input(k, xb, xq)
-                } else {
-                    forward::quantize_input(k, h, xq)
-                };
-            }
+            let norm = c.sub_norms.then_some((&self.normw[..hidden], c.norm_eps));
+            bitlinear_input(k, &self.hb[..n * hidden], norm, self.xb, self.xq, s_a);
             forward::bitlinear_batch(
                 k,
                 exec,
