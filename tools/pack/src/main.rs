@@ -38,6 +38,7 @@ enum Shape {
     #[value(name = "2b4t")]
     B2b4t,
     Tiny,
+    Small,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +152,7 @@ fn main() -> Result<()> {
             let shape = match shape {
                 Shape::B2b4t => SynthShape::B2b4t,
                 Shape::Tiny => SynthShape::Tiny,
+                Shape::Small => SynthShape::Small,
             };
             let t0 = Instant::now();
             let model = synth_model(shape, seed, &vocab)?;

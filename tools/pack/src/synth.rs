@@ -31,14 +31,19 @@ pub enum SynthShape {
     /// The fixtures' `tiny` dims: 4 layers, dim 256, hidden 768, 8 heads, 2 KV heads, head_dim
     /// 32, context 256, otherwise as [`SynthShape::B2b4t`].
     Tiny,
+    /// A mid-size shape for bare-metal emulation (~113 MB of ternary weights): 10 layers, dim
+    /// 2048, hidden 5632, 16 heads, 4 KV heads, head_dim 128, context 512, otherwise as
+    /// [`SynthShape::B2b4t`].
+    Small,
 }
 
 impl SynthShape {
-    /// CLI name (`2b4t`, `tiny`).
+    /// CLI name (`2b4t`, `tiny`, `small`).
     pub fn name(self) -> &'static str {
         match self {
             SynthShape::B2b4t => "2b4t",
             SynthShape::Tiny => "tiny",
+            SynthShape::Small => "small",
         }
     }
 
@@ -47,6 +52,7 @@ impl SynthShape {
         let (dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, max_ctx) = match self {
             SynthShape::B2b4t => (2560, 6912, 30, 20, 5, 128, 4096),
             SynthShape::Tiny => (256, 768, 4, 8, 2, 32, 256),
+            SynthShape::Small => (2048, 5632, 10, 16, 4, 128, 512),
         };
         ModelConfig {
             ffn_act: FfnAct::Relu2,

@@ -1,0 +1,111 @@
+//! The bare-metal generation path on the host: same tokens as the Linux CLI's path
+//! (`tern run --temp 0`), errors for bad arenas and a missing model.
+
+use tern_baremetal::{
+    Error, SingleCore, StaticArena, arena_bytes_for, find_model, generate_greedy,
+};
+use tern_core::sampler::SamplerConfig;
+use tern_linux::generate::{GenOptions, generate};
+use tern_linux::model_file::BUNDLED_MODEL;
+
+const PROMPT: &str = "Hello";
+
+#[repr(C, align(64))]
+struct Buf([u8; 1 << 20]);
+
+fn linux_ids(model_bytes: &[u8], prompt: &str, n: usize) -> (Vec<u32>, String) {
+    let model = tern_core::format::Model::parse(model_bytes).unwrap();
+    let opts = GenOptions {
+        prompt: prompt.into(),
+        n_predict: n,
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            ..SamplerConfig::default()
+        },
+        ctx_len: None,
+        kv: tern_core::plan::KvDtype::F32,
+        ignore_eos: false,
+        parse_special: false,
+        batch: tern_core::plan::RunOptions::DEFAULT_BATCH,
+    };
+    let k = tern_kernels::select_scalar();
+    let r = generate(&model, k, &SingleCore, &opts, &mut |_| {}, None).unwrap();
+    (r.generated_ids, r.text)
+}
+
+#[test]
+fn same_tokens_and_text_as_the_linux_path() {
+    let mut buf = Box::new(Buf([0; 1 << 20]));
+    for (prompt, n) in [(PROMPT, 16), ("The quick brown fox", 9), ("é€😀", 5)] {
+        let (want_ids, want_text) = linux_ids(BUNDLED_MODEL, prompt, n);
+        let (mut ids, mut text) = (Vec::new(), String::new());
+        let k = tern_kernels::select_scalar();
+        let stats = generate_greedy(
+            BUNDLED_MODEL,
+            k,
+            &SingleCore,
+            &mut buf.0,
+            prompt,
+            n,
+            |id, t| {
+                ids.push(id);
+                text.push_str(t);
+            },
+        )
+        .unwrap();
+        assert_eq!(ids, want_ids, "prompt {prompt:?}");
+        assert_eq!(text, want_text, "prompt {prompt:?}");
+        assert_eq!(stats.generated_tokens, want_ids.len());
+    }
+}
+
+#[test]
+fn finds_the_model_in_a_larger_region_and_rejects_garbage() {
+    let mut region = BUNDLED_MODEL.to_vec();
+    region.resize(BUNDLED_MODEL.len() + 4096, 0);
+    assert_eq!(find_model(&region).unwrap(), BUNDLED_MODEL);
+    assert!(matches!(
+        find_model(&[0u8; 4096]),
+        Err(Error::Core(tern_core::Error::BadMagic))
+    ));
+}
+
+#[test]
+fn arena_errors() {
+    let need = arena_bytes_for(BUNDLED_MODEL, PROMPT.len(), 4).unwrap();
+    let mut buf = Box::new(Buf([0; 1 << 20]));
+    let k = tern_kernels::select_scalar();
+    let short = &mut buf.0[..need - 1];
+    assert_eq!(
+        generate_greedy(BUNDLED_MODEL, k, &SingleCore, short, PROMPT, 4, |_, _| {}),
+        Err(Error::ArenaTooSmall {
+            need_bytes: need,
+            have_bytes: need - 1
+        })
+    );
+    let shifted = &mut buf.0[1..need + 1];
+    assert_eq!(
+        generate_greedy(BUNDLED_MODEL, k, &SingleCore, shifted, PROMPT, 4, |_, _| {}),
+        Err(Error::ArenaMisaligned)
+    );
+    assert!(
+        generate_greedy(
+            BUNDLED_MODEL,
+            k,
+            &SingleCore,
+            &mut buf.0[..need],
+            PROMPT,
+            4,
+            |_, _| {}
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn static_arena_is_taken_once() {
+    static A: StaticArena<256> = StaticArena::new();
+    let a = A.take().unwrap();
+    assert_eq!((a.len(), a.as_ptr() as usize % 64), (256, 0));
+    assert!(A.take().is_none());
+}
