@@ -451,12 +451,27 @@ impl<'m, 'a> Session<'m, 'a> {
         let head = model.file.lm_head();
         let hdata = model.data(head);
         let hrb = head.layout.row_bytes(dim).expect("validated");
+        let xn = &self.xb[..dim];
+        if head.layout == Layout::Q8_0 {
+            // int8 LM head: quantize the normed state per 32 values (scales in `normw`, free
+            // after the norm), then integer block dots
+            let (q, d) = (&mut self.xq[..dim], &mut self.normw[..dim / 32]);
+            (k.quantize_q8_0)(xn, q, d);
+            let (q, d) = (&*q, &*d);
+            let dot = k.dot_q8_0;
+            exec.par_chunks_f32(self.logits, 1, &|start, chunk| {
+                for (i, o) in chunk.iter_mut().enumerate() {
+                    let r = start + i;
+                    *o = dot(&hdata[r * hrb..(r + 1) * hrb], q, d);
+                }
+            });
+            return Ok(());
+        }
         let dot = match head.layout {
             Layout::F16 => k.dot_f16,
             Layout::Bf16 => k.dot_bf16,
             _ => k.dot_f32,
         };
-        let xn = &self.xb[..dim];
         exec.par_chunks_f32(self.logits, 1, &|start, chunk| {
             for (i, o) in chunk.iter_mut().enumerate() {
                 let r = start + i;

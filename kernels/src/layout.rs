@@ -74,6 +74,8 @@ pub enum Layout {
     Bf16 = 2,
     /// Ternary, see [`BlockT2`].
     T2_128 = 3,
+    /// 8-bit blocks, see [`BlockQ8_0`] (LM head / embedding).
+    Q8_0 = 4,
 }
 
 /// One row of the layout table.
@@ -92,7 +94,7 @@ pub struct LayoutInfo {
 }
 
 /// The layout table, indexed by on-disk id.
-pub const LAYOUTS: [LayoutInfo; 4] = [
+pub const LAYOUTS: [LayoutInfo; 5] = [
     LayoutInfo {
         layout: Layout::F32,
         name: "F32",
@@ -121,7 +123,32 @@ pub const LAYOUTS: [LayoutInfo; 4] = [
         block_bytes: 32,
         ternary: true,
     },
+    LayoutInfo {
+        layout: Layout::Q8_0,
+        name: "Q8_0",
+        block_elems: Q8_0_BLOCK_ELEMS,
+        block_bytes: 34,
+        ternary: false,
+    },
 ];
+
+/// Values per [`BlockQ8_0`] block.
+pub const Q8_0_BLOCK_ELEMS: usize = 32;
+
+/// `Q8_0`: 32 values as a little-endian IEEE binary16 scale `d` followed by 32 int8 `q`
+/// (value = d · q), 34 bytes (8.5 bpw). Byte-identical to ggml's `block_q8_0`, so Q8_0 GGUF
+/// tensors import without conversion. A row's length must be a multiple of 32.
+///
+/// Source: ggml `ggml-common.h` (`block_q8_0`, QK8_0 = 32) and `quantize_row_q8_0_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ8_0 {
+    /// binary16 scale bits, little-endian.
+    pub d: [u8; 2],
+    /// Quantized values.
+    pub qs: [i8; 32],
+}
+const _: () = assert!(core::mem::size_of::<BlockQ8_0>() == 34);
 
 impl Layout {
     /// The layout with on-disk id `id`, if any.

@@ -86,6 +86,12 @@ pub struct KernelSet {
     pub dot_bf16: fn(&[u8], &[f32]) -> f32,
     /// Dot of an F32 row with f32 `x`.
     pub dot_f32: fn(&[u8], &[f32]) -> f32,
+    /// Q8_0 activation quantizer: `(x: (n,), q: (n,), d: (n/32,))`. See
+    /// [`float::scalar::quantize_q8_0_act`].
+    pub quantize_q8_0: fn(&[f32], &mut [i8], &mut [f32]),
+    /// Dot of a Q8_0 row with Q8_0-quantized activations `(w, q, d) -> f32`. See
+    /// [`float::scalar::dot_q8_0_row`].
+    pub dot_q8_0: fn(&[u8], &[i8], &[f32]) -> f32,
 }
 
 static SCALAR: KernelSet = KernelSet {
@@ -96,6 +102,8 @@ static SCALAR: KernelSet = KernelSet {
     dot_f16: float::scalar::dot_f16_row,
     dot_bf16: float::scalar::dot_bf16_row,
     dot_f32: float::scalar::dot_f32_row,
+    quantize_q8_0: float::scalar::quantize_q8_0_act,
+    dot_q8_0: float::scalar::dot_q8_0_row,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -107,6 +115,8 @@ static AVX2: KernelSet = KernelSet {
     dot_f16: float::avx2::dot_f16_row_avx2,
     dot_bf16: float::avx2::dot_bf16_row_avx2,
     dot_f32: float::scalar::dot_f32_row,
+    quantize_q8_0: float::avx2::quantize_q8_0_act_avx2,
+    dot_q8_0: float::avx2::dot_q8_0_row_avx2,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -118,6 +128,9 @@ static NEON: KernelSet = KernelSet {
     dot_f16: float::neon::dot_f16_row_neon,
     dot_bf16: float::neon::dot_bf16_row_neon,
     dot_f32: float::neon::dot_f32_row_neon,
+    // Q8_0 LM head: not ported to NEON yet, the scalar reference.
+    quantize_q8_0: float::scalar::quantize_q8_0_act,
+    dot_q8_0: float::scalar::dot_q8_0_row,
 };
 
 #[cfg(target_arch = "aarch64")]

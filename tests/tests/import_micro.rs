@@ -252,6 +252,7 @@ fn options_override_activation_and_context() {
     let opts = PackOptions {
         ffn_act: Some(FfnAct::Silu),
         ctx_len: Some(100),
+        ..Default::default()
     };
     for f in ["gguf/micro-tq2_0.gguf", "hf-packed"] {
         let m = import_path(&dir.join(f), &opts, &|_| {}).unwrap();
@@ -266,6 +267,7 @@ fn options_override_activation_and_context() {
     let opts = PackOptions {
         ffn_act: None,
         ctx_len: Some(100_000),
+        ..Default::default()
     };
     let m = import_path(&dir.join("hf-packed"), &opts, &|_| {}).unwrap();
     assert_eq!(m.plan.ctx_len, 256);

@@ -507,19 +507,23 @@ impl<'a> TernFile<'a> {
             }
             Ok(())
         };
-        let float = |t: &TensorInfo| {
-            if t.layout.info().ternary {
-                Err(Error::WrongLayout { index: t.index })
-            } else {
-                Ok(())
-            }
+        // Embedding / LM head: a float layout, or Q8_0 with whole 32-value blocks per row.
+        let float = |t: &TensorInfo| match t.layout {
+            Layout::F32 | Layout::F16 | Layout::Bf16 => Ok(()),
+            Layout::Q8_0 if t.cols.is_multiple_of(32) => Ok(()),
+            _ => Err(Error::WrongLayout { index: t.index }),
+        };
+        // Norm weights: plain float only.
+        let norm = |t: &TensorInfo| match t.layout {
+            Layout::F32 | Layout::F16 | Layout::Bf16 => Ok(()),
+            _ => Err(Error::WrongLayout { index: t.index }),
         };
         let emb = need(self.globals[0], TensorRole::TokenEmbd, 0)?;
         shape(&emb, (c.vocab_size, c.dim))?;
         float(&emb)?;
         let on = need(self.globals[1], TensorRole::OutputNorm, 0)?;
         shape(&on, (1, c.dim))?;
-        float(&on)?;
+        norm(&on)?;
         if !c.tied_embedding {
             let o = need(self.globals[2], TensorRole::Output, 0)?;
             shape(&o, (c.vocab_size, c.dim))?;
@@ -539,8 +543,12 @@ impl<'a> TernFile<'a> {
                     }
                 };
                 shape(&t, kind.shape(c))?;
-                if kind.is_ternary() != t.layout.info().ternary {
-                    return Err(Error::WrongLayout { index: t.index });
+                if kind.is_ternary() {
+                    if t.layout != Layout::T2_128 {
+                        return Err(Error::WrongLayout { index: t.index });
+                    }
+                } else {
+                    norm(&t)?;
                 }
             }
         }

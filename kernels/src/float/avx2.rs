@@ -66,3 +66,128 @@ unsafe fn dot_impl<const BF16: bool>(w: &[u8], x: &[f32]) -> f32 {
     }
     reduce32(&lanes)
 }
+
+/// AVX2 [`super::scalar::quantize_q8_0_act`], bit-identical (same f32 operations per block).
+pub(crate) fn quantize_q8_0_act_avx2(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    use crate::layout::Q8_0_BLOCK_ELEMS as QK;
+    assert!(
+        x.len().is_multiple_of(QK) && q.len() == x.len() && d.len() == x.len() / QK,
+        "quantize_q8_0_act: shapes"
+    );
+    // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
+    // `select`; shapes checked above.
+    unsafe { quantize_q8_0_impl(x, q, d) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_q8_0_impl(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+    let lim = _mm256_set1_ps(127.0);
+    let nlim = _mm256_set1_ps(-127.0);
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (b, db) in d.iter_mut().enumerate() {
+        // SAFETY: block b covers x[32b..32b+32] and q[32b..32b+32] (shapes checked by caller).
+        unsafe {
+            let p = x.as_ptr().add(32 * b);
+            let v: [__m256; 4] = core::array::from_fn(|k| _mm256_loadu_ps(p.add(8 * k)));
+            let mut m = _mm256_setzero_ps();
+            for vk in v {
+                // max(|v|, m): a NaN lane returns m, as scalar's `a > amax` ignores NaN
+                m = _mm256_max_ps(_mm256_and_ps(vk, abs_mask), m);
+            }
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+            let amax = lanes.iter().fold(0.0f32, |a, &l| if l > a { l } else { a });
+            let dd = amax / 127.0;
+            let id = if dd != 0.0 { 1.0 / dd } else { 0.0 };
+            let s = _mm256_set1_ps(id);
+            let conv = |vk: __m256| -> __m256i {
+                let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm256_mul_ps(vk, s),
+                );
+                let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+                _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, nlim), lim))
+            };
+            let ab = _mm256_packs_epi32(conv(v[0]), conv(v[1]));
+            let cd = _mm256_packs_epi32(conv(v[2]), conv(v[3]));
+            let out = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), perm);
+            _mm256_storeu_si256(q.as_mut_ptr().add(32 * b).cast(), out);
+            *db = dd;
+        }
+    }
+}
+
+/// AVX2 [`super::scalar::dot_q8_0_row`], bit-identical: exact integer block sums (sign trick:
+/// activations are in [-127, 127]), eight blocks per step so lane `j` is scalar's `acc[b % 8]`.
+pub(crate) fn dot_q8_0_row_avx2(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    use crate::layout::Q8_0_BLOCK_ELEMS as QK;
+    assert!(
+        w.len() == d.len() * 34 && q.len() == d.len() * QK,
+        "dot_q8_0: shapes"
+    );
+    // SAFETY: reachable only through a KernelSet selected under the AVX2+F16C contract of
+    // `select`; shapes checked above.
+    unsafe { dot_q8_0_impl(w, q, d) }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_q8_0_impl(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    let nb = d.len();
+    let ones = _mm256_set1_epi16(1);
+    let block_sum = |b: usize| -> __m256i {
+        // SAFETY: callers pass b < nb, so block b's 34 bytes and 32 activations exist; the
+        // enclosing function enables avx2.
+        unsafe {
+            let wv = _mm256_loadu_si256(w.as_ptr().add(34 * b + 2).cast());
+            let xv = _mm256_loadu_si256(q.as_ptr().add(32 * b).cast());
+            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+            _mm256_madd_epi16(p, ones)
+        }
+    };
+    let mut acc = _mm256_setzero_ps();
+    let mut b = 0;
+    while b + 8 <= nb {
+        let s: [__m256i; 8] = core::array::from_fn(|j| block_sum(b + j));
+        let h01 = _mm256_hadd_epi32(s[0], s[1]);
+        let h23 = _mm256_hadd_epi32(s[2], s[3]);
+        let h45 = _mm256_hadd_epi32(s[4], s[5]);
+        let h67 = _mm256_hadd_epi32(s[6], s[7]);
+        let h0123 = _mm256_hadd_epi32(h01, h23);
+        let h4567 = _mm256_hadd_epi32(h45, h67);
+        let sums = _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(h0123, h4567),
+            _mm256_permute2x128_si256::<0x31>(h0123, h4567),
+        );
+        let mut dw = [0u16; 8];
+        for (j, v) in dw.iter_mut().enumerate() {
+            *v = u16::from_le_bytes([w[34 * (b + j)], w[34 * (b + j) + 1]]);
+        }
+        // SAFETY: `dw` holds 8 u16; d[b..b + 8] exists (b + 8 <= nb).
+        let (dwv, dxv) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(dw.as_ptr().cast())),
+                _mm256_loadu_ps(d.as_ptr().add(b)),
+            )
+        };
+        acc = _mm256_add_ps(
+            acc,
+            _mm256_mul_ps(_mm256_mul_ps(dwv, dxv), _mm256_cvtepi32_ps(sums)),
+        );
+        b += 8;
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 f32.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    for bb in b..nb {
+        let blk = &w[34 * bb..34 * bb + 34];
+        let dw = half::f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32();
+        let s: i32 = blk[2..]
+            .iter()
+            .zip(&q[32 * bb..32 * bb + 32])
+            .map(|(&wq, &xq)| (wq as i8) as i32 * xq as i32)
+            .sum();
+        lanes[bb % 8] += (dw * d[bb]) * s as f32;
+    }
+    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+}

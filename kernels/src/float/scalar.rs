@@ -71,6 +71,7 @@ pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
         Layout::F16 => |c| f16_to_f32(c.try_into().unwrap()),
         Layout::Bf16 => |c| bf16_to_f32(c.try_into().unwrap()),
         Layout::T2_128 => return false,
+        Layout::Q8_0 => return decode_q8_0_row(w, out),
     };
     let eb = layout.info().block_bytes;
     if w.len() != out.len() * eb {
@@ -80,6 +81,85 @@ pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
         *o = conv(c);
     }
     true
+}
+
+/// Decode a `Q8_0` row (`out.len()` a multiple of 32): `out[i] = d · q[i]` in f32.
+fn decode_q8_0_row(w: &[u8], out: &mut [f32]) -> bool {
+    use crate::layout::Q8_0_BLOCK_ELEMS as QK;
+    if !out.len().is_multiple_of(QK) || w.len() != out.len() / QK * 34 {
+        return false;
+    }
+    for (o, b) in out.chunks_exact_mut(QK).zip(w.chunks_exact(34)) {
+        let d = f16_to_f32([b[0], b[1]]);
+        for (v, &q) in o.iter_mut().zip(&b[2..]) {
+            *v = d * (q as i8) as f32;
+        }
+    }
+    true
+}
+
+/// Quantize activations `x: (n,)` (n a multiple of 32) to `q: (n,)` int8 with one f32 scale
+/// per 32 values, `d: (n/32,)`: `d = max|x| / 127`, `q = clamp(round_half_even(x · (1/d)),
+/// -127, 127)` (0 where `d` is 0; NaN → 0). Symmetric (no -128), so the SIMD dot may use the
+/// sign trick.
+///
+/// # Panics
+/// On length mismatches (caller bug).
+pub fn quantize_q8_0_act(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    use crate::layout::Q8_0_BLOCK_ELEMS as QK;
+    assert!(
+        x.len().is_multiple_of(QK) && q.len() == x.len() && d.len() == x.len() / QK,
+        "quantize_q8_0_act: shapes"
+    );
+    for ((xb, qb), db) in x
+        .chunks_exact(QK)
+        .zip(q.chunks_exact_mut(QK))
+        .zip(d.iter_mut())
+    {
+        let mut amax = 0.0f32;
+        for &v in xb {
+            let a = v.abs();
+            if a > amax {
+                amax = a;
+            }
+        }
+        let dd = amax / 127.0;
+        let id = if dd != 0.0 { 1.0 / dd } else { 0.0 };
+        for (qi, &v) in qb.iter_mut().zip(xb) {
+            *qi = libm::rintf(v * id).clamp(-127.0, 127.0) as i8;
+        }
+        *db = dd;
+    }
+}
+
+/// Dot of a `Q8_0` weight row `w` (n/32 blocks) with activations quantized by
+/// [`quantize_q8_0_act`] (`q: (n,)`, `d: (n/32,)`): per block the exact integer sum
+/// `s_b = Σ wq·q`, then `p_b = (d_w · d_b) · s_b` in f32, accumulated over 8 interleaved
+/// partial sums (`acc[b % 8] += p_b`) and reduced as `((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7))`.
+///
+/// # Panics
+/// On length mismatches (caller bug).
+pub fn dot_q8_0_row(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    use crate::layout::Q8_0_BLOCK_ELEMS as QK;
+    assert!(
+        w.len() == d.len() * 34 && q.len() == d.len() * QK,
+        "dot_q8_0: shapes"
+    );
+    let mut acc = [0.0f32; 8];
+    for (b, (blk, (qb, &db))) in w
+        .chunks_exact(34)
+        .zip(q.chunks_exact(QK).zip(d))
+        .enumerate()
+    {
+        let dw = f16_to_f32([blk[0], blk[1]]);
+        let s: i32 = blk[2..]
+            .iter()
+            .zip(qb)
+            .map(|(&wq, &xq)| (wq as i8) as i32 * xq as i32)
+            .sum();
+        acc[b % 8] += (dw * db) * s as f32;
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
 #[cfg(test)]

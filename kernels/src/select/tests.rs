@@ -272,6 +272,77 @@ fn dot_check(wf: &[f32], x: &[f32]) {
     }
 }
 
+fn q8_check(x: &[f32], wf: &[f32]) {
+    let n = x.len();
+    let mut q = vec![0i8; n];
+    let mut d = vec![0f32; n / 32];
+    (SCALAR.quantize_q8_0)(x, &mut q, &mut d);
+    // weights in Q8_0 blocks (built independently here: d = amax/127 as f16, q = round)
+    let mut w = Vec::new();
+    for b in wf.chunks(32) {
+        let amax = b.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let dd = half::f16::from_f32(amax / 127.0);
+        w.extend(dd.to_bits().to_le_bytes());
+        let id = if dd.to_f32() != 0.0 {
+            1.0 / dd.to_f32()
+        } else {
+            0.0
+        };
+        w.extend(
+            b.iter()
+                .map(|v| (v * id).round().clamp(-127.0, 127.0) as i8 as u8),
+        );
+    }
+    let want = (SCALAR.dot_q8_0)(&w, &q, &d);
+    // the scalar dot against a plain f64 evaluation of the same quantized values
+    let exact: f64 = (0..n / 32)
+        .map(|b| {
+            let dw = half::f16::from_le_bytes([w[34 * b], w[34 * b + 1]]).to_f64();
+            let s: i64 = (0..32)
+                .map(|i| (w[34 * b + 2 + i] as i8) as i64 * q[32 * b + i] as i64)
+                .sum();
+            dw * d[b] as f64 * s as f64
+        })
+        .sum();
+    assert!(
+        (want as f64 - exact).abs() <= 1e-4 * (1.0 + exact.abs()),
+        "scalar q8 dot {want} vs {exact}"
+    );
+    for k in variants() {
+        let (mut q2, mut d2) = (vec![1i8; n], vec![1f32; n / 32]);
+        (k.quantize_q8_0)(x, &mut q2, &mut d2);
+        assert_eq!(q2, q, "{} quantize_q8_0 n {n}", k.variant.name());
+        assert_eq!(
+            d2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            d.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (k.dot_q8_0)(&w, &q, &d).to_bits(),
+            want.to_bits(),
+            "{} dot_q8_0 n {n}",
+            k.variant.name()
+        );
+    }
+}
+
+#[test]
+fn q8_0_head_edges() {
+    for n in [32usize, 64, 224, 256, 288, 2560] {
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.71)
+            .collect();
+        let w: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        q8_check(&x, &w);
+    }
+    let mut x = vec![0f32; 64];
+    x[3] = f32::NAN;
+    x[40] = 1.5;
+    x[41] = -2.5;
+    q8_check(&x, &[0.5; 64]);
+}
+
 #[test]
 fn dot_edges() {
     for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 255, 256, 2560] {
@@ -373,6 +444,14 @@ proptest! {
     #[test]
     fn quantize_matches_scalar(x in proptest::collection::vec(-1e4f32..1e4, 0..300)) {
         quant_check(&x);
+    }
+
+    #[test]
+    fn q8_0_matches_scalar(v in proptest::collection::vec((-8f32..8.0, -100f32..100.0), 1..20usize).prop_flat_map(|v| {
+        let n = v.len() * 32;
+        (proptest::collection::vec(-100f32..100.0, n), proptest::collection::vec(-2f32..2.0, n))
+    })) {
+        q8_check(&v.0, &v.1);
     }
 
     #[test]

@@ -76,6 +76,16 @@ struct PackArgs {
     /// FFN activation override when the source does not record it (see tools/pack/README.md).
     #[arg(long, value_enum)]
     ffn_act: Option<ActArg>,
+    /// LM head storage when packing: keep the source's layout, or Q8_0 (halves the head's bytes).
+    #[arg(long, value_enum, default_value = "keep")]
+    lm_head: HeadArg,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum HeadArg {
+    Keep,
+    #[value(name = "q8_0")]
+    Q8_0,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -97,6 +107,10 @@ impl PackArgs {
                 ActArg::Relu2 => FfnAct::Relu2,
                 ActArg::Silu => FfnAct::Silu,
             }),
+            lm_head: match self.lm_head {
+                HeadArg::Keep => tern_pack::pack::LmHead::Keep,
+                HeadArg::Q8_0 => tern_pack::pack::LmHead::Q8_0,
+            },
             ..Default::default()
         }
     }

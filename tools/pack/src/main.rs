@@ -34,6 +34,13 @@ enum Act {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum HeadArg {
+    Keep,
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Shape {
     #[value(name = "2b4t")]
     B2b4t,
@@ -56,6 +63,9 @@ enum Cmd {
         /// Default context length recorded in the file, tokens (at most the model's).
         #[arg(long)]
         ctx: Option<u32>,
+        /// LM head storage: keep the source's layout, or quantize it to Q8_0 (8.5 bpw).
+        #[arg(long, value_enum, default_value = "keep")]
+        lm_head: HeadArg,
     },
     /// Generate a model with random ternary weights.
     Synth {
@@ -72,7 +82,19 @@ enum Cmd {
         /// Output .tern file (written atomically).
         #[arg(short, long)]
         out: PathBuf,
+        /// LM head storage: the synthetic F16 embedding, or Q8_0.
+        #[arg(long, value_enum, default_value = "keep")]
+        lm_head: HeadArg,
     },
+}
+
+impl HeadArg {
+    fn to_opt(self) -> tern_pack::pack::LmHead {
+        match self {
+            HeadArg::Keep => tern_pack::pack::LmHead::Keep,
+            HeadArg::Q8_0 => tern_pack::pack::LmHead::Q8_0,
+        }
+    }
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -107,6 +129,7 @@ fn main() -> Result<()> {
             out,
             ffn_act,
             ctx,
+            lm_head,
         } => {
             let ffn_act = ffn_act.map(|a| match a {
                 Act::Relu2 => FfnAct::Relu2,
@@ -115,6 +138,7 @@ fn main() -> Result<()> {
             let opts = PackOptions {
                 ffn_act,
                 ctx_len: ctx,
+                lm_head: lm_head.to_opt(),
             };
             let t0 = Instant::now();
             let pb = bar(0, "importing [{bar:40}] {pos}/{len} {msg}");
@@ -148,6 +172,7 @@ fn main() -> Result<()> {
             seed,
             vocab,
             out,
+            lm_head,
         } => {
             let shape = match shape {
                 Shape::B2b4t => SynthShape::B2b4t,
@@ -155,7 +180,12 @@ fn main() -> Result<()> {
                 Shape::Small => SynthShape::Small,
             };
             let t0 = Instant::now();
-            let model = synth_model(shape, seed, &vocab)?;
+            let mut model = synth_model(shape, seed, &vocab)?;
+            let opts = PackOptions {
+                lm_head: lm_head.to_opt(),
+                ..Default::default()
+            };
+            tern_pack::import::apply_lm_head(&mut model, &opts)?;
             let t1 = Instant::now();
             let n = write(&model, &out)?;
             println!(

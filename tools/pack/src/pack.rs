@@ -21,6 +21,20 @@ pub struct PackOptions {
     /// Default context length recorded in the file, tokens (`--ctx N`); default
     /// `min(model max_ctx, 4096)`, and never more than the model's `max_ctx`.
     pub ctx_len: Option<u32>,
+    /// Storage of the LM head (`--lm-head`): as in the source, or quantized to Q8_0 (the tied
+    /// embedding is then Q8_0 too). Q8_0 halves the bytes decode reads for the head (the
+    /// largest tensor of 2B4T) at a small accuracy cost; see README "Performance".
+    pub lm_head: LmHead,
+}
+
+/// LM head storage choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LmHead {
+    /// Keep the source's float layout (Q8_0 / Q6_K GGUF embeddings are dequantized to F32).
+    #[default]
+    Keep,
+    /// ggml Q8_0: 32 values per f16 scale, 8.5 bpw.
+    Q8_0,
 }
 
 /// What [`pack_path`] did.

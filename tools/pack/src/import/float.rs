@@ -43,7 +43,29 @@ pub fn to_f32(layout: Layout, bytes: &[u8]) -> Result<Vec<f32>> {
             }
         }
         Layout::T2_128 => bail!("T2_128 is not a float layout"),
+        Layout::Q8_0 => dequant_q8_0(bytes)?,
     })
+}
+
+/// Quantize f32 values (`v.len()` a multiple of 32) to Q8_0 blocks exactly as ggml's
+/// `quantize_row_q8_0_ref`: `d = max|x| / 127`, `id = 1/d` (0 if `d` is 0), `q = round(x·id)`
+/// (half away from zero), `d` stored as f16.
+///
+/// # Errors
+/// A length that is not a multiple of 32.
+pub fn quantize_q8_0(v: &[f32]) -> Result<Vec<u8>> {
+    if !v.len().is_multiple_of(Q8_0_BLOCK_ELEMS) {
+        bail!("Q8_0 needs a multiple of 32 values, got {}", v.len());
+    }
+    let mut out = Vec::with_capacity(v.len() / Q8_0_BLOCK_ELEMS * Q8_0_BLOCK_BYTES);
+    for b in v.chunks_exact(Q8_0_BLOCK_ELEMS) {
+        let amax = b.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend(f16::from_f32(d).to_bits().to_le_bytes());
+        out.extend(b.iter().map(|x| (x * id).round() as i8 as u8));
+    }
+    Ok(out)
 }
 
 /// Encode f32 values as little-endian F32 bytes.

@@ -55,6 +55,42 @@ pub fn import_path(
     opts: &PackOptions,
     progress: &dyn Fn(ImportProgress<'_>),
 ) -> Result<OwnedModel> {
+    let mut m = import_source(path, opts, progress)?;
+    apply_lm_head(&mut m, opts).with_context(|| format!("{}", path.display()))?;
+    Ok(m)
+}
+
+/// Convert the LM head (the untied `output`, else the tied `token_embd`) to the layout
+/// `opts.lm_head` asks for.
+///
+/// # Errors
+/// A head whose row length is not a multiple of 32 (Q8_0 blocks).
+pub fn apply_lm_head(m: &mut OwnedModel, opts: &PackOptions) -> Result<()> {
+    if opts.lm_head == crate::pack::LmHead::Keep {
+        return Ok(());
+    }
+    let role = if m.config.tied_embedding {
+        TensorRole::TokenEmbd
+    } else {
+        TensorRole::Output
+    };
+    let Some(t) = m.tensors.iter_mut().find(|t| t.role == role) else {
+        bail!("no LM head tensor to quantize");
+    };
+    if t.layout != Layout::Q8_0 {
+        let v = float::to_f32(t.layout, &t.data).with_context(|| t.name.clone())?;
+        t.data = float::quantize_q8_0(&v)
+            .with_context(|| format!("tensor {}: --lm-head q8_0", t.name))?;
+        t.layout = Layout::Q8_0;
+    }
+    Ok(())
+}
+
+fn import_source(
+    path: &Path,
+    opts: &PackOptions,
+    progress: &dyn Fn(ImportProgress<'_>),
+) -> Result<OwnedModel> {
     if path.is_dir() {
         return safetensors::import_hf_dir(path, opts, progress);
     }
@@ -281,6 +317,9 @@ pub fn options_string(opts: &PackOptions) -> String {
     }
     if let Some(c) = opts.ctx_len {
         v.push(format!("--ctx {c}"));
+    }
+    if opts.lm_head == crate::pack::LmHead::Q8_0 {
+        v.push("--lm-head q8_0".into());
     }
     v.join(" ")
 }
