@@ -119,7 +119,7 @@ impl PackArgs {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// .tern, .gguf or safetensors directory (GGUF and safetensors are packed once into the
-    /// cache). Default: the bundled demo model (tiny, synthetic: its output is noise).
+    /// cache). Default: the bundled demo model (trained on the KJV Bible).
     model: Option<PathBuf>,
     /// Prompt text ("" = BOS alone).
     #[arg(short, long, default_value = "")]

@@ -91,15 +91,17 @@ impl MappedModel {
     }
 }
 
-/// The model bundled into the `tern` binary, used when no MODEL is given: a tiny synthetic
-/// BitNet b1.58 model (2B4T graph, 4 layers, dim 256) with random ternary weights and a
-/// byte-level vocabulary. Its output is noise; it exists so the first command works offline.
-/// Regenerate with `tern-pack synth --shape tiny --seed 42 --vocab bytes -o
-/// platforms/linux/assets/demo-synthetic.tern` (a test checks the bytes reproduce).
-pub static BUNDLED_MODEL: &[u8] = include_bytes!("../assets/demo-synthetic.tern");
+/// The model bundled into the `tern` binary, used when no MODEL is given: Tern's trained demo
+/// model, a small BitNet b1.58 model with the 2B4T graph (4 layers, dim 256, FFN 768, 8/2
+/// heads, a 4096-token byte-level BPE vocabulary) trained quantization-aware on the King James
+/// Bible (public domain) — it writes KJV-style English. Made by `tools/train/train.py`
+/// (PyTorch, deterministic; see `tools/train/README.md`), then `tern-pack pack tools/train/out
+/// -o platforms/linux/assets/demo.tern`; `tests/tests/demo_model.rs` checks its greedy tokens
+/// against the ones PyTorch recorded.
+pub static BUNDLED_MODEL: &[u8] = include_bytes!("../assets/demo.tern");
 
 /// Name shown for [`BUNDLED_MODEL`].
-pub const BUNDLED_NAME: &str = "<bundled demo-synthetic.tern>";
+pub const BUNDLED_NAME: &str = "<bundled demo.tern>";
 
 /// A model's bytes: a mapped file or the bundled model.
 #[derive(Debug)]

@@ -45,8 +45,8 @@ fn bundled_model_runs_without_arguments() {
         cache.path(),
     );
     let v = json(&o);
-    // byte-level vocabulary: BOS (256) then one token per byte of "Hello"
-    assert_eq!(ids(&v["prompt_ids"]), vec![256, 72, 101, 108, 108, 111]);
+    // the demo model's BPE vocabulary (tools/train, `tokenizers`): BOS (4094), "H", "ell", "o"
+    assert_eq!(ids(&v["prompt_ids"]), vec![4094, 39, 577, 78]);
     assert!(ids(&v["generated_ids"]).len() <= 5 && !ids(&v["generated_ids"]).is_empty());
     for k in ["text", "prompt_tokens_per_s", "decode_tokens_per_s"] {
         assert!(!v[k].is_null(), "missing {k}");
@@ -64,6 +64,56 @@ fn bundled_model_runs_without_arguments() {
             && err.contains("decode"),
         "{err}"
     );
+}
+
+/// The README's first command prints English: the trained demo model continues a KJV-style
+/// prompt with ASCII words.
+#[test]
+fn readme_first_command_prints_english() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = tern(
+        &[
+            "run",
+            "-p",
+            "And God said",
+            "-n",
+            "32",
+            "--temp",
+            "0",
+            "--json",
+        ],
+        cache.path(),
+    );
+    let v = json(&o);
+    let text = v["text"].as_str().unwrap();
+    assert!(text.is_ascii(), "{text:?}");
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || ",.;:?!()'\"-".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert!(words.len() >= 10, "{text:?}");
+    assert!(
+        words
+            .iter()
+            .all(|w| w.chars().all(|c| c.is_ascii_alphabetic())),
+        "{text:?}"
+    );
+    // common English words, not a stream of one repeated token
+    let common = [
+        "the", "and", "of", "unto", "he", "that", "to", "them", "his",
+    ];
+    assert!(
+        words
+            .iter()
+            .filter(|w| common.contains(&w.to_ascii_lowercase().as_str()))
+            .count()
+            >= 3,
+        "{text:?}"
+    );
+    let mut distinct = words.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() >= 6, "{text:?}");
 }
 
 fn micro(fx: &Path) -> PathBuf {
@@ -237,7 +287,8 @@ fn bad_input_gives_clear_errors() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("cut.tern") && err.contains("error:"), "{err}");
 
-    // a corrupted tensor: CRC error names the file and the tensor
+    // a corrupted tensor: CRC error names the file and the tensor (the demo model has 4
+    // layers; the last tensor of the canonical order, at the end of the file, is blk.3.ffn_down)
     let mut b = tern_linux::model_file::BUNDLED_MODEL.to_vec();
     let n = b.len();
     b[n - 100] ^= 0x55;

@@ -1,0 +1,131 @@
+//! The bundled demo model (`platforms/linux/assets/demo.tern`, trained by
+//! `tools/train/train.py`) against the golden data that script recorded with PyTorch
+//! (`tests/data/demo_reference.json`, computed from the exported safetensors with transformers'
+//! float32 BitLinear numerics, not by Tern): prompt ids equal the `tokenizers` ids, greedy
+//! tokens equal PyTorch's up to the first step whose recorded top1-top2 margin is < 0.1.
+
+use tern_core::exec::SingleThread;
+use tern_core::format::Model;
+use tern_core::plan::{KvDtype, RunOptions};
+use tern_core::sampler::argmax;
+use tern_core::session::Session;
+use tern_linux::arena::Arena;
+use tern_linux::model_file::BUNDLED_MODEL;
+
+/// Below this reference margin an int8 rounding flip may legitimately change the argmax.
+const MARGIN: f64 = 0.1;
+
+fn reference() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo_reference.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn greedy(model: &Model<'_>, prompt: &[u32], n: usize) -> Vec<u32> {
+    let kernels = tern_linux::cpu::kernels().unwrap();
+    let opts = RunOptions::new((prompt.len() + n) as u32, KvDtype::F32);
+    let plan = tern_core::plan::MemoryPlan::new(&model.file.header.config, 0, opts).unwrap();
+    let mut arena = Arena::new(plan.arena_bytes);
+    let mut s = Session::new(model, kernels, &SingleThread, opts, arena.bytes_mut()).unwrap();
+    let mut last = Vec::new();
+    for &t in prompt {
+        last = s.forward(t).unwrap().to_vec();
+    }
+    let mut out = Vec::new();
+    for i in 0..n {
+        let next = argmax(&last) as u32;
+        out.push(next);
+        if i + 1 < n {
+            last = s.forward(next).unwrap().to_vec();
+        }
+    }
+    out
+}
+
+fn bundled() -> Model<'static> {
+    let m = Model::parse(BUNDLED_MODEL).unwrap();
+    m.verify_checksums().unwrap();
+    m
+}
+
+#[test]
+fn bundled_model_is_the_trained_demo() {
+    let m = bundled();
+    let r = reference();
+    let c = &m.file.header.config;
+    let rc = &r["config"];
+    assert_eq!(c.vocab_size as u64, rc["vocab_size"].as_u64().unwrap());
+    assert_eq!(c.n_layers as u64, rc["num_hidden_layers"].as_u64().unwrap());
+    assert!(
+        BUNDLED_MODEL.len() <= 8 << 20,
+        "demo.tern must stay <= 8 MiB"
+    );
+}
+
+#[test]
+fn tokenizer_matches_hf_tokenizers() {
+    let m = bundled();
+    let r = reference();
+    let checks = r["tokenizer_checks"].as_array().unwrap();
+    assert!(checks.len() >= 5);
+    for c in checks {
+        let text = c["text"].as_str().unwrap();
+        let got = tern_linux::generate::tokenize(&m, text, true, false).unwrap();
+        assert_eq!(
+            got,
+            ids(&c["ids"]),
+            "tokenizing {:?}",
+            &text[..text.len().min(60)]
+        );
+    }
+}
+
+#[test]
+fn greedy_matches_pytorch() {
+    let m = bundled();
+    let r = reference();
+    let prompts = r["prompts"].as_array().unwrap();
+    assert!(prompts.len() >= 3);
+    let mut compared = 0;
+    for p in prompts {
+        let name = p["name"].as_str().unwrap();
+        let prompt = ids(&p["prompt_ids"]);
+        let text = p["text"].as_str().unwrap_or("");
+        let tern_ids = tern_linux::generate::tokenize(&m, text, true, false).unwrap();
+        assert_eq!(tern_ids, prompt, "{name}: prompt ids");
+        let want = ids(&p["greedy_tokens"]);
+        let margins: Vec<f64> = p["top1_minus_top2_logit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let got = greedy(&m, &prompt, want.len());
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            if margins[i] < MARGIN {
+                eprintln!(
+                    "{name}: stopping at step {i} (reference margin {})",
+                    margins[i]
+                );
+                break;
+            }
+            assert_eq!(
+                g, w,
+                "{name}: greedy step {i} (margin {}): {got:?} vs {want:?}",
+                margins[i]
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared >= 32,
+        "only {compared} greedy steps were stable enough to compare"
+    );
+}
