@@ -4,7 +4,7 @@
 //! - [`source`]: a model resident in flash or RAM (`&'static [u8]`, XIP), found by its
 //!   preamble at a known address.
 //! - [`arena`]: a static, 64-byte-aligned arena handed out once (`critical-section` guarded).
-//! - [`exec`]: a single-core [`tern_core::exec::Exec`].
+//! - [`SingleCore`]: the single-core [`tern_core::exec::Exec`] (core's `SingleThread`).
 //! - [`generate`]: tokenize → prefill → greedy decode with streaming UTF-8 text, the same
 //!   tokens as `tern run --temp 0`.
 //!
@@ -15,14 +15,15 @@
 #![warn(missing_docs)]
 
 pub mod arena;
-pub mod exec;
 pub mod generate;
 pub mod source;
 
 pub use arena::StaticArena;
-pub use exec::SingleCore;
 pub use generate::{GenStats, arena_bytes_for, generate_greedy};
 pub use source::find_model;
+/// Runs every row chunk on the calling core, in order (bare metal uses one core): core's
+/// [`tern_core::exec::SingleThread`] under the name the board crates use.
+pub use tern_core::exec::SingleThread as SingleCore;
 
 /// Everything that can go wrong on the bare-metal path.
 #[derive(Clone, Copy, Debug, PartialEq)]
