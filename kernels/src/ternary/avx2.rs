@@ -82,25 +82,9 @@ fn tail_dot(row: &[u8], full: usize, tail: usize, x: &[i8]) -> i32 {
 
 /// Safe wrapper of the AVX2 matmul; see [`super::scalar::matmul_t2_i8_scalar`] for shapes.
 pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(
-        x.len(),
-        n_tok * cols,
-        "matmul_t2_i8: x must be (n_tok, cols)"
-    );
-    if n_tok == 0 {
+    if super::matmul_rows(w, cols, x, n_tok, out).is_none() {
         return;
     }
-    assert_eq!(
-        out.len() % n_tok,
-        0,
-        "matmul_t2_i8: out must be (rows, n_tok)"
-    );
-    assert_eq!(
-        w.len(),
-        out.len() / n_tok * rb,
-        "matmul_t2_i8: w must hold rows * row_bytes"
-    );
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
     unsafe { matmul_impl(w, cols, x, n_tok, out) }

@@ -12,3 +12,64 @@ pub(crate) mod neon;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon_dot;
 pub mod scalar;
+
+use crate::layout::t2_row_bytes;
+
+/// The shape checks every `matmul_t2_i8*` variant makes: `x: (n_tok, cols)`,
+/// `out: (rows, n_tok)`, `w: rows * row_bytes`. Returns `rows`, or `None` when `n_tok` is 0
+/// (nothing to compute).
+///
+/// # Panics
+/// On a shape mismatch (a caller bug).
+pub(crate) fn matmul_rows(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    out: &[i32],
+) -> Option<usize> {
+    assert_eq!(
+        x.len(),
+        n_tok * cols,
+        "matmul_t2_i8: x must be (n_tok, cols)"
+    );
+    if n_tok == 0 {
+        return None;
+    }
+    assert_eq!(
+        out.len() % n_tok,
+        0,
+        "matmul_t2_i8: out must be (rows, n_tok)"
+    );
+    let rows = out.len() / n_tok;
+    assert_eq!(
+        w.len(),
+        rows * t2_row_bytes(cols),
+        "matmul_t2_i8: w must hold rows * row_bytes"
+    );
+    Some(rows)
+}
+
+/// A matmul made of one `matvec` call per (row, token): `out[r * n_tok + t] = row r · token t`
+/// (the reference definition, and the variants without a tiled matmul).
+pub(crate) fn matmul_by_rows(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    out: &mut [i32],
+    matvec: fn(&[u8], usize, &[i8], &mut [i32]),
+) {
+    if matmul_rows(w, cols, x, n_tok, out).is_none() {
+        return;
+    }
+    let rb = t2_row_bytes(cols);
+    for (r, o) in out.chunks_exact_mut(n_tok).enumerate() {
+        let row = &w[r * rb..(r + 1) * rb];
+        for (t, ot) in o.iter_mut().enumerate() {
+            let mut one = [0i32];
+            matvec(row, cols, &x[t * cols..(t + 1) * cols], &mut one);
+            *ot = one[0];
+        }
+    }
+}

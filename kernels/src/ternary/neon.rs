@@ -8,6 +8,7 @@
 
 use core::arch::aarch64::*;
 
+use super::matmul_by_rows;
 use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU feature by the caller of
@@ -30,45 +31,6 @@ pub(crate) fn matvec_t2_i8_neon(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]
 /// matvec per row and token, in scalar's order of outputs. Lengths checked as in scalar.
 pub(crate) fn matmul_t2_i8_neon(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
     matmul_by_rows(w, cols, x, n_tok, out, matvec_t2_i8_neon);
-}
-
-/// `out[r * n_tok + t] = matvec(row r, token t)`, with scalar's length checks.
-pub(super) fn matmul_by_rows(
-    w: &[u8],
-    cols: usize,
-    x: &[i8],
-    n_tok: usize,
-    out: &mut [i32],
-    matvec: fn(&[u8], usize, &[i8], &mut [i32]),
-) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(
-        x.len(),
-        n_tok * cols,
-        "matmul_t2_i8: x must be (n_tok, cols)"
-    );
-    if n_tok == 0 {
-        return;
-    }
-    assert_eq!(
-        out.len() % n_tok,
-        0,
-        "matmul_t2_i8: out must be (rows, n_tok)"
-    );
-    let rows = out.len() / n_tok;
-    assert_eq!(
-        w.len(),
-        rows * rb,
-        "matmul_t2_i8: w must hold rows * row_bytes"
-    );
-    for (r, o) in out.chunks_exact_mut(n_tok).enumerate() {
-        let row = &w[r * rb..(r + 1) * rb];
-        for (t, ot) in o.iter_mut().enumerate() {
-            let mut one = [0i32];
-            matvec(row, cols, &x[t * cols..(t + 1) * cols], &mut one);
-            *ot = one[0];
-        }
-    }
 }
 
 /// Signed weights `c - 1` of the low 2-bit field of every byte of `q` (pre-shifted).

@@ -8,7 +8,8 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::neon::{matmul_by_rows, tail_dot};
+use super::matmul_by_rows;
+use super::neon::tail_dot;
 use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU features by the caller of

@@ -56,34 +56,7 @@ pub fn matvec_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
 /// # Panics
 /// If `x.len() != n_tok * cols`, `out.len() % n_tok != 0` or `w.len() != rows * row_bytes`.
 pub fn matmul_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(
-        x.len(),
-        n_tok * cols,
-        "matmul_t2_i8: x must be (n_tok, cols)"
-    );
-    if n_tok == 0 {
-        return;
-    }
-    assert_eq!(
-        out.len() % n_tok,
-        0,
-        "matmul_t2_i8: out must be (rows, n_tok)"
-    );
-    let rows = out.len() / n_tok;
-    assert_eq!(
-        w.len(),
-        rows * rb,
-        "matmul_t2_i8: w must hold rows * row_bytes"
-    );
-    for r in 0..rows {
-        let row = &w[r * rb..(r + 1) * rb];
-        for t in 0..n_tok {
-            let mut one = [0i32];
-            matvec_t2_i8_scalar(row, cols, &x[t * cols..(t + 1) * cols], &mut one);
-            out[r * n_tok + t] = one[0];
-        }
-    }
+    super::matmul_by_rows(w, cols, x, n_tok, out, matvec_t2_i8_scalar);
 }
 
 #[cfg(test)]
