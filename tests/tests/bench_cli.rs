@@ -10,14 +10,9 @@ use tern_linux::bench::{BenchOptions, TestKind, run_bench};
 use tern_pack::pack::write_tern_atomic;
 use tern_pack::synth::{SynthShape, synth_model};
 
+/// The fixtures (`TERN_FIXTURES`), or `None` after a skip message; see [`tern_tests::fixtures`].
 fn fixtures() -> Option<PathBuf> {
-    match std::env::var_os("TERN_FIXTURES") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            eprintln!("TERN_FIXTURES not set: skipping fixture test");
-            None
-        }
-    }
+    tern_tests::fixtures("bench_cli")
 }
 
 #[test]

@@ -11,14 +11,9 @@ use tern_core::kernels::layout::{Layout, t2_get, t2_row_bytes};
 use tern_pack::import::{ImportProgress, import_path};
 use tern_pack::pack::{PackOptions, pack_path, write_tern_atomic};
 
+/// The fixtures (`TERN_FIXTURES`), or `None` after a skip message; see [`tern_tests::fixtures`].
 fn micro() -> Option<PathBuf> {
-    match std::env::var_os("TERN_FIXTURES") {
-        Some(p) => Some(PathBuf::from(p).join("models/micro")),
-        None => {
-            eprintln!("TERN_FIXTURES not set: skipping fixture test");
-            None
-        }
-    }
+    tern_tests::fixtures("import_micro").map(|p| p.join("models/micro"))
 }
 
 const FORMS: [(&str, &str); 6] = [

@@ -7,14 +7,9 @@ use std::path::{Path, PathBuf};
 use tern_pack::import::import_path;
 use tern_pack::pack::{PackOptions, pack_path};
 
+/// The fixtures (`TERN_FIXTURES`), or `None` after a skip message; see [`tern_tests::fixtures`].
 fn micro() -> Option<PathBuf> {
-    match std::env::var_os("TERN_FIXTURES") {
-        Some(p) => Some(PathBuf::from(p).join("models/micro")),
-        None => {
-            eprintln!("TERN_FIXTURES not set: skipping fixture test");
-            None
-        }
-    }
+    tern_tests::fixtures("malformed_gguf").map(|p| p.join("models/micro"))
 }
 
 /// Import `bytes` written as `name` in a temp dir; returns the full error chain.

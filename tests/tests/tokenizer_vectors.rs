@@ -13,14 +13,9 @@ use tern_core::format::TokenizerKind;
 use tern_core::tokenizer::{StreamDecoder, TokenType, Tokenizer, scratch_elems};
 use tern_pack::tokenizer::{TokenizerBuild, blob_from_gguf, blob_from_tokenizer_json};
 
+/// The fixtures (`TERN_FIXTURES`), or `None` after a skip message; see [`tern_tests::fixtures`].
 fn fixtures() -> Option<PathBuf> {
-    match std::env::var_os("TERN_FIXTURES") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            eprintln!("TERN_FIXTURES not set: skipping tokenizer vector tests");
-            None
-        }
-    }
+    tern_tests::fixtures("tokenizer_vectors")
 }
 
 /// The test strings and expected ids, split as llama.cpp `tests/test-tokenizer-0.cpp` does.
