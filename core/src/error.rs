@@ -140,6 +140,17 @@ pub enum Error {
         /// A short static description.
         what: &'static str,
     },
+    /// A streamed weight source could not deliver `len_bytes` at `offset_bytes` (storage error,
+    /// short file, or a read larger than a staging slot). The platform reports the cause.
+    WeightRead {
+        /// File offset of the read, bytes.
+        offset_bytes: u64,
+        /// Length of the read, bytes.
+        len_bytes: u64,
+    },
+    /// A streamed weight source was driven out of protocol (a third outstanding read, or a
+    /// wait with none); a bug in the caller.
+    StreamProtocol,
 }
 
 impl core::fmt::Display for Error {
@@ -204,6 +215,14 @@ impl core::fmt::Display for Error {
                 write!(f, "output buffer too small ({have_elems} elements)")
             }
             Error::BadTokenizer { what } => write!(f, "bad tokenizer data: {what}"),
+            Error::WeightRead {
+                offset_bytes,
+                len_bytes,
+            } => write!(
+                f,
+                "could not read {len_bytes} weight bytes at offset {offset_bytes}"
+            ),
+            Error::StreamProtocol => write!(f, "weight stream driven out of protocol"),
         }
     }
 }

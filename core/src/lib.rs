@@ -11,8 +11,10 @@
 //! * [`sampler`]: greedy, temperature, top-k, top-p, min-p, repetition penalty, seeded RNG.
 //! * [`session`]: the decode loop state over an arena.
 //!
+//! * [`source`]: the weight-source seam for streamed weights.
+//!
 //! Platforms implement the seams: [`exec::Exec`] (parallel rows) and the weight source
-//! (a resident `&[u8]`, mmap or flash).
+//! (a resident `&[u8]`, mmap or flash, or a [`source::WeightSource`] streaming from storage).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,6 +30,7 @@ pub mod forward;
 pub mod plan;
 pub mod sampler;
 pub mod session;
+pub mod source;
 pub mod tokenizer;
 
 pub use error::Error;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::config::ModelConfig;
+use crate::format::{LayerTensor, TensorRole, TernFile};
 
 /// KV cache element type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,9 @@ pub struct RunOptions {
     /// Most prompt tokens evaluated together by [`crate::session::Session::prefill`] (one
     /// pass over the weights per batch). 1 = token by token (smallest arena).
     pub batch: u32,
+    /// Stream the weights from storage through two arena staging slots (see
+    /// [`crate::source`]) instead of reading them in place.
+    pub stream: bool,
 }
 
 impl RunOptions {
@@ -48,6 +52,7 @@ impl RunOptions {
             ctx_len,
             kv,
             batch: Self::DEFAULT_BATCH,
+            stream: false,
         }
     }
     /// Default prefill batch, tokens.
@@ -62,7 +67,8 @@ pub const REGION_ALIGN: usize = 64;
 pub struct MemoryPlan {
     /// Options the plan was made for.
     pub opts: RunOptions,
-    /// Resident weight bytes (mapped or in flash; not part of the arena). Informational.
+    /// Weight bytes in the file. Resident: mapped or in flash, outside the arena.
+    /// Streamed: read from storage through the staging slots, every token. Informational.
     pub weights_bytes: u64,
     /// KV cache: `2 * n_layers * ctx_len * kv_dim` values.
     pub kv_bytes: usize,
@@ -76,7 +82,17 @@ pub struct MemoryPlan {
     /// Sampler scratch: candidate ids and probabilities `(vocab_size,)` each, and the token
     /// history `(ctx_len,)` u32.
     pub sampler_bytes: usize,
-    /// Total arena size.
+    /// Streamed only: one embedding row, read per token (0 when resident).
+    pub row_bytes: usize,
+    /// Streamed only: bytes of one staging slot, the largest streamed unit: the largest layer
+    /// tensor (or the output norm, or one LM-head row); the LM head is read in chunks of
+    /// [`MemoryPlan::head_chunk_rows`] rows. 0 when resident.
+    pub slot_bytes: usize,
+    /// Streamed only: the two staging slots, at the end of the arena (0 when resident).
+    pub staging_bytes: usize,
+    /// Everything but the staging slots: what [`crate::session::Session`] carves.
+    pub session_bytes: usize,
+    /// Total arena size: `session_bytes + staging_bytes`.
     pub arena_bytes: usize,
 }
 
@@ -139,7 +155,9 @@ impl ActSizes {
 }
 
 impl MemoryPlan {
-    /// Plan the arena for `config` under `opts`. `weights_bytes` is reported, not allocated.
+    /// Plan the arena for `config` under `opts` with resident weights (`opts.stream` is
+    /// ignored: streaming needs the tensor table, see [`MemoryPlan::for_file`]).
+    /// `weights_bytes` is reported, not allocated.
     ///
     /// # Errors
     /// [`Error::BadConfig`] if `ctx_len` is 0 or a size overflows `usize`.
@@ -186,8 +204,89 @@ impl MemoryPlan {
             att_bytes,
             logits_bytes,
             sampler_bytes,
+            row_bytes: 0,
+            slot_bytes: 0,
+            staging_bytes: 0,
+            session_bytes: arena_bytes,
             arena_bytes,
         })
+    }
+}
+
+/// Streaming sizes from the tensor table: (embedding row bytes, slot bytes).
+fn stream_sizes(file: &TernFile<'_>) -> Result<(usize, usize), Error> {
+    let c = &file.header.config;
+    let ovf = Error::BadConfig {
+        what: "streaming unit larger than usize",
+    };
+    let emb = file.global(TensorRole::TokenEmbd).ok_or(ovf)?;
+    let row = emb.layout.row_bytes(c.dim as usize).ok_or(ovf)?;
+    let head = file.lm_head();
+    let head_row = head.layout.row_bytes(c.dim as usize).ok_or(ovf)?;
+    let mut slot = head_row.max(
+        file.global(TensorRole::OutputNorm)
+            .map_or(0, |t| t.len as usize),
+    );
+    for l in 0..c.n_layers as usize {
+        for kind in LayerTensor::ALL {
+            if let Some(t) = file.layer(l, kind) {
+                slot = slot.max(usize::try_from(t.len).map_err(|_| ovf)?);
+            }
+        }
+    }
+    Ok((row, slot))
+}
+
+impl MemoryPlan {
+    /// Plan the arena for the model described by `file` (header and tensor table) under
+    /// `opts`; with `opts.stream`, the staging slots and the embedding-row buffer are sized
+    /// from the tensor table.
+    ///
+    /// # Errors
+    /// As [`MemoryPlan::new`].
+    pub fn for_file(file: &TernFile<'_>, opts: RunOptions) -> Result<MemoryPlan, Error> {
+        let mut p = MemoryPlan::new(&file.header.config, file.weight_bytes(), opts)?;
+        if opts.stream {
+            let (row, slot) = stream_sizes(file)?;
+            p.row_bytes = align_up(row);
+            p.slot_bytes = slot;
+            p.staging_bytes = 2 * align_up(slot);
+            let ovf = Error::BadConfig {
+                what: "memory plan overflows usize",
+            };
+            p.session_bytes = p.session_bytes.checked_add(p.row_bytes).ok_or(ovf)?;
+            p.arena_bytes = p.session_bytes.checked_add(p.staging_bytes).ok_or(ovf)?;
+        }
+        Ok(p)
+    }
+
+    /// Rows of the LM head read per streamed chunk: as many whole rows of `row_bytes` as fit
+    /// a staging slot (at least 1).
+    pub fn head_chunk_rows(&self, head_row_bytes: usize) -> usize {
+        (self.slot_bytes / head_row_bytes.max(1)).max(1)
+    }
+
+    /// Split an arena of at least [`MemoryPlan::arena_bytes`] into the session's part and the
+    /// two staging slots (each [`MemoryPlan::slot_bytes`] long, 64-byte aligned if the arena
+    /// is). Give the slots to the platform's [`crate::source::WeightSource`] and the first part
+    /// to [`crate::session::Session::new_streamed`].
+    ///
+    /// # Errors
+    /// [`Error::ArenaTooSmall`] if `arena` is shorter than the plan.
+    #[allow(clippy::type_complexity)]
+    pub fn split_staging<'x>(
+        &self,
+        arena: &'x mut [u8],
+    ) -> Result<(&'x mut [u8], [&'x mut [u8]; 2]), Error> {
+        if arena.len() < self.arena_bytes {
+            return Err(Error::ArenaTooSmall {
+                need_bytes: self.arena_bytes as u64,
+                have_bytes: arena.len() as u64,
+            });
+        }
+        let (sess, staging) = arena.split_at_mut(self.session_bytes);
+        let (a, b) = staging.split_at_mut(self.staging_bytes / 2);
+        Ok((sess, [&mut a[..self.slot_bytes], &mut b[..self.slot_bytes]]))
     }
 }
 

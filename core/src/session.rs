@@ -8,10 +8,143 @@ use tern_kernels::layout::Layout;
 
 use crate::Error;
 use crate::exec::Exec;
-use crate::format::{LayerTensor, Model, TensorInfo, TensorRole};
+use crate::format::{LayerTensor, Model, TensorInfo, TensorRole, TernFile};
 use crate::forward::{self, KvRows, TernaryWeight};
 use crate::plan::{ActSizes, KvDtype, MemoryPlan, REGION_ALIGN, RunOptions, align_up};
 use crate::sampler::Sampler;
+use crate::source::WeightSource;
+
+/// Layer tensors in the order the forward pass reads them (the streaming order).
+const LAYER_ORDER: [LayerTensor; 11] = [
+    LayerTensor::AttnNorm,
+    LayerTensor::Q,
+    LayerTensor::K,
+    LayerTensor::V,
+    LayerTensor::AttnSubNorm,
+    LayerTensor::O,
+    LayerTensor::FfnNorm,
+    LayerTensor::Gate,
+    LayerTensor::Up,
+    LayerTensor::FfnSubNorm,
+    LayerTensor::Down,
+];
+/// [`LAYER_ORDER`] for graphs without sub-norms.
+const LAYER_ORDER_NO_SUB: [LayerTensor; 9] = [
+    LayerTensor::AttnNorm,
+    LayerTensor::Q,
+    LayerTensor::K,
+    LayerTensor::V,
+    LayerTensor::O,
+    LayerTensor::FfnNorm,
+    LayerTensor::Gate,
+    LayerTensor::Up,
+    LayerTensor::Down,
+];
+
+/// Where the weights are read from.
+enum Weights<'m, 'a> {
+    /// The whole file, in place.
+    Resident(&'m [u8]),
+    /// Streamed through a source, unit by unit in the order of [`Stream::unit`].
+    Streamed(Stream<'a>),
+}
+
+/// The state of a streamed pass over the weights.
+struct Stream<'a> {
+    src: &'a mut dyn WeightSource,
+    /// Index of the next unit `fetch` returns.
+    cursor: usize,
+    /// Units begun so far in this pass.
+    begun: usize,
+    /// Units in this pass (layers, then the output norm and LM-head chunks if logits are
+    /// wanted).
+    n_units: usize,
+    /// Rows of the LM head per chunk.
+    head_rows: usize,
+}
+
+impl Stream<'_> {
+    /// Byte range `(offset, len)` of unit `i` of a pass.
+    fn unit(&self, file: &TernFile<'_>, i: usize) -> (u64, usize) {
+        let c = &file.header.config;
+        let order: &[LayerTensor] = if c.sub_norms {
+            &LAYER_ORDER
+        } else {
+            &LAYER_ORDER_NO_SUB
+        };
+        let layer_units = c.n_layers as usize * order.len();
+        let t = if i < layer_units {
+            file.layer(i / order.len(), order[i % order.len()])
+        } else if i == layer_units {
+            file.global(TensorRole::OutputNorm)
+        } else {
+            let head = file.lm_head();
+            let hrb = head.layout.row_bytes(c.dim as usize).expect("validated");
+            let r0 = (i - layer_units - 1) * self.head_rows;
+            let rows = self.head_rows.min(c.vocab_size as usize - r0);
+            return (head.offset + (r0 * hrb) as u64, rows * hrb);
+        };
+        let t = t.expect("validated at parse");
+        (t.offset, t.len as usize)
+    }
+}
+
+impl<'m> Weights<'m, '_> {
+    /// Streamed: wait out the reads an interrupted pass left outstanding.
+    fn drain(&mut self) {
+        if let Weights::Streamed(st) = self {
+            while st.begun > st.cursor {
+                st.cursor += 1;
+                let _ = st.src.wait();
+            }
+        }
+    }
+
+    /// Start a pass over the weights (streamed: begin the first unit).
+    fn start_pass(&mut self, file: &TernFile<'_>, want_logits: bool) -> Result<(), Error> {
+        let Weights::Streamed(st) = self else {
+            return Ok(());
+        };
+        let c = &file.header.config;
+        let per = if c.sub_norms { 11 } else { 9 };
+        let head_units = (c.vocab_size as usize).div_ceil(st.head_rows);
+        st.n_units = c.n_layers as usize * per + if want_logits { 1 + head_units } else { 0 };
+        st.cursor = 0;
+        st.begun = 0;
+        let (off, len) = st.unit(file, 0);
+        st.src.begin(off, len)?;
+        st.begun = 1;
+        Ok(())
+    }
+
+    /// The bytes `offset..offset + len` of the file: in place, or the next streamed unit (which
+    /// must be exactly this range).
+    fn fetch(&mut self, file: &TernFile<'_>, offset: u64, len: usize) -> Result<&[u8], Error> {
+        match self {
+            Weights::Resident(b) => Ok(&b[offset as usize..offset as usize + len]),
+            Weights::Streamed(st) => {
+                if st.cursor >= st.begun || st.unit(file, st.cursor) != (offset, len) {
+                    return Err(Error::StreamProtocol);
+                }
+                if st.begun < st.n_units {
+                    let (o, l) = st.unit(file, st.begun);
+                    st.src.begin(o, l)?;
+                    st.begun += 1;
+                }
+                st.cursor += 1;
+                let d = st.src.wait()?;
+                if d.len() != len {
+                    return Err(Error::StreamProtocol);
+                }
+                Ok(d)
+            }
+        }
+    }
+
+    fn tensor(&mut self, file: &TernFile<'_>, t: &TensorInfo) -> Result<&[u8], Error> {
+        self.fetch(file, t.offset, t.len as usize)
+    }
+}
 
 /// A mutable KV cache region.
 #[derive(Debug)]
@@ -87,7 +220,8 @@ fn bitlinear_input(
 /// One generation context over one arena. Activation buffers hold up to `batch` tokens
 /// (row `t` of a `(batch, width)` buffer starts at `t * width`).
 pub struct Session<'m, 'a> {
-    model: &'m Model<'m>,
+    file: &'m TernFile<'m>,
+    weights: Weights<'m, 'a>,
     k: &'static KernelSet,
     exec: &'a dyn Exec,
     plan: MemoryPlan,
@@ -113,6 +247,7 @@ pub struct Session<'m, 'a> {
     history: &'a mut [u32], // tokens so far (ctx,)
     kc: KvBuf<'a>,          // (n_layers, ctx, kv_dim)
     vc: KvBuf<'a>,          // (n_layers, ctx, kv_dim)
+    row: &'a mut [u8],      // streamed: one embedding row (row_bytes,)
 }
 
 impl core::fmt::Debug for Session<'_, '_> {
@@ -125,10 +260,12 @@ impl core::fmt::Debug for Session<'_, '_> {
 }
 
 impl<'m, 'a> Session<'m, 'a> {
-    /// Plan and carve `arena` for `model` under `opts`, using kernel set `k` and executor `exec`.
+    /// Plan and carve `arena` for `model` (resident: weights read in place) under `opts`,
+    /// using kernel set `k` and executor `exec`.
     ///
     /// # Errors
-    /// [`Error::BadConfig`] if `opts` is unusable, [`Error::ArenaTooSmall`] if
+    /// [`Error::BadConfig`] if `opts` is unusable (or asks to stream: use
+    /// [`Session::new_streamed`]), [`Error::ArenaTooSmall`] if
     /// `arena.len() < plan.arena_bytes`, [`Error::ArenaMisaligned`] if it is not 64-byte aligned.
     pub fn new(
         model: &'m Model<'m>,
@@ -137,11 +274,70 @@ impl<'m, 'a> Session<'m, 'a> {
         opts: RunOptions,
         arena: &'a mut [u8],
     ) -> Result<Self, Error> {
-        let c = model.file.header.config;
-        let plan = MemoryPlan::new(&c, model.file.weight_bytes(), opts)?;
-        if arena.len() < plan.arena_bytes {
+        if opts.stream {
+            return Err(Error::BadConfig {
+                what: "streamed weights need Session::new_streamed and a WeightSource",
+            });
+        }
+        let plan = MemoryPlan::for_file(&model.file, opts)?;
+        Self::carve(
+            &model.file,
+            Weights::Resident(model.bytes),
+            plan,
+            k,
+            exec,
+            arena,
+        )
+    }
+
+    /// Plan and carve a session whose weights stream from `src` (see [`crate::source`]).
+    /// `file` is the parsed header and tensor table (read without the weights);
+    /// `arena` is the session part of [`MemoryPlan::split_staging`] (at least
+    /// `plan.session_bytes`), whose staging slots `src` owns. `opts.stream` is implied.
+    ///
+    /// # Errors
+    /// As [`Session::new`], against `plan.session_bytes`.
+    pub fn new_streamed(
+        file: &'m TernFile<'m>,
+        src: &'a mut dyn WeightSource,
+        k: &'static KernelSet,
+        exec: &'a dyn Exec,
+        opts: RunOptions,
+        arena: &'a mut [u8],
+    ) -> Result<Self, Error> {
+        let opts = RunOptions {
+            stream: true,
+            ..opts
+        };
+        let plan = MemoryPlan::for_file(file, opts)?;
+        let head = file.lm_head();
+        let hrb = head
+            .layout
+            .row_bytes(file.header.config.dim as usize)
+            .expect("validated");
+        let st = Stream {
+            src,
+            cursor: 0,
+            begun: 0,
+            n_units: 0,
+            head_rows: plan.head_chunk_rows(hrb),
+        };
+        Self::carve(file, Weights::Streamed(st), plan, k, exec, arena)
+    }
+
+    fn carve(
+        file: &'m TernFile<'m>,
+        weights: Weights<'m, 'a>,
+        plan: MemoryPlan,
+        k: &'static KernelSet,
+        exec: &'a dyn Exec,
+        arena: &'a mut [u8],
+    ) -> Result<Self, Error> {
+        let c = file.header.config;
+        let opts = plan.opts;
+        if arena.len() < plan.session_bytes {
             return Err(Error::ArenaTooSmall {
-                need_bytes: plan.arena_bytes as u64,
+                need_bytes: plan.session_bytes as u64,
                 have_bytes: arena.len() as u64,
             });
         }
@@ -160,7 +356,8 @@ impl<'m, 'a> Session<'m, 'a> {
         let r = s.f32_regions();
         let vocab = c.vocab_size as usize;
         Ok(Session {
-            model,
+            file,
+            weights,
             k,
             exec,
             plan,
@@ -186,6 +383,7 @@ impl<'m, 'a> Session<'m, 'a> {
             cand: cv.cast(vocab)?,
             probs: cv.cast(vocab)?,
             history: cv.cast(ctx)?,
+            row: cv.bytes(plan.row_bytes),
         })
     }
 
@@ -214,20 +412,36 @@ impl<'m, 'a> Session<'m, 'a> {
         self.k
     }
 
-    fn tw(model: &Model<'m>, l: usize, kind: LayerTensor) -> TernaryWeight<'m> {
-        let t = model.file.layer(l, kind).expect("validated at parse");
-        TernaryWeight {
-            data: model.data(t),
+    fn tw<'w>(
+        weights: &'w mut Weights<'m, 'a>,
+        file: &TernFile<'_>,
+        l: usize,
+        kind: LayerTensor,
+    ) -> Result<TernaryWeight<'w>, Error> {
+        let t = file.layer(l, kind).expect("validated at parse");
+        Ok(TernaryWeight {
+            data: weights.tensor(file, t)?,
             rows: t.rows as usize,
             cols: t.cols as usize,
             weight_scale: t.weight_scale,
-        }
+        })
     }
 
-    fn norm_weights(model: &Model<'_>, t: &TensorInfo, out: &mut [f32]) {
+    /// Decode the norm weights of tensor `t` into `out`.
+    fn norm_weights(
+        weights: &mut Weights<'m, 'a>,
+        file: &TernFile<'_>,
+        t: &TensorInfo,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         // Norm weights were validated as non-ternary with shape (1, n) at parse.
-        let ok = decode_row(t.layout, model.data(t), &mut out[..t.cols as usize]);
+        let ok = decode_row(
+            t.layout,
+            weights.tensor(file, t)?,
+            &mut out[..t.cols as usize],
+        );
         debug_assert!(ok);
+        Ok(())
     }
 
     /// Run token `token` at position [`Session::pos`] through the model; returns its logits
@@ -259,8 +473,8 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Evaluate `tokens` (1..=batch) at positions `pos..pos + n`; compute the last token's
     /// logits if `want_logits`.
     fn eval(&mut self, tokens: &[u32], want_logits: bool) -> Result<(), Error> {
-        let model = self.model;
-        let c = model.file.header.config;
+        let file = self.file;
+        let c = file.header.config;
         let n = tokens.len();
         debug_assert!(n >= 1 && n <= self.plan.opts.batch as usize);
         for &token in tokens {
@@ -285,49 +499,38 @@ impl<'m, 'a> Session<'m, 'a> {
             c.head_dim as usize,
         );
         let (n_heads, n_kv_heads) = (c.n_heads as usize, c.n_kv_heads as usize);
-        let emb = model.file.global(TensorRole::TokenEmbd).expect("validated");
+        let w = &mut self.weights;
+        w.drain();
+        let emb = file.global(TensorRole::TokenEmbd).expect("validated");
         let rb = emb.layout.row_bytes(dim).expect("validated");
         for (t, &token) in tokens.iter().enumerate() {
-            let row = &model.data(emb)[token as usize * rb..(token as usize + 1) * rb];
+            let at = emb.offset + (token as usize * rb) as u64;
+            let row: &[u8] = match w {
+                Weights::Resident(b) => &b[at as usize..at as usize + rb],
+                Weights::Streamed(st) => {
+                    st.src.read_at(at, &mut self.row[..rb])?;
+                    &self.row[..rb]
+                }
+            };
             decode_row(emb.layout, row, &mut self.x[t * dim..(t + 1) * dim]);
         }
+        w.start_pass(file, want_logits)?;
         let k = self.k;
         let exec = self.exec;
         let s_a = &mut self.s_a[..n];
         for l in 0..c.n_layers as usize {
-            let lt = |kind| model.file.layer(l, kind).expect("validated");
+            let lt = |kind| file.layer(l, kind).expect("validated");
             // --- attention block ---
-            Self::norm_weights(model, lt(LayerTensor::AttnNorm), self.normw);
+            Self::norm_weights(w, file, lt(LayerTensor::AttnNorm), self.normw)?;
             let norm = Some((&self.normw[..dim], c.norm_eps));
             bitlinear_input(k, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
-            forward::bitlinear_batch(
-                k,
-                exec,
-                Self::tw(model, l, LayerTensor::Q),
-                xq,
-                s_a,
-                self.acc,
-                self.q,
-            );
-            forward::bitlinear_batch(
-                k,
-                exec,
-                Self::tw(model, l, LayerTensor::K),
-                xq,
-                s_a,
-                self.acc,
-                self.kb,
-            );
-            forward::bitlinear_batch(
-                k,
-                exec,
-                Self::tw(model, l, LayerTensor::V),
-                xq,
-                s_a,
-                self.acc,
-                self.vb,
-            );
+            let wq = Self::tw(w, file, l, LayerTensor::Q)?;
+            forward::bitlinear_batch(k, exec, wq, xq, s_a, self.acc, self.q);
+            let wk = Self::tw(w, file, l, LayerTensor::K)?;
+            forward::bitlinear_batch(k, exec, wk, xq, s_a, self.acc, self.kb);
+            let wv = Self::tw(w, file, l, LayerTensor::V)?;
+            forward::bitlinear_batch(k, exec, wv, xq, s_a, self.acc, self.vb);
             let base = l * ctx * kv_dim;
             for t in 0..n {
                 let p = self.pos + t;
@@ -370,64 +573,38 @@ impl<'m, 'a> Session<'m, 'a> {
                 }
             }
             if c.sub_norms {
-                Self::norm_weights(model, lt(LayerTensor::AttnSubNorm), self.normw);
+                Self::norm_weights(w, file, lt(LayerTensor::AttnSubNorm), self.normw)?;
             }
             let norm = c.sub_norms.then_some((&self.normw[..q_dim], c.norm_eps));
             bitlinear_input(k, &self.att_out[..n * q_dim], norm, self.xb, self.xq, s_a);
-            forward::bitlinear_batch(
-                k,
-                exec,
-                Self::tw(model, l, LayerTensor::O),
-                &self.xq[..n * q_dim],
-                s_a,
-                self.acc,
-                &mut self.hb[..n * dim],
-            );
+            let wo = Self::tw(w, file, l, LayerTensor::O)?;
+            let xq = &self.xq[..n * q_dim];
+            forward::bitlinear_batch(k, exec, wo, xq, s_a, self.acc, &mut self.hb[..n * dim]);
             for (x, &o) in self.x[..n * dim].iter_mut().zip(&self.hb[..n * dim]) {
                 *x += o;
             }
             // --- feed-forward block ---
-            Self::norm_weights(model, lt(LayerTensor::FfnNorm), self.normw);
+            Self::norm_weights(w, file, lt(LayerTensor::FfnNorm), self.normw)?;
             let norm = Some((&self.normw[..dim], c.norm_eps));
             bitlinear_input(k, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
-            forward::bitlinear_batch(
-                k,
-                exec,
-                Self::tw(model, l, LayerTensor::Gate),
-                xq,
-                s_a,
-                self.acc,
-                self.hb,
-            );
-            forward::bitlinear_batch(
-                k,
-                exec,
-                Self::tw(model, l, LayerTensor::Up),
-                xq,
-                s_a,
-                self.acc,
-                self.hb2,
-            );
+            let wg = Self::tw(w, file, l, LayerTensor::Gate)?;
+            forward::bitlinear_batch(k, exec, wg, xq, s_a, self.acc, self.hb);
+            let wu = Self::tw(w, file, l, LayerTensor::Up)?;
+            forward::bitlinear_batch(k, exec, wu, xq, s_a, self.acc, self.hb2);
             forward::ffn_act_mul(
                 c.ffn_act,
                 &mut self.hb[..n * hidden],
                 &self.hb2[..n * hidden],
             );
             if c.sub_norms {
-                Self::norm_weights(model, lt(LayerTensor::FfnSubNorm), self.normw);
+                Self::norm_weights(w, file, lt(LayerTensor::FfnSubNorm), self.normw)?;
             }
             let norm = c.sub_norms.then_some((&self.normw[..hidden], c.norm_eps));
             bitlinear_input(k, &self.hb[..n * hidden], norm, self.xb, self.xq, s_a);
-            forward::bitlinear_batch(
-                k,
-                exec,
-                Self::tw(model, l, LayerTensor::Down),
-                &self.xq[..n * hidden],
-                s_a,
-                self.acc,
-                &mut self.hb2[..n * dim],
-            );
+            let wd = Self::tw(w, file, l, LayerTensor::Down)?;
+            let (xq, out) = (&self.xq[..n * hidden], &mut self.hb2[..n * dim]);
+            forward::bitlinear_batch(k, exec, wd, xq, s_a, self.acc, out);
             for (x, &o) in self.x[..n * dim].iter_mut().zip(&self.hb2[..n * dim]) {
                 *x += o;
             }
@@ -439,19 +616,18 @@ impl<'m, 'a> Session<'m, 'a> {
         }
         // --- final norm and LM head of the last token: logits = norm(x) @ head^T (float) ---
         let last = &self.x[(n - 1) * dim..n * dim];
-        Self::norm_weights(
-            model,
-            model
-                .file
-                .global(TensorRole::OutputNorm)
-                .expect("validated"),
-            self.normw,
-        );
+        let on = file.global(TensorRole::OutputNorm).expect("validated");
+        Self::norm_weights(w, file, on, self.normw)?;
         forward::rmsnorm(last, &self.normw[..dim], c.norm_eps, &mut self.xb[..dim]);
-        let head = model.file.lm_head();
-        let hdata = model.data(head);
+        let head = file.lm_head();
         let hrb = head.layout.row_bytes(dim).expect("validated");
         let xn = &self.xb[..dim];
+        let vocab = c.vocab_size as usize;
+        // Resident: one chunk of every row; streamed: chunks of whole rows that fit a slot.
+        let chunk_rows = match w {
+            Weights::Resident(_) => vocab,
+            Weights::Streamed(st) => st.head_rows,
+        };
         if head.layout == Layout::Q8_0 {
             // int8 LM head: quantize the normed state per 32 values (scales in `normw`, free
             // after the norm), then integer block dots
@@ -459,12 +635,16 @@ impl<'m, 'a> Session<'m, 'a> {
             (k.quantize_q8_0)(xn, q, d);
             let (q, d) = (&*q, &*d);
             let dot = k.dot_q8_0;
-            exec.par_chunks_f32(self.logits, 1, &|start, chunk| {
-                for (i, o) in chunk.iter_mut().enumerate() {
-                    let r = start + i;
-                    *o = dot(&hdata[r * hrb..(r + 1) * hrb], q, d);
-                }
-            });
+            for (ci, logits) in self.logits.chunks_mut(chunk_rows).enumerate() {
+                let off = head.offset + (ci * chunk_rows * hrb) as u64;
+                let hdata = w.fetch(file, off, logits.len() * hrb)?;
+                exec.par_chunks_f32(logits, 1, &|start, chunk| {
+                    for (i, o) in chunk.iter_mut().enumerate() {
+                        let r = start + i;
+                        *o = dot(&hdata[r * hrb..(r + 1) * hrb], q, d);
+                    }
+                });
+            }
             return Ok(());
         }
         let dot = match head.layout {
@@ -472,12 +652,16 @@ impl<'m, 'a> Session<'m, 'a> {
             Layout::Bf16 => k.dot_bf16,
             _ => k.dot_f32,
         };
-        exec.par_chunks_f32(self.logits, 1, &|start, chunk| {
-            for (i, o) in chunk.iter_mut().enumerate() {
-                let r = start + i;
-                *o = dot(&hdata[r * hrb..(r + 1) * hrb], xn);
-            }
-        });
+        for (ci, logits) in self.logits.chunks_mut(chunk_rows).enumerate() {
+            let off = head.offset + (ci * chunk_rows * hrb) as u64;
+            let hdata = w.fetch(file, off, logits.len() * hrb)?;
+            exec.par_chunks_f32(logits, 1, &|start, chunk| {
+                for (i, o) in chunk.iter_mut().enumerate() {
+                    let r = start + i;
+                    *o = dot(&hdata[r * hrb..(r + 1) * hrb], xn);
+                }
+            });
+        }
         Ok(())
     }
 
