@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tern_core::exec::Exec;
-use tern_core::format::Model;
-use tern_core::plan::{KvDtype, RunOptions};
+use tern_core::format::{Model, TernFile};
+use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::sampler::{Sampler, SamplerConfig};
 use tern_core::session::Session;
 use tern_core::tokenizer::{StreamDecoder, Tokenizer, scratch_elems};
@@ -16,6 +16,49 @@ use tern_kernels::KernelSet;
 use tern_pack::pack::PackOptions;
 
 use crate::arena::Arena;
+use crate::stream::{PosRead, ReadAhead, StreamStats};
+
+/// Where generation reads the weights from.
+#[derive(Clone, Copy)]
+pub enum Weights<'x> {
+    /// The whole file in memory (mmap or the bundled model): weights read in place.
+    Resident(&'x Model<'x>),
+    /// Streamed from `reader` (a file, read with `pread`) through the arena's staging slots.
+    Streamed {
+        /// The parsed header and tensor table.
+        file: &'x TernFile<'x>,
+        /// The tokenizer blob.
+        tokenizer: &'x [u8],
+        /// The file's bytes, read at offsets.
+        reader: &'x dyn PosRead,
+    },
+}
+
+impl std::fmt::Debug for Weights<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Weights::Resident(_) => "Resident",
+            Weights::Streamed { .. } => "Streamed",
+        })
+    }
+}
+
+impl<'x> Weights<'x> {
+    /// The header and tensor table.
+    pub fn file(&self) -> &'x TernFile<'x> {
+        match self {
+            Weights::Resident(m) => &m.file,
+            Weights::Streamed { file, .. } => file,
+        }
+    }
+    /// The tokenizer blob.
+    pub fn tokenizer_blob(&self) -> &'x [u8] {
+        match self {
+            Weights::Resident(m) => m.tokenizer_blob(),
+            Weights::Streamed { tokenizer, .. } => tokenizer,
+        }
+    }
+}
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -58,6 +101,11 @@ pub struct GenResult {
     pub decode_secs: f64,
     /// Arena bytes.
     pub arena_bytes: usize,
+    /// Streamed runs: what was read from storage.
+    pub stream: Option<StreamStats>,
+    /// Forward passes (prompt batches and decoded tokens) of a streamed run: each reads the
+    /// weights once.
+    pub passes: usize,
 }
 
 impl GenResult {
@@ -89,8 +137,17 @@ pub fn tokenize(
     add_bos: bool,
     parse_special: bool,
 ) -> Result<Vec<u32>> {
-    let t = &model.file.header.tokenizer;
-    let tok = Tokenizer::from_blob(t.kind, model.tokenizer_blob())
+    tokenize_with(Weights::Resident(model), text, add_bos, parse_special)
+}
+
+fn tokenize_with(
+    w: Weights<'_>,
+    text: &str,
+    add_bos: bool,
+    parse_special: bool,
+) -> Result<Vec<u32>> {
+    let t = &w.file().header.tokenizer;
+    let tok = Tokenizer::from_blob(t.kind, w.tokenizer_blob())
         .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
     let mut out = vec![0u32; text.len() + 2];
     let mut scratch = vec![0u32; scratch_elems(text.len())];
@@ -107,8 +164,9 @@ pub fn tokenize(
     Ok(out)
 }
 
-/// Generate from `model`. `on_text` receives complete UTF-8 text as it is produced;
-/// `on_logits` (if any) receives the logits `(vocab,)` of every evaluated position.
+/// Generate from `model` (resident weights). `on_text` receives complete UTF-8 text as it
+/// is produced; `on_logits` (if any) receives the logits `(vocab,)` of every evaluated
+/// position.
 ///
 /// # Errors
 /// An empty prompt for a tokenizer without BOS, a prompt longer than the context, core errors.
@@ -118,45 +176,118 @@ pub fn generate(
     exec: &dyn Exec,
     opts: &GenOptions,
     on_text: &mut dyn FnMut(&str),
-    mut on_logits: Option<LogitsSink<'_>>,
+    on_logits: Option<LogitsSink<'_>>,
 ) -> Result<GenResult> {
-    let h = &model.file.header;
-    let tok = Tokenizer::from_blob(h.tokenizer.kind, model.tokenizer_blob())
-        .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
-    let prompt_ids = tokenize(model, &opts.prompt, true, opts.parse_special)?;
+    generate_with(
+        Weights::Resident(model),
+        kernels,
+        exec,
+        opts,
+        on_text,
+        on_logits,
+    )
+}
+
+/// The run options and memory plan [`generate_with`] uses for `w` and `opts` (streamed when
+/// `w` is).
+///
+/// # Errors
+/// An unusable context length.
+pub fn plan_for(w: Weights<'_>, opts: &GenOptions) -> Result<(RunOptions, MemoryPlan)> {
+    let file = w.file();
+    let run = RunOptions {
+        batch: opts.batch.max(1),
+        stream: matches!(w, Weights::Streamed { .. }),
+        ..RunOptions::new(opts.ctx_len.unwrap_or(file.header.plan.ctx_len), opts.kv)
+    };
+    let plan = MemoryPlan::for_file(file, run).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((run, plan))
+}
+
+/// Generate from resident or streamed weights; see [`generate`].
+///
+/// # Errors
+/// As [`generate`]; a failed weight read names the offset and the I/O error.
+pub fn generate_with(
+    w: Weights<'_>,
+    kernels: &'static KernelSet,
+    exec: &dyn Exec,
+    opts: &GenOptions,
+    on_text: &mut dyn FnMut(&str),
+    on_logits: Option<LogitsSink<'_>>,
+) -> Result<GenResult> {
+    let file = w.file();
+    let prompt_ids = tokenize_with(w, &opts.prompt, true, opts.parse_special)?;
     if prompt_ids.is_empty() {
         bail!("the prompt is empty and this model's tokenizer adds no BOS: give a prompt with -p");
     }
-    let ctx_len = opts.ctx_len.unwrap_or(h.plan.ctx_len);
-    if prompt_ids.len() > ctx_len as usize {
+    let (run, plan) = plan_for(w, opts)?;
+    if prompt_ids.len() > run.ctx_len as usize {
         bail!(
-            "the prompt has {} tokens, more than the context of {ctx_len} (raise --ctx)",
-            prompt_ids.len()
+            "the prompt has {} tokens, more than the context of {} (raise --ctx)",
+            prompt_ids.len(),
+            run.ctx_len
         );
     }
-    let run = RunOptions {
-        batch: opts.batch.max(1),
-        ..RunOptions::new(ctx_len, opts.kv)
-    };
-    let plan =
-        tern_core::plan::MemoryPlan::new(&h.config, 0, run).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut arena = Arena::new(plan.arena_bytes);
-    let mut s = Session::new(model, kernels, exec, run, arena.bytes_mut())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut res = GenResult {
-        prompt_ids: prompt_ids.clone(),
+        prompt_ids,
         arena_bytes: plan.arena_bytes,
         ..Default::default()
     };
+    match w {
+        Weights::Resident(model) => {
+            let mut s = Session::new(model, kernels, exec, run, arena.bytes_mut())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            drive(&mut s, w, opts, &mut res, on_text, on_logits)?;
+        }
+        Weights::Streamed { reader, .. } => {
+            let (sess, slots) = plan
+                .split_staging(arena.bytes_mut())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::thread::scope(|sc| -> Result<()> {
+                let mut src = ReadAhead::spawn(sc, reader, slots);
+                let r = (|| {
+                    let mut s = Session::new_streamed(file, &mut src, kernels, exec, run, sess)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    drive(&mut s, w, opts, &mut res, on_text, on_logits)
+                })();
+                res.stream = Some(src.stats);
+                match (r, src.last_error.take()) {
+                    (Err(e), Some(io)) => Err(e.context(format!("reading weights: {io}"))),
+                    (r, _) => r,
+                }
+            })?;
+        }
+    }
+    Ok(res)
+}
 
+/// Prefill and decode on a built session.
+fn drive(
+    s: &mut Session<'_, '_>,
+    w: Weights<'_>,
+    opts: &GenOptions,
+    res: &mut GenResult,
+    on_text: &mut dyn FnMut(&str),
+    mut on_logits: Option<LogitsSink<'_>>,
+) -> Result<()> {
+    let h = &w.file().header;
+    let tok = Tokenizer::from_blob(h.tokenizer.kind, w.tokenizer_blob())
+        .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+    let ctx_len = s.plan().opts.ctx_len as usize;
+    let batch = s.plan().opts.batch as usize;
     let t0 = Instant::now();
     if let Some(f) = on_logits.as_mut() {
         // every position's logits are wanted: token by token
-        for &id in &prompt_ids {
+        for &id in &res.prompt_ids {
             f(s.forward(id).map_err(|e| anyhow::anyhow!("{e}"))?)?;
+            res.passes += 1;
         }
     } else {
-        s.prefill(&prompt_ids).map_err(|e| anyhow::anyhow!("{e}"))?;
+        s.prefill(&res.prompt_ids)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        res.passes += res.prompt_ids.len().div_ceil(batch);
     }
     res.prompt_secs = t0.elapsed().as_secs_f64();
 
@@ -178,11 +309,12 @@ pub fn generate(
         let mut text = std::mem::take(&mut res.text);
         dec.push(piece, &mut |p| emit(p, &mut text));
         res.text = text;
-        if i + 1 == opts.n_predict || s.pos() >= ctx_len as usize {
+        if i + 1 == opts.n_predict || s.pos() >= ctx_len {
             break;
         }
         let logits = s.forward(next).map_err(|e| anyhow::anyhow!("{e}"))?;
         res.decode_evals += 1;
+        res.passes += 1;
         if let Some(f) = on_logits.as_mut() {
             f(logits)?;
         }
@@ -191,7 +323,7 @@ pub fn generate(
     dec.finish(&mut |p| emit(p, &mut text));
     res.text = text;
     res.decode_secs = t1.elapsed().as_secs_f64();
-    Ok(res)
+    Ok(())
 }
 
 /// Import `input` (GGUF or safetensors dir) and write `out` atomically, with a progress bar

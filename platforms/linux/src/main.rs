@@ -7,11 +7,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tern_core::config::FfnAct;
+use tern_core::format::TernFile;
 use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::sampler::SamplerConfig;
-use tern_linux::generate::{GenOptions, generate, pack_with_progress, tokenize};
+use tern_linux::generate::{
+    GenOptions, Weights, generate_with, pack_with_progress, plan_for, tokenize,
+};
 use tern_linux::model_file::ModelBytes;
 use tern_linux::pool::ThreadPool;
+use tern_linux::stream::{PosRead, StreamedModel};
 use tern_pack::pack::PackOptions;
 
 #[derive(Parser, Debug)]
@@ -51,6 +55,12 @@ enum Cmd {
         /// KV cache type for the memory plan.
         #[arg(long, value_enum, default_value_t = KvArg::F32)]
         kv: KvArg,
+        /// Plan for streamed weights (staging buffers instead of mapped weights).
+        #[arg(long)]
+        stream: bool,
+        /// Prompt tokens per prefill batch for the memory plan.
+        #[arg(short = 'b', long, default_value_t = RunOptions::DEFAULT_BATCH)]
+        batch: u32,
         #[command(flatten)]
         pack: PackArgs,
     },
@@ -172,11 +182,23 @@ struct RunArgs {
     /// Threads (default: all available cores).
     #[arg(short = 't', long)]
     threads: Option<usize>,
-    /// Skip the CRC32 check of every tensor at load.
+    /// Skip the CRC32 check of every tensor at load (streamed runs never read the weights up
+    /// front: their check is the header's CRC32).
     #[arg(long)]
     no_verify: bool,
+    /// Memory budget (e.g. 300M, 1.5G): when the mapped weights plus the arena exceed it, the
+    /// weights are streamed from storage through two staging buffers instead.
+    #[arg(long, value_parser = parse_size)]
+    max_ram: Option<u64>,
+    /// Stream the weights from storage whatever the budget.
+    #[arg(long)]
+    stream: bool,
     #[command(flatten)]
     pack: PackArgs,
+}
+
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    tern_linux::stream::parse_bytes(s).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -261,7 +283,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn cmd_run(a: &RunArgs) -> Result<()> {
     let mm = ModelBytes::open(a.model.as_deref(), &a.pack.options(), a.json)?;
-    let model = mm.model(!a.no_verify)?;
     let kernels = tern_linux::cpu::kernels()?;
     let opts = GenOptions {
         prompt: a.prompt.clone(),
@@ -280,6 +301,65 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         ignore_eos: a.ignore_eos,
         parse_special: a.parse_special,
         batch: a.batch,
+    };
+    // Resident or streamed: parse the header only (no weight page is touched) and compare
+    // both plans with the budget.
+    let header_only = mm.model(false)?;
+    let resident_need = {
+        let (_, p) = plan_for(Weights::Resident(&header_only), &opts)?;
+        header_only.file.weight_bytes() + p.arena_bytes as u64
+    };
+    let stream = a.stream || a.max_ram.is_some_and(|m| resident_need > m);
+    let streamed_model = match (&mm, stream) {
+        (ModelBytes::Mapped(m), true) => Some(StreamedModel::open(&m.path)?),
+        _ => None,
+    };
+    let streamed_file = streamed_model.as_ref().map(|m| m.tern_file()).transpose()?;
+    let resident_model;
+    let weights = if stream {
+        let (file, tokenizer, reader): (&TernFile<'_>, &[u8], &dyn PosRead) =
+            match (&streamed_model, &streamed_file) {
+                (Some(m), Some(f)) => (f, m.tokenizer_blob(), &m.file),
+                _ => (
+                    &header_only.file,
+                    header_only.tokenizer_blob(),
+                    &tern_linux::model_file::BUNDLED_MODEL,
+                ),
+            };
+        let w = Weights::Streamed {
+            file,
+            tokenizer,
+            reader,
+        };
+        let (_, p) = plan_for(w, &opts)?;
+        if let Some(m) = a.max_ram
+            && p.arena_bytes as u64 > m
+        {
+            bail!(
+                "{}: does not fit --max-ram {m} bytes even with streamed weights: the arena needs {} bytes (KV cache {}, staging {}, activations {}); lower --ctx or -b",
+                mm.name(),
+                p.arena_bytes,
+                p.kv_bytes,
+                p.staging_bytes,
+                p.act_bytes
+            );
+        }
+        if !a.json {
+            eprintln!(
+                "streaming {:.1} MiB of weights per token from {} through 2 x {:.1} MiB staging (arena {:.1} MiB{})",
+                mib(file.weight_bytes()),
+                mm.name(),
+                mib(p.slot_bytes as u64),
+                mib(p.arena_bytes as u64),
+                a.max_ram
+                    .map(|m| format!(", --max-ram {:.1} MiB", mib(m)))
+                    .unwrap_or_default()
+            );
+        }
+        w
+    } else {
+        resident_model = mm.model(!a.no_verify)?;
+        Weights::Resident(&resident_model)
     };
     let mut dump: Vec<u8> = Vec::new();
     let mut on_logits = |l: &[f32]| -> Result<()> {
@@ -303,7 +383,11 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         None
     };
     let pool = ThreadPool::new(a.threads.unwrap_or_else(default_threads));
-    let r = generate(&model, kernels, &pool, &opts, &mut on_text, logits_cb)?;
+    let r = generate_with(weights, kernels, &pool, &opts, &mut on_text, logits_cb)?;
+    let peak_rss = tern_linux::stream::peak_rss_bytes();
+    let per_pass = r
+        .stream
+        .map(|st| st.bytes_read as f64 / r.passes.max(1) as f64);
     if let Some(p) = &a.dump_logits {
         write_atomic(p, &dump)?;
     }
@@ -321,6 +405,11 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             "kernels": kernels.variant.name(),
             "threads": pool.n_threads(),
             "arena_bytes": r.arena_bytes,
+            "streamed": stream,
+            "bytes_read": r.stream.map(|st| st.bytes_read),
+            "bytes_read_per_pass": per_pass,
+            "read_wait_s": r.stream.map(|st| st.wait_secs),
+            "peak_rss_bytes": peak_rss,
         });
         println!("{v}");
     } else {
@@ -335,11 +424,27 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             pool.n_threads(),
             r.arena_bytes as f64 / (1 << 20) as f64
         );
+        if let (Some(st), Some(pp)) = (r.stream, per_pass) {
+            eprintln!(
+                "streamed: {:.1} MiB read in {} reads, {:.1} MiB per forward pass, {:.2} s waiting for reads",
+                mib(st.bytes_read),
+                st.reads,
+                pp / (1 << 20) as f64,
+                st.wait_secs
+            );
+        }
+        if let Some(rss) = peak_rss {
+            eprintln!("peak RSS {:.1} MiB", mib(rss));
+        }
     }
     Ok(())
 }
 
-fn cmd_inspect(model_path: &Path, ctx: Option<u32>, kvt: KvArg, pack: &PackArgs) -> Result<()> {
+fn mib(b: u64) -> f64 {
+    b as f64 / (1 << 20) as f64
+}
+
+fn cmd_inspect(model_path: &Path, run: InspectPlan, pack: &PackArgs) -> Result<()> {
     let mm = open(model_path, pack, false)?;
     let model = mm.model(false)?;
     let h = &model.file.header;
@@ -394,27 +499,57 @@ fn cmd_inspect(model_path: &Path, ctx: Option<u32>, kvt: KvArg, pack: &PackArgs)
         );
     }
     println!("ternary parameters: {ternary_params}");
-    let run = RunOptions::new(ctx.unwrap_or(h.plan.ctx_len), kv(kvt));
-    let p =
-        MemoryPlan::new(c, model.file.weight_bytes(), run).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("memory plan (ctx {} tokens, KV {:?}):", run.ctx_len, run.kv);
+    let run = RunOptions {
+        batch: run.batch.max(1),
+        stream: run.stream,
+        ..RunOptions::new(run.ctx.unwrap_or(h.plan.ctx_len), kv(run.kv))
+    };
+    let p = MemoryPlan::for_file(&model.file, run).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
-        "  weights (mapped)  {:>12} bytes {:>9.1} MiB",
-        p.weights_bytes,
-        mib(p.weights_bytes)
+        "memory plan (ctx {} tokens, KV {:?}, batch {}, weights {}):",
+        run.ctx_len,
+        run.kv,
+        run.batch,
+        if run.stream { "streamed" } else { "mapped" }
     );
+    let line = |name: &str, b: u64| println!("  {name:<20} {b:>12} bytes {:>9.1} MiB", mib(b));
+    if run.stream {
+        line("weights (storage)", p.weights_bytes);
+        println!(
+            "    read per token: every weight once, in 2 staging slots of {} bytes",
+            p.slot_bytes
+        );
+    } else {
+        line("weights (mapped)", p.weights_bytes);
+    }
     for (name, b) in [
         ("kv cache", p.kv_bytes),
         ("activations", p.act_bytes),
-        ("attention", p.att_bytes),
+        ("attention scratch", p.att_bytes),
         ("logits", p.logits_bytes),
-        ("sampler", p.sampler_bytes),
+        ("sampler scratch", p.sampler_bytes),
+        ("embedding row", p.row_bytes),
+        ("staging (2 slots)", p.staging_bytes),
         ("arena total", p.arena_bytes),
     ] {
-        println!("  {name:<17} {:>12} bytes {:>9.1} MiB", b, mib(b as u64));
+        line(name, b as u64);
     }
+    let ram = if run.stream {
+        p.arena_bytes as u64
+    } else {
+        p.weights_bytes + p.arena_bytes as u64
+    };
+    line("RAM needed", ram);
     Ok(())
+}
+
+/// The run options `tern inspect` plans for.
+#[derive(Clone, Copy, Debug)]
+struct InspectPlan {
+    ctx: Option<u32>,
+    kv: KvArg,
+    stream: bool,
+    batch: u32,
 }
 
 fn real_main() -> Result<()> {
@@ -438,8 +573,19 @@ fn real_main() -> Result<()> {
             model,
             ctx,
             kv,
+            stream,
+            batch,
             pack,
-        } => cmd_inspect(model, *ctx, *kv, pack),
+        } => cmd_inspect(
+            model,
+            InspectPlan {
+                ctx: *ctx,
+                kv: *kv,
+                stream: *stream,
+                batch: *batch,
+            },
+            pack,
+        ),
         Cmd::Tokenize {
             model,
             text,

@@ -304,3 +304,85 @@ fn bad_input_gives_clear_errors() {
         "{err}"
     );
 }
+
+/// `--max-ram` a quarter of the weights: the weights stream from the file (pread and the
+/// read-ahead thread), the tokens equal the resident (mmap) run's, and every forward pass
+/// reads the weights exactly once (plus one embedding row per evaluated token).
+#[test]
+fn max_ram_streams_weights_with_identical_tokens() {
+    let cache = tempfile::tempdir().unwrap();
+    let path = cache.path().join("demo.tern");
+    std::fs::write(&path, tern_linux::model_file::BUNDLED_MODEL).unwrap();
+    let m = tern_core::format::Model::parse(tern_linux::model_file::BUNDLED_MODEL).unwrap();
+    let weights = m.file.weight_bytes();
+    let p = path.to_str().unwrap();
+    let common = [
+        "run",
+        p,
+        "-p",
+        "And God said",
+        "-n",
+        "24",
+        "--temp",
+        "0",
+        "--ctx",
+        "64",
+        "-b",
+        "4",
+        "--json",
+    ];
+    let resident = json(&tern(&common, cache.path()));
+    assert_eq!(resident["streamed"], false);
+    let budget = (weights / 4).to_string();
+    let mut args = common.to_vec();
+    args.extend(["--max-ram", &budget]);
+    let streamed = json(&tern(&args, cache.path()));
+    assert_eq!(streamed["streamed"], true, "{streamed}");
+    assert_eq!(streamed["generated_ids"], resident["generated_ids"]);
+    assert_eq!(streamed["text"], resident["text"]);
+    assert!(streamed["arena_bytes"].as_u64().unwrap() <= weights / 4);
+    // Reads: each pass (prefill batch or decoded token) reads every tensor once; each
+    // evaluated token reads its embedding row (BF16, dim 256 = 512 bytes).
+    let n_prompt = ids(&streamed["prompt_ids"]).len() as u64;
+    let n_gen = ids(&streamed["generated_ids"]).len() as u64;
+    let evals = n_prompt + n_gen - 1;
+    let passes = n_prompt.div_ceil(4) + n_gen - 1;
+    assert_eq!(
+        streamed["bytes_read"].as_u64().unwrap(),
+        passes * weights + evals * 512
+    );
+    assert!(streamed["peak_rss_bytes"].as_u64().unwrap() > 0);
+
+    // --stream forces it; too small a budget is a clear error.
+    let mut args = common.to_vec();
+    args.push("--stream");
+    assert_eq!(
+        json(&tern(&args, cache.path()))["generated_ids"],
+        resident["generated_ids"]
+    );
+    let mut args = common.to_vec();
+    args.extend(["--max-ram", "100K"]);
+    let o = tern(&args, cache.path());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("does not fit --max-ram 102400 bytes") && err.contains("demo.tern"),
+        "{err}"
+    );
+
+    // tern inspect --stream prints the streamed plan line by line.
+    let o = tern(
+        &["inspect", p, "--ctx", "64", "-b", "4", "--stream"],
+        cache.path(),
+    );
+    let out = ok(&o);
+    for line in [
+        "weights (storage)",
+        "kv cache",
+        "activations",
+        "staging (2 slots)",
+        "RAM needed",
+    ] {
+        assert!(out.contains(line), "missing '{line}' in\n{out}");
+    }
+}
