@@ -3,6 +3,8 @@
 //!
 //! - [`source`]: a model resident in flash or RAM (`&'static [u8]`, XIP), found by its
 //!   preamble at a known address.
+//! - [`stream`]: weights streamed from storage through `embedded_io::{Read, Seek}`, for
+//!   models larger than RAM ([`generate_greedy_streamed`]).
 //! - [`arena`]: a static, 64-byte-aligned arena handed out once (`critical-section` guarded).
 //! - [`SingleCore`]: the single-core [`tern_core::exec::Exec`] (core's `SingleThread`).
 //! - [`generate`]: tokenize → prefill → greedy decode with streaming UTF-8 text, the same
@@ -17,9 +19,10 @@
 pub mod arena;
 pub mod generate;
 pub mod source;
+pub mod stream;
 
 pub use arena::StaticArena;
-pub use generate::{GenStats, arena_bytes_for, generate_greedy};
+pub use generate::{GenStats, arena_bytes_for, generate_greedy, generate_greedy_streamed};
 pub use source::find_model;
 /// Runs every row chunk on the calling core, in order (bare metal uses one core): core's
 /// [`tern_core::exec::SingleThread`] under the name the board crates use.

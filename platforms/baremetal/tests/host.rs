@@ -109,3 +109,103 @@ fn static_arena_is_taken_once() {
     assert_eq!((a.len(), a.as_ptr() as usize % 64), (256, 0));
     assert!(A.take().is_none());
 }
+
+/// A storage driver over bytes: `embedded_io::{Read, Seek}`, at most 512 bytes per read call
+/// (as an SD card's sector reads would come).
+struct Storage<'b> {
+    data: &'b [u8],
+    pos: u64,
+}
+
+impl embedded_io::ErrorType for Storage<'_> {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Read for Storage<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let start = (self.pos as usize).min(self.data.len());
+        let n = buf.len().min(512).min(self.data.len() - start);
+        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl embedded_io::Seek for Storage<'_> {
+    fn seek(&mut self, pos: embedded_io::SeekFrom) -> Result<u64, Self::Error> {
+        let p = match pos {
+            embedded_io::SeekFrom::Start(p) => p as i64,
+            embedded_io::SeekFrom::End(d) => self.data.len() as i64 + d,
+            embedded_io::SeekFrom::Current(d) => self.pos as i64 + d,
+        };
+        self.pos = u64::try_from(p).map_err(|_| embedded_io::ErrorKind::InvalidInput)?;
+        Ok(self.pos)
+    }
+}
+
+#[test]
+fn streamed_from_read_seek_storage_gives_the_same_tokens() {
+    let mut buf = Box::new(Buf([0; 1 << 20]));
+    let storage = || Storage {
+        data: BUNDLED_MODEL,
+        pos: 0,
+    };
+    let need = tern_baremetal::generate::arena_bytes_for_streamed(
+        storage(),
+        &mut buf.0[..64 << 10],
+        PROMPT.len(),
+        16,
+    )
+    .unwrap();
+    // The whole RAM the streamed run needs is under a quarter of the model.
+    assert!(need * 4 < BUNDLED_MODEL.len(), "{need}");
+    let (want_ids, want_text) = linux_ids(BUNDLED_MODEL, PROMPT, 16);
+    let (mut ids, mut text) = (Vec::new(), String::new());
+    let k = tern_kernels::select_scalar();
+    let stats = tern_baremetal::generate_greedy_streamed(
+        storage(),
+        k,
+        &SingleCore,
+        &mut buf.0[..need],
+        PROMPT,
+        16,
+        |id, t| {
+            ids.push(id);
+            text.push_str(t);
+        },
+    )
+    .unwrap();
+    assert_eq!(ids, want_ids);
+    assert_eq!(text, want_text);
+    assert!(stats.bytes_read > 0);
+    // One byte short is a clear error.
+    assert!(matches!(
+        tern_baremetal::generate_greedy_streamed(
+            storage(),
+            k,
+            &SingleCore,
+            &mut buf.0[..need - 1],
+            PROMPT,
+            16,
+            |_, _| {}
+        ),
+        Err(Error::ArenaTooSmall { .. })
+    ));
+    // A truncated file is reported as a core error, not a panic.
+    let cut = Storage {
+        data: &BUNDLED_MODEL[..BUNDLED_MODEL.len() / 2],
+        pos: 0,
+    };
+    assert!(matches!(
+        tern_baremetal::generate_greedy_streamed(
+            cut,
+            k,
+            &SingleCore,
+            &mut buf.0[..],
+            PROMPT,
+            4,
+            |_, _| {}
+        ),
+        Err(Error::Core(_))
+    ));
+}

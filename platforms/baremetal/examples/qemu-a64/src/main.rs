@@ -3,6 +3,9 @@
 //! Boots at EL1 (start-up below), finds the packed model that `-device loader` put at
 //! [`MODEL_ADDR`], takes a static arena, greedy-generates [`N_PREDICT`] tokens after [`PROMPT`]
 //! with the NEON + dotprod kernels, and prints the text and the token ids over semihosting.
+//! Then it generates again with the weights *streamed*: read through an `embedded_io::{Read,
+//! Seek}` storage driver (4 KiB per read, as from a flash chip) into two staging buffers, every
+//! tensor once per token, and prints those ids too (the CI checks both against `tern run`).
 //! Exits 0 on success, 1 on any error (and 101 on panic).
 #![no_std]
 #![no_main]
@@ -10,7 +13,10 @@
 use core::arch::{asm, global_asm};
 
 use semihosting::{print, println, process};
-use tern_baremetal::{SingleCore, StaticArena, find_model, generate_greedy, source::region_at};
+use tern_baremetal::{
+    SingleCore, StaticArena, find_model, generate_greedy, generate_greedy_streamed,
+    source::region_at,
+};
 use tern_kernels::CpuFeatures;
 
 /// Where `-device loader,file=MODEL,addr=0x44000000,force-raw=on` puts the model.
@@ -124,7 +130,7 @@ fn run() -> Result<(), tern_baremetal::Error> {
     )?;
     let (t1, _) = ticks();
     println!();
-    ids.print();
+    ids.print("ids:");
     let ms = |a: u64, b: u64| (b - a) * 1000 / hz.max(1);
     let tf = t_first.unwrap_or(t1);
     println!(
@@ -136,7 +142,65 @@ fn run() -> Result<(), tern_baremetal::Error> {
         ms(t0, tf),
         ms(tf, t1)
     );
+
+    // The same run with the weights streamed through a storage driver.
+    let mut sids = heapless_ids::Ids::new();
+    let storage = Flash {
+        data: model,
+        pos: 0,
+    };
+    let st = generate_greedy_streamed(
+        storage,
+        kernels,
+        &SingleCore,
+        arena,
+        PROMPT,
+        N_PREDICT,
+        |id, _| sids.push(id),
+    )?;
+    let (t2, _) = ticks();
+    sids.print("streamed ids:");
+    println!(
+        "streamed: arena {} bytes for a {} byte model, {} bytes read, {} ms",
+        st.session_bytes,
+        model.len(),
+        st.bytes_read,
+        ms(t1, t2)
+    );
     Ok(())
+}
+
+/// A flash chip behind a driver: `Read + Seek`, at most one 4 KiB page per read call. (Under
+/// qemu the "chip" is the loaded model's RAM; on a board this is the SPI/QSPI driver.)
+struct Flash {
+    data: &'static [u8],
+    pos: u64,
+}
+
+impl embedded_io::ErrorType for Flash {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Read for Flash {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let start = (self.pos as usize).min(self.data.len());
+        let n = buf.len().min(4096).min(self.data.len() - start);
+        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl embedded_io::Seek for Flash {
+    fn seek(&mut self, pos: embedded_io::SeekFrom) -> Result<u64, Self::Error> {
+        let p = match pos {
+            embedded_io::SeekFrom::Start(p) => p as i64,
+            embedded_io::SeekFrom::End(d) => self.data.len() as i64 + d,
+            embedded_io::SeekFrom::Current(d) => self.pos as i64 + d,
+        };
+        self.pos = u64::try_from(p).map_err(|_| embedded_io::ErrorKind::InvalidInput)?;
+        Ok(self.pos)
+    }
 }
 
 mod heapless_ids {
@@ -160,8 +224,8 @@ mod heapless_ids {
                 self.n += 1;
             }
         }
-        pub fn print(&self) {
-            print!("ids:");
+        pub fn print(&self, label: &str) {
+            print!("{label}");
             for id in &self.buf[..self.n] {
                 print!(" {id}");
             }
