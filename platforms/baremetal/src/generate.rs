@@ -218,12 +218,12 @@ pub fn generate_greedy_streamed<R: Read + Seek>(
     Ok(stats)
 }
 
+/// The session's part of an arena, the prompt ids and the tokenizer scratch.
+type Carved<'x> = (&'x mut [u8], &'x mut [u32], &'x mut [u32]);
+
 impl Layout {
     /// Split `arena` into the session's part, the prompt ids and the tokenizer scratch.
-    fn carve<'x>(
-        &self,
-        arena: &'x mut [u8],
-    ) -> Result<(&'x mut [u8], &'x mut [u32], &'x mut [u32]), Error> {
+    fn carve<'x>(&self, arena: &'x mut [u8]) -> Result<Carved<'x>, Error> {
         if arena.len() < self.total_bytes() {
             return Err(Error::ArenaTooSmall {
                 need_bytes: self.total_bytes(),
