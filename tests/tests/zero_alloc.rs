@@ -69,6 +69,33 @@ fn decode_loop_allocates_nothing_and_short_arena_is_an_error() {
         );
         assert_eq!(s.pos(), 35);
     }
+    // Streamed weights: the read-ahead thread (pread into the arena's staging slots, slots
+    // passed over bounded channels) allocates nothing per token either.
+    let bytes: &[u8] = tern_linux::model_file::BUNDLED_MODEL;
+    let pool = tern_linux::pool::ThreadPool::new(2);
+    let opts = RunOptions {
+        stream: true,
+        ..RunOptions::new(64, KvDtype::F16)
+    };
+    let plan = MemoryPlan::for_file(&model.file, opts).unwrap();
+    let mut arena = Arena::new(plan.arena_bytes);
+    let (sess, slots) = plan.split_staging(arena.bytes_mut()).unwrap();
+    std::thread::scope(|sc| {
+        let mut src = tern_linux::stream::ReadAhead::spawn(sc, &bytes, slots);
+        let mut s =
+            Session::new_streamed(&model.file, &mut src, kernels, &pool, opts, sess).unwrap();
+        let mut sampler = Sampler::new(SamplerConfig::greedy());
+        s.prefill(&[256, 72, 105]).unwrap();
+        let mut tok = s.sample(&mut sampler);
+        s.forward(tok).unwrap();
+        let before = ALLOCS.load(Ordering::SeqCst);
+        for _ in 0..16 {
+            tok = s.sample(&mut sampler);
+            s.forward(tok).unwrap();
+        }
+        let after = ALLOCS.load(Ordering::SeqCst);
+        assert_eq!(after - before, 0, "the streamed decode loop allocated");
+    });
     // (kept in this one test: the allocation counter is process-wide, and tests in the same
     // binary run concurrently)
     let opts = RunOptions::new(64, KvDtype::F32);
