@@ -31,6 +31,8 @@ pub enum Weights<'x> {
         tokenizer: &'x [u8],
         /// The file's bytes, read at offsets.
         reader: &'x dyn PosRead,
+        /// Drop each range from the page cache after reading it (storage-bound reads).
+        evict: bool,
     },
 }
 
@@ -241,12 +243,12 @@ pub fn generate_with(
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             drive(&mut s, w, opts, &mut res, on_text, on_logits)?;
         }
-        Weights::Streamed { reader, .. } => {
+        Weights::Streamed { reader, evict, .. } => {
             let (sess, slots) = plan
                 .split_staging(arena.bytes_mut())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::thread::scope(|sc| -> Result<()> {
-                let mut src = ReadAhead::spawn(sc, reader, slots);
+                let mut src = ReadAhead::spawn_with(sc, reader, slots, evict);
                 let r = (|| {
                     let mut s = Session::new_streamed(file, &mut src, kernels, exec, run, sess)
                         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -193,6 +193,10 @@ struct RunArgs {
     /// Stream the weights from storage whatever the budget.
     #[arg(long)]
     stream: bool,
+    /// Streamed runs: drop each weight range from the page cache after reading it, so every
+    /// token reads from storage and the page cache never holds the model.
+    #[arg(long)]
+    drop_cache: bool,
     #[command(flatten)]
     pack: PackArgs,
 }
@@ -330,6 +334,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             file,
             tokenizer,
             reader,
+            evict: a.drop_cache,
         };
         let (_, p) = plan_for(w, &opts)?;
         if let Some(m) = a.max_ram

@@ -22,11 +22,27 @@ pub trait PosRead: Sync {
     /// # Errors
     /// I/O errors, or `UnexpectedEof` past the end.
     fn read_exact_at(&self, offset_bytes: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    /// Drop `offset_bytes..offset_bytes + len_bytes` from any cache (the kernel's page cache
+    /// for a file), so the next read goes to storage. Default: nothing to drop.
+    fn evict(&self, _offset_bytes: u64, _len_bytes: usize) {}
 }
 
 impl PosRead for File {
     fn read_exact_at(&self, offset_bytes: u64, buf: &mut [u8]) -> std::io::Result<()> {
         FileExt::read_exact_at(self, buf, offset_bytes)
+    }
+    fn evict(&self, offset_bytes: u64, len_bytes: usize) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise only reads its integer arguments; an invalid range or
+        // descriptor makes it return an error code (ignored: eviction is advice).
+        unsafe {
+            libc::posix_fadvise(
+                self.as_raw_fd(),
+                offset_bytes as libc::off_t,
+                len_bytes as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            );
+        }
     }
 }
 
@@ -163,11 +179,29 @@ impl<'x> ReadAhead<'x> {
     where
         'x: 'scope,
     {
+        Self::spawn_with(scope, reader, slots, false)
+    }
+
+    /// As [`ReadAhead::spawn`]; with `evict`, every range read is then dropped from the page
+    /// cache ([`PosRead::evict`]): each token reads the weights from storage, and the page
+    /// cache never holds the model (what a device whose RAM is smaller than the model sees).
+    pub fn spawn_with<'scope>(
+        scope: &'scope Scope<'scope, '_>,
+        reader: &'x dyn PosRead,
+        slots: [&'x mut [u8]; 2],
+        evict: bool,
+    ) -> ReadAhead<'x>
+    where
+        'x: 'scope,
+    {
         let (req, rx) = sync_channel::<Request<'x>>(2);
         let (tx, done) = sync_channel::<Done<'x>>(2);
         scope.spawn(move || {
             for (off, len, slot) in rx {
                 let r = reader.read_exact_at(off, &mut slot[..len]);
+                if evict {
+                    reader.evict(off, len);
+                }
                 if tx.send((r, off, len, slot)).is_err() {
                     break;
                 }
@@ -238,6 +272,7 @@ impl WeightSource for ReadAhead<'_> {
     }
 
     fn read_at(&mut self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), CoreError> {
+        // (embedding rows: small, left in the page cache)
         self.reader.read_exact_at(offset_bytes, buf).map_err(|e| {
             self.last_error = Some(e);
             CoreError::WeightRead {
