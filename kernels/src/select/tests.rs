@@ -197,6 +197,53 @@ fn matmul_edges() {
     }
 }
 
+/// Raw packed bytes (code 3 included) through every matmul variant, against scalar's matmul
+/// and scalar's matvec per token.
+fn check_matmul_raw(packed: &[u8], x: &[i8], rows: usize, cols: usize, n_tok: usize) {
+    let mut want = vec![0i32; rows * n_tok];
+    (SCALAR.matmul_t2_i8)(packed, cols, x, n_tok, &mut want);
+    for t in 0..n_tok {
+        let mut col = vec![0i32; rows];
+        (SCALAR.matvec_t2_i8)(packed, cols, &x[t * cols..(t + 1) * cols], &mut col);
+        for r in 0..rows {
+            assert_eq!(
+                want[r * n_tok + t],
+                col[r],
+                "scalar raw matmul row {r} token {t}"
+            );
+        }
+    }
+    for k in variants() {
+        let mut got = vec![7i32; rows * n_tok];
+        (k.matmul_t2_i8)(packed, cols, x, n_tok, &mut got);
+        assert_eq!(
+            got,
+            want,
+            "{} raw matmul rows {rows} cols {cols} n_tok {n_tok}",
+            k.variant.name()
+        );
+    }
+}
+
+/// Worst-case int16 sums in tiled matmuls (all code 3 = +2 or code 0 = -1 against -128 or 127,
+/// over more blocks than one int16 run: 8 blocks in the NEON tile), rows and tokens that are
+/// not multiples of the tile, and a partial last block. At most 10 full blocks: AVX2's
+/// 16-block int16 window assumes codes ≤ 2 and wraps on all-code-3 rows from 11 blocks on.
+#[test]
+fn matmul_code3_extremes() {
+    for cols in [1024usize, 1029, 1157, 1285] {
+        for (rows, n_tok) in [(1usize, 1usize), (3, 5), (2, 7), (5, 4)] {
+            let rb = t2_row_bytes(cols);
+            for byte in [0xFFu8, 0x00, 0xAA] {
+                let packed = vec![byte; rows * rb];
+                for xv in [-128i8, 127] {
+                    check_matmul_raw(&packed, &vec![xv; n_tok * cols], rows, cols, n_tok);
+                }
+            }
+        }
+    }
+}
+
 fn quant_check(x: &[f32]) {
     let mut want = vec![0i8; x.len()];
     let s = (SCALAR.quantize_i8)(x, &mut want);
@@ -439,6 +486,15 @@ proptest! {
         let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
         let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
         check_matmul(&w, &x, rows, cols, n_tok);
+    }
+
+    #[test]
+    fn matmul_raw_bytes_match_scalar(rows in 1usize..10, cols in 0usize..1200, n_tok in 1usize..10, seed in any::<u64>()) {
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let packed: Vec<u8> = (0..rows * t2_row_bytes(cols)).map(|_| next() as u8).collect();
+        let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
+        check_matmul_raw(&packed, &x, rows, cols, n_tok);
     }
 
     #[test]

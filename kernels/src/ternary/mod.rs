@@ -51,7 +51,7 @@ pub(crate) fn matmul_rows(
 }
 
 /// A matmul made of one `matvec` call per (row, token): `out[r * n_tok + t] = row r · token t`
-/// (the reference definition, and the variants without a tiled matmul).
+/// (the reference definition, used by scalar; a variant without a tiled matmul may use it too).
 pub(crate) fn matmul_by_rows(
     w: &[u8],
     cols: usize,

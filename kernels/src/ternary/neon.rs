@@ -5,10 +5,15 @@
 //! `w = c - 1` (code 3 reads as +2, as in scalar). `vmull_s8`/`vmlal_high_s8` widen the
 //! products to int16 (16 products of |w·x| ≤ 256 per lane per block: ≤ 4096, no overflow) and
 //! `vpadalq_s16` folds them into int32 once per block. Exact for the full int8 range.
+//!
+//! The prefill matmul is register-tiled ([`matmul_tiled`], shared with [`super::neon_dot`]):
+//! a tile of 2 weight rows × 4 tokens loads and decodes each 16-byte weight vector once and
+//! uses it for all 4 tokens, and loads each 16-byte activation vector once for both rows.
+//! Its int16 sums run over [`I16_BLOCKS`] blocks before widening.
 
 use core::arch::aarch64::*;
 
-use super::matmul_by_rows;
+use super::matmul_rows;
 use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU feature by the caller of
@@ -27,10 +32,14 @@ pub(crate) fn matvec_t2_i8_neon(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]
     unsafe { matvec_impl(w, cols, x, out) }
 }
 
-/// Safe wrapper for the prefill matmul (`x: (n_tok, cols)`, `out: (rows, n_tok)`): the NEON
-/// matvec per row and token, in scalar's order of outputs. Lengths checked as in scalar.
+/// Safe wrapper for the prefill matmul (`x: (n_tok, cols)`, `out: (rows, n_tok)`; see
+/// [`super::scalar::matmul_t2_i8_scalar`]): register tiles of 2 rows × 4 tokens. Lengths are
+/// checked by [`matmul_tiled`] as in scalar.
 pub(crate) fn matmul_t2_i8_neon(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    matmul_by_rows(w, cols, x, n_tok, out, matvec_t2_i8_neon);
+    // SAFETY: this function is only reachable through a KernelSet that `select`/
+    // `select_variant` hands out when the caller asserted NEON (their `# Safety` contract),
+    // which is all `NeonTile::tile` needs; `matmul_tiled` checks the shapes.
+    unsafe { matmul_tiled::<NeonTile>(w, cols, x, n_tok, out) }
 }
 
 /// Signed weights `c - 1` of the low 2-bit field of every byte of `q` (pre-shifted).
@@ -123,4 +132,193 @@ pub(super) fn tail_dot(row: &[u8], full: usize, tail: usize, x: &[i8]) -> i32 {
     (0..tail)
         .map(|i| (((blk[i % 32] >> (6 - 2 * (i / 32))) & 3) as i32 - 1) * x[base + i] as i32)
         .sum()
+}
+
+/// A register-tile kernel for [`matmul_tiled`]: `R` weight rows × `T` tokens over the full
+/// 128-weight blocks.
+pub(super) trait Tile {
+    /// Returns `Σ w·x` over the first `full` blocks for every (row `i`, token `t`).
+    ///
+    /// # Safety
+    /// The CPU features of the implementation must be available; `w[i]` must point at
+    /// `full * 32` readable bytes and `x[t]` at `full * 128` readable bytes.
+    unsafe fn tile<const R: usize, const T: usize>(
+        w: [*const u8; R],
+        x: [*const i8; T],
+        full: usize,
+    ) -> [[i32; T]; R];
+}
+
+/// Tokens per outer chunk of [`matmul_tiled`]: the chunk's activations (64 × `cols` bytes) stay
+/// in cache while every weight row pair streams past them once.
+const TOKEN_CHUNK: usize = 64;
+
+/// The tiled prefill matmul of both NEON variants: `out[r * n_tok + t] = row r · token t` in
+/// tiles of 2 rows × 4 tokens (the last odd row in tiles of 1 row, the last 1..3 tokens of a
+/// chunk in one narrower tile). `K::tile` sums the full blocks; the partial last block is added
+/// per (row, token) by [`tail_dot`], as in the matvec.
+///
+/// # Panics
+/// On a shape mismatch, as [`super::scalar::matmul_t2_i8_scalar`].
+///
+/// # Safety
+/// The CPU features `K::tile` needs must be available.
+pub(super) unsafe fn matmul_tiled<K: Tile>(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    out: &mut [i32],
+) {
+    let Some(rows) = matmul_rows(w, cols, x, n_tok, out) else {
+        return;
+    };
+    let rb = t2_row_bytes(cols);
+    let full = cols / T2_BLOCK_ELEMS;
+    let tail = cols - full * T2_BLOCK_ELEMS;
+    // Rows and tokens as checked slices: row r has rb >= full * 32 bytes, token t has
+    // cols >= full * 128 (the pointer contract of `Tile::tile`).
+    let wrow = |r: usize| &w[r * rb..(r + 1) * rb];
+    let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
+    let mut t0 = 0;
+    while t0 < n_tok {
+        let tend = (t0 + TOKEN_CHUNK).min(n_tok);
+        let mut r = 0;
+        while r < rows {
+            let nr = if rows - r >= 2 { 2 } else { 1 };
+            let mut t = t0;
+            while t < tend {
+                let nt = (tend - t).min(4);
+                macro_rules! run {
+                    ($R:literal, $T:literal) => {{
+                        // SAFETY: rows r..r+$R < rows and tokens t..t+$T < n_tok, so the
+                        // pointers come from `wrow`/`xrow` slices of rb >= full * 32 and
+                        // cols >= full * 128 bytes; the CPU features are the caller's contract.
+                        let s = unsafe {
+                            K::tile::<$R, $T>(
+                                core::array::from_fn(|i| wrow(r + i).as_ptr()),
+                                core::array::from_fn(|j| xrow(t + j).as_ptr()),
+                                full,
+                            )
+                        };
+                        for i in 0..$R {
+                            for j in 0..$T {
+                                out[(r + i) * n_tok + t + j] =
+                                    s[i][j] + tail_dot(wrow(r + i), full, tail, xrow(t + j));
+                            }
+                        }
+                    }};
+                }
+                match (nr, nt) {
+                    (2, 4) => run!(2, 4),
+                    (2, 3) => run!(2, 3),
+                    (2, 2) => run!(2, 2),
+                    (2, _) => run!(2, 1),
+                    (_, 4) => run!(1, 4),
+                    (_, 3) => run!(1, 3),
+                    (_, 2) => run!(1, 2),
+                    _ => run!(1, 1),
+                }
+                t += nt;
+            }
+            r += nr;
+        }
+        t0 = tend;
+    }
+}
+
+/// Blocks whose int16 sums [`NeonTile`] keeps before widening: a block adds 16 products per
+/// int16 lane, each in [-256, 254] (`w = c - 1 ∈ [-1, 2]` with code 3 as +2, `x ∈ [-128, 127]`),
+/// so 8 blocks stay in [-32768, 32512]. (The lanes wrap modulo 2^16, so only the final sum
+/// must fit.)
+const I16_BLOCKS: usize = 8;
+
+/// The NEON (`vmull_s8`/`vmlal_high_s8`) tile.
+struct NeonTile;
+
+impl Tile for NeonTile {
+    unsafe fn tile<const R: usize, const T: usize>(
+        w: [*const u8; R],
+        x: [*const i8; T],
+        full: usize,
+    ) -> [[i32; T]; R] {
+        // SAFETY: forwarded contract (NEON available, pointer extents).
+        unsafe { tile_neon::<R, T>(w, x, full) }
+    }
+}
+
+/// See [`Tile::tile`].
+///
+/// # Safety
+/// As [`Tile::tile`], with NEON.
+#[target_feature(enable = "neon")]
+unsafe fn tile_neon<const R: usize, const T: usize>(
+    w: [*const u8; R],
+    x: [*const i8; T],
+    full: usize,
+) -> [[i32; T]; R] {
+    let mut acc = [[vdupq_n_s32(0); T]; R];
+    let mut b = 0;
+    while b < full {
+        let bend = (b + I16_BLOCKS).min(full);
+        let mut s = [[vdupq_n_s16(0); T]; R];
+        for bb in b..bend {
+            // SAFETY: bb < full: 32 readable bytes at w[i] + 32 bb and 128 at x[t] + 128 bb
+            // (the contract).
+            unsafe {
+                let mut q0 = [vdupq_n_u8(0); R];
+                let mut q1 = [vdupq_n_u8(0); R];
+                for i in 0..R {
+                    q0[i] = vld1q_u8(w[i].add(bb * 32));
+                    q1[i] = vld1q_u8(w[i].add(bb * 32 + 16));
+                }
+                // Weights `off .. off + 16` of the block: decode once per row, use for T tokens.
+                macro_rules! step {
+                    (@mla $off:expr, $wv:ident) => {
+                        for t in 0..T {
+                            let xv = vld1q_s8(x[t].add(bb * T2_BLOCK_ELEMS + $off));
+                            for i in 0..R {
+                                s[i][t] = mla16(s[i][t], $wv[i], xv);
+                            }
+                        }
+                    };
+                    ($off:expr, $q:ident, $shift:literal) => {{
+                        let mut wv = [vdupq_n_s8(0); R];
+                        for i in 0..R {
+                            wv[i] = decode(vshrq_n_u8::<$shift>($q[i]));
+                        }
+                        step!(@mla $off, wv);
+                    }};
+                    ($off:expr, $q:ident) => {{
+                        let mut wv = [vdupq_n_s8(0); R];
+                        for i in 0..R {
+                            wv[i] = decode($q[i]);
+                        }
+                        step!(@mla $off, wv);
+                    }};
+                }
+                step!(0, q0, 6);
+                step!(16, q1, 6);
+                step!(32, q0, 4);
+                step!(48, q1, 4);
+                step!(64, q0, 2);
+                step!(80, q1, 2);
+                step!(96, q0);
+                step!(112, q1);
+            }
+        }
+        for i in 0..R {
+            for t in 0..T {
+                acc[i][t] = vpadalq_s16(acc[i][t], s[i][t]);
+            }
+        }
+        b = bend;
+    }
+    let mut sums = [[0i32; T]; R];
+    for i in 0..R {
+        for t in 0..T {
+            sums[i][t] = vaddvq_s32(acc[i][t]);
+        }
+    }
+    sums
 }

@@ -4,12 +4,15 @@
 //! through one `sdot` (four int8 products summed into each int32 lane). `vdotq_s32` is unstable
 //! on Rust 1.95, so `sdot` is emitted with `asm!` inside a `dotprod` target-feature function.
 //! Exact for the full int8 range (int32 lanes, |w·x| ≤ 256).
+//!
+//! The prefill matmul uses the tiling of [`super::neon::matmul_tiled`] (2 rows × 4 tokens,
+//! each decoded weight vector reused for 4 tokens) with one `sdot` int32 accumulator per
+//! (row, token).
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::matmul_by_rows;
-use super::neon::tail_dot;
+use super::neon::{Tile, matmul_tiled, tail_dot};
 use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU features by the caller of
@@ -28,8 +31,8 @@ pub(crate) fn matvec_t2_i8_neon_dot(w: &[u8], cols: usize, x: &[i8], out: &mut [
     unsafe { matvec_impl(w, cols, x, out) }
 }
 
-/// Safe wrapper for the prefill matmul: the `sdot` matvec per row and token (see
-/// [`super::neon::matmul_t2_i8_neon`]).
+/// Safe wrapper for the prefill matmul: register tiles of 2 rows × 4 tokens with `sdot` (see
+/// [`super::neon::matmul_t2_i8_neon`]). Lengths are checked by `matmul_tiled`.
 pub(crate) fn matmul_t2_i8_neon_dot(
     w: &[u8],
     cols: usize,
@@ -37,7 +40,10 @@ pub(crate) fn matmul_t2_i8_neon_dot(
     n_tok: usize,
     out: &mut [i32],
 ) {
-    matmul_by_rows(w, cols, x, n_tok, out, matvec_t2_i8_neon_dot);
+    // SAFETY: this function is only reachable through a KernelSet that `select`/
+    // `select_variant` hands out when the caller asserted NEON + dotprod (their `# Safety`
+    // contract), which is all `DotTile::tile` needs; `matmul_tiled` checks the shapes.
+    unsafe { matmul_tiled::<DotTile>(w, cols, x, n_tok, out) }
 }
 
 /// `acc + sdot(w, x)`: each int32 lane gains the sum of its four int8 products.
@@ -139,4 +145,83 @@ unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
         }
         out[r] = hsum(a0) + tail_dot(w0, full, tail, x);
     }
+}
+
+/// The NEON + dotprod (`sdot`) tile for [`matmul_tiled`].
+struct DotTile;
+
+impl Tile for DotTile {
+    unsafe fn tile<const R: usize, const T: usize>(
+        w: [*const u8; R],
+        x: [*const i8; T],
+        full: usize,
+    ) -> [[i32; T]; R] {
+        // SAFETY: forwarded contract (NEON + dotprod available, pointer extents).
+        unsafe { tile_dot::<R, T>(w, x, full) }
+    }
+}
+
+/// See [`Tile::tile`].
+///
+/// # Safety
+/// As [`Tile::tile`], with NEON and dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_dot<const R: usize, const T: usize>(
+    w: [*const u8; R],
+    x: [*const i8; T],
+    full: usize,
+) -> [[i32; T]; R] {
+    let mut acc = [[vdupq_n_s32(0); T]; R];
+    for b in 0..full {
+        // SAFETY: b < full: 32 readable bytes at w[i] + 32 b and 128 at x[t] + 128 b (the
+        // contract).
+        unsafe {
+            let mut q0 = [vdupq_n_u8(0); R];
+            let mut q1 = [vdupq_n_u8(0); R];
+            for i in 0..R {
+                q0[i] = vld1q_u8(w[i].add(b * 32));
+                q1[i] = vld1q_u8(w[i].add(b * 32 + 16));
+            }
+            // Weights `off .. off + 16` of the block: decode once per row, use for T tokens.
+            macro_rules! step {
+                (@dot $off:expr, $wv:ident) => {
+                    for t in 0..T {
+                        let xv = vld1q_s8(x[t].add(b * T2_BLOCK_ELEMS + $off));
+                        for i in 0..R {
+                            acc[i][t] = sdot(acc[i][t], $wv[i], xv);
+                        }
+                    }
+                };
+                ($off:expr, $q:ident, $shift:literal) => {{
+                    let mut wv = [vdupq_n_s8(0); R];
+                    for i in 0..R {
+                        wv[i] = decode(vshrq_n_u8::<$shift>($q[i]));
+                    }
+                    step!(@dot $off, wv);
+                }};
+                ($off:expr, $q:ident) => {{
+                    let mut wv = [vdupq_n_s8(0); R];
+                    for i in 0..R {
+                        wv[i] = decode($q[i]);
+                    }
+                    step!(@dot $off, wv);
+                }};
+            }
+            step!(0, q0, 6);
+            step!(16, q1, 6);
+            step!(32, q0, 4);
+            step!(48, q1, 4);
+            step!(64, q0, 2);
+            step!(80, q1, 2);
+            step!(96, q0);
+            step!(112, q1);
+        }
+    }
+    let mut sums = [[0i32; T]; R];
+    for i in 0..R {
+        for t in 0..T {
+            sums[i][t] = vaddvq_s32(acc[i][t]);
+        }
+    }
+    sums
 }
