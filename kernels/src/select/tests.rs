@@ -180,6 +180,8 @@ fn matmul_edges() {
         (9, 1000, 2),
         (3, 0, 4),
         (2, 127, 70),
+        // several 16-block chunks plus a tail; token and row counts off every tile size
+        (7, 2 * 2048 + 200, 67),
     ] {
         let w: Vec<i8> = (0..rows * cols)
             .map(|i| [1i8, -1, 0, 1, 1][i % 5])
@@ -193,6 +195,19 @@ fn matmul_edges() {
                 }
             })
             .collect();
+        check_matmul(&w, &x, rows, cols, n_tok);
+    }
+}
+
+/// The int16 window's worst case: every weight +1 and every activation -128 over 16 blocks
+/// sums to exactly -32768 per lane.
+#[test]
+fn matmul_int16_extreme() {
+    for (rows, cols, n_tok) in [(5, 4096, 7), (3, 2048, 13)] {
+        let w = vec![1i8; rows * cols];
+        let x = vec![-128i8; n_tok * cols];
+        check_matmul(&w, &x, rows, cols, n_tok);
+        let w = vec![-1i8; rows * cols];
         check_matmul(&w, &x, rows, cols, n_tok);
     }
 }
