@@ -5,6 +5,11 @@
 //! sums `c · x` in int16 pairs (|2·2·128| fits). Since `w = c - 1`,
 //! `Σ w·x = Σ c·x − Σ x`, and `Σ x` is computed once per call. Exact for the full int8 range,
 //! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
+//!
+//! The matvec (decode) streams its weights from DRAM, so it prefetches them 4 KiB ahead
+//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: it expands each row's
+//! codes once per 16-block chunk to bytes and runs 2-row × 6-token register tiles over them
+//! (see [`matmul_impl`]).
 
 use core::arch::x86_64::*;
 
