@@ -19,6 +19,11 @@ pub(crate) fn dot_bf16_row_avx2(w: &[u8], x: &[f32]) -> f32 {
     unsafe { dot_impl::<true>(w, x) }
 }
 
+/// How far ahead (bytes) the float row dots prefetch the weight row. LM-head rows are
+/// consecutive, so the last prefetches of a row warm the start of the next one; the hardware
+/// prefetchers stop at every 4 KiB page (measured on Zen 3 over 512 B - 8 KiB: 1 KiB best).
+const DOT_PREFETCH_BYTES: usize = 1024;
+
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_impl<const BF16: bool>(w: &[u8], x: &[f32]) -> f32 {
     let n = x.len();
@@ -39,6 +44,9 @@ unsafe fn dot_impl<const BF16: bool>(w: &[u8], x: &[f32]) -> f32 {
     };
     let mut i = 0;
     while i + DOT_LANES <= n {
+        // One 64-byte line per step; `wrapping_add`: past the row it is only a hint (a
+        // prefetch never faults).
+        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(2 * i + DOT_PREFETCH_BYTES).cast());
         acc[0] = _mm256_add_ps(acc[0], prod(i));
         acc[1] = _mm256_add_ps(acc[1], prod(i + 8));
         acc[2] = _mm256_add_ps(acc[2], prod(i + 16));
@@ -147,6 +155,12 @@ unsafe fn dot_q8_0_impl(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut b = 0;
     while b + 8 <= nb {
+        // Eight blocks are 272 bytes: prefetch the five lines that hold the bytes
+        // `DOT_PREFETCH_BYTES` ahead (a hint; `wrapping_add` as it may pass the row's end).
+        let p = w.as_ptr().wrapping_add(34 * b + DOT_PREFETCH_BYTES);
+        for l in 0..5 {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l).cast());
+        }
         let s: [__m256i; 8] = core::array::from_fn(|j| block_sum(b + j));
         let h01 = _mm256_hadd_epi32(s[0], s[1]);
         let h23 = _mm256_hadd_epi32(s[2], s[3]);

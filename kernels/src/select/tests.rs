@@ -180,6 +180,8 @@ fn matmul_edges() {
         (9, 1000, 2),
         (3, 0, 4),
         (2, 127, 70),
+        // several 16-block chunks plus a tail; token and row counts off every tile size
+        (7, 2 * 2048 + 200, 67),
     ] {
         let w: Vec<i8> = (0..rows * cols)
             .map(|i| [1i8, -1, 0, 1, 1][i % 5])
@@ -222,16 +224,27 @@ fn check_matmul_raw(packed: &[u8], x: &[i8], rows: usize, cols: usize, n_tok: us
             "{} raw matmul rows {rows} cols {cols} n_tok {n_tok}",
             k.variant.name()
         );
+        for t in 0..n_tok {
+            let mut col = vec![7i32; rows];
+            (k.matvec_t2_i8)(packed, cols, &x[t * cols..(t + 1) * cols], &mut col);
+            for r in 0..rows {
+                assert_eq!(
+                    col[r],
+                    want[r * n_tok + t],
+                    "{} raw matvec row {r} cols {cols}",
+                    k.variant.name()
+                );
+            }
+        }
     }
 }
 
-/// Worst-case int16 sums in tiled matmuls (all code 3 = +2 or code 0 = -1 against -128 or 127,
-/// over more blocks than one int16 run: 8 blocks in the NEON tile), rows and tokens that are
-/// not multiples of the tile, and a partial last block. At most 10 full blocks: AVX2's
-/// 16-block int16 window assumes codes ≤ 2 and wraps on all-code-3 rows from 11 blocks on.
+/// Worst-case int16 sums in tiled matmuls and matvecs (all code 3 = +2 or code 0 = -1
+/// against -128 or 127, over more blocks than one int16 run: 8 blocks in the NEON tile, 10 in
+/// AVX2's), rows and tokens that are not multiples of the tile, and a partial last block.
 #[test]
 fn matmul_code3_extremes() {
-    for cols in [1024usize, 1029, 1157, 1285] {
+    for cols in [1024usize, 1029, 1157, 1285, 2181, 4133] {
         for (rows, n_tok) in [(1usize, 1usize), (3, 5), (2, 7), (5, 4)] {
             let rb = t2_row_bytes(cols);
             for byte in [0xFFu8, 0x00, 0xAA] {
@@ -241,6 +254,19 @@ fn matmul_code3_extremes() {
                 }
             }
         }
+    }
+}
+
+/// The int16 window's worst case: every weight +1 and every activation -128 over 16 blocks
+/// sums to exactly -32768 per lane.
+#[test]
+fn matmul_int16_extreme() {
+    for (rows, cols, n_tok) in [(5, 4096, 7), (3, 2048, 13)] {
+        let w = vec![1i8; rows * cols];
+        let x = vec![-128i8; n_tok * cols];
+        check_matmul(&w, &x, rows, cols, n_tok);
+        let w = vec![-1i8; rows * cols];
+        check_matmul(&w, &x, rows, cols, n_tok);
     }
 }
 

@@ -5,6 +5,11 @@
 //! sums `c · x` in int16 pairs (|2·2·128| fits). Since `w = c - 1`,
 //! `Σ w·x = Σ c·x − Σ x`, and `Σ x` is computed once per call. Exact for the full int8 range,
 //! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
+//!
+//! The matvec (decode) streams its weights from DRAM, so it prefetches them 4 KiB ahead
+//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: it expands each row's
+//! codes once per 10-block chunk to bytes and runs 2-row × 6-token register tiles over them
+//! (see [`matmul_impl`]).
 
 use core::arch::x86_64::*;
 
@@ -52,11 +57,17 @@ unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
         out[r] = v;
     };
     let mut r = 0;
-    // Four rows per pass share the activation loads; int16 sums over 16 blocks (see `tile`).
+    // Four rows per pass share the activation loads; int16 sums over 10 blocks (see `tile`).
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
         // `cols >= full * 128` bytes.
-        let s = unsafe { tile::<4, 1>(core::array::from_fn(|i| wp(r + i)), [x.as_ptr()], full) };
+        let s = unsafe {
+            tile::<4, 1, MATVEC_PREFETCH_BYTES>(
+                core::array::from_fn(|i| wp(r + i)),
+                [x.as_ptr()],
+                full,
+            )
+        };
         for i in 0..4 {
             put(r + i, s[i][0]);
         }
@@ -64,7 +75,7 @@ unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     }
     while r < rows {
         // SAFETY: as above, for one row.
-        let s = unsafe { tile::<1, 1>([wp(r)], [x.as_ptr()], full) };
+        let s = unsafe { tile::<1, 1, MATVEC_PREFETCH_BYTES>([wp(r)], [x.as_ptr()], full) };
         put(r, s[0][0]);
         r += 1;
     }
@@ -90,19 +101,32 @@ pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
     unsafe { matmul_impl(w, cols, x, n_tok, out) }
 }
 
-/// Blocks whose `vpmaddubsw` results are summed in int16 before widening: each result lane
-/// is in [-512, 508] (two products of a code ≤ 2 and an int8), 4 per block, and
-/// 16 blocks × 4 × 512 = 32768 still fits an int16 (-32768 exactly at the worst case).
-const I16_BLOCKS: usize = 16;
+/// Blocks whose `vpmaddubsw` results are summed in int16 before widening. Each result lane
+/// is two products of a code and an int8, 4 per block. Valid codes are ≤ 2, but the invalid
+/// code 3 (in a corrupt file, read as +2 by every variant) must not wrap either, so that all
+/// variants agree bit for bit on any bytes: |lane| ≤ 2 · 3 · 128 = 768 per product pair,
+/// 3072 per block, and 10 blocks × 3072 = 30720 < 32768 (11 would not fit).
+const I16_BLOCKS: usize = 10;
+
+/// How far ahead (bytes) the matvec prefetches its weight stream. The hardware prefetchers
+/// stop at every 4 KiB page and the weights stream from DRAM (the whole model is far larger
+/// than the last-level cache), so without it a 2560-column matvec read 4-6 GB/s of weights
+/// from DRAM on Zen 3 (and 14-17 GB/s with it, measured against 2-16 KiB; 4 KiB was best).
+const MATVEC_PREFETCH_BYTES: usize = 4096;
 
 /// One register tile: `R` weight rows × `T` tokens over all full blocks; returns Σ c·x for each
 /// (row, token) (the caller subtracts Σ x and adds the partial tail block).
+///
+/// With `PF > 0` it prefetches (into L1) the bytes `PF` ahead of the tile's weights as one
+/// linear stream: rows `w[0..R]` are consecutive in memory, so block `bb` touches `R * 32`
+/// bytes and the stream moves `R * 32` bytes per block. Prefetches are hints: addresses past
+/// the end of `w` are never dereferenced (and prefetching them cannot fault).
 ///
 /// # Safety
 /// AVX2 must be available; `w[i]` must point at `full * 32` readable bytes and `x[t]` at
 /// `full * 128` readable bytes.
 #[target_feature(enable = "avx2")]
-unsafe fn tile<const R: usize, const T: usize>(
+unsafe fn tile<const R: usize, const T: usize, const PF: usize>(
     w: [*const u8; R],
     x: [*const i8; T],
     full: usize,
@@ -115,6 +139,15 @@ unsafe fn tile<const R: usize, const T: usize>(
         let bend = (b + I16_BLOCKS).min(full);
         let mut a = [[_mm256_setzero_si256(); T]; R];
         for bb in b..bend {
+            if PF > 0 {
+                // `wrapping_add`: the address may lie past the allocation; it is only a hint.
+                let p = w[0].wrapping_add(PF + bb * R * 32);
+                let mut o = 0;
+                while o < R * 32 {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
+                    o += 64;
+                }
+            }
             // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 128 at x[t] + 128 bb (contract).
             unsafe {
                 let q: [__m256i; R] =
@@ -148,6 +181,82 @@ unsafe fn tile<const R: usize, const T: usize>(
     core::array::from_fn(|i| core::array::from_fn(|t| unsafe { hsum_epi32(acc32[i][t]) }))
 }
 
+/// Matmul row group: rows whose codes are decoded together, one 10-block chunk at a time.
+const MM_ROWS: usize = 4;
+/// Tokens per register tile of the matmul (2 rows × 6 tokens = 12 int16 accumulators).
+const MM_TOK: usize = 6;
+/// Weights per decoded chunk of one row (the int16 window, see [`I16_BLOCKS`]).
+const MM_CHUNK: usize = I16_BLOCKS * T2_BLOCK_ELEMS;
+
+/// Expand the 2-bit codes of blocks `b0 .. b0 + nb` of the row at `w` into one code byte per
+/// weight, in weight order: `dec[128 j + 32 k + i] = c[128 (b0 + j) + 32 k + i]`.
+///
+/// # Safety
+/// AVX2 must be available; `w` must point at `(b0 + nb) * 32` readable bytes; `nb <= I16_BLOCKS`.
+#[target_feature(enable = "avx2")]
+unsafe fn decode_codes(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHUNK]) {
+    let mask = _mm256_set1_epi8(3);
+    for j in 0..nb {
+        // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 16 × 128 bytes and
+        // j < nb <= 16.
+        unsafe {
+            let q = _mm256_loadu_si256(w.add((b0 + j) * 32).cast());
+            let d = dec.as_mut_ptr().add(j * T2_BLOCK_ELEMS);
+            let c = [
+                _mm256_srli_epi16::<6>(q),
+                _mm256_srli_epi16::<4>(q),
+                _mm256_srli_epi16::<2>(q),
+                q,
+            ];
+            for (k, ck) in c.into_iter().enumerate() {
+                _mm256_storeu_si256(d.add(32 * k).cast(), _mm256_and_si256(ck, mask));
+            }
+        }
+    }
+}
+
+/// One matmul register tile over a decoded chunk: `R` rows (decoded codes `dec[i]`) × `T`
+/// tokens (`x[t]`, at the chunk's first weight) over `n` weights (`n <= MM_CHUNK`, a multiple
+/// of 32); returns Σ c·x for each (row, token). int16 sums are exact (see [`I16_BLOCKS`]).
+///
+/// # Safety
+/// AVX2 must be available; `x[t]` must point at `n` readable bytes.
+#[target_feature(enable = "avx2")]
+unsafe fn mm_tile<const R: usize, const T: usize>(
+    dec: [&[u8; MM_CHUNK]; R],
+    x: [*const i8; T],
+    n: usize,
+) -> [[i32; T]; R] {
+    let mut a = [[_mm256_setzero_si256(); T]; R];
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 32 <= n <= MM_CHUNK: in bounds of dec[r], and of x[t] (contract).
+        unsafe {
+            let c: [__m256i; R] =
+                core::array::from_fn(|r| _mm256_loadu_si256(dec[r].as_ptr().add(i).cast()));
+            for t in 0..T {
+                let xv = _mm256_loadu_si256(x[t].add(i).cast());
+                for r in 0..R {
+                    a[r][t] = _mm256_add_epi16(a[r][t], _mm256_maddubs_epi16(c[r], xv));
+                }
+            }
+        }
+        i += 32;
+    }
+    let ones = _mm256_set1_epi16(1);
+    core::array::from_fn(|r| {
+        core::array::from_fn(|t| {
+            // SAFETY: register arithmetic under the enabled feature.
+            unsafe { hsum_epi32(_mm256_madd_epi16(a[r][t], ones)) }
+        })
+    })
+}
+
+/// The prefill matmul. Rows go in groups of [`MM_ROWS`]; per group, each chunk of 10 blocks
+/// is decoded once to one code byte per weight (a 5 KiB buffer that stays in L1), then every
+/// token runs over it in 2-row × 6-token register tiles, so the per-block shift-and-mask work
+/// is paid once per row instead of once per (row, token group), and the activations of a
+/// tile (6 × 2 KiB) stay in L1 across the rows of the group.
 #[target_feature(enable = "avx2")]
 unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
     let rb = t2_row_bytes(cols);
@@ -155,66 +264,89 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
     let tail = cols - full * T2_BLOCK_ELEMS;
     let rows = out.len() / n_tok;
     let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
-    let wp = |r: usize| w[r * rb..].as_ptr();
-    let xp = |t: usize| xrow(t).as_ptr();
     // Tokens go in chunks of up to 64 whose Σ x (over the full blocks) is computed once.
-    let mut sum_x = [0i32; 64];
+    const NT: usize = 64;
+    let mut sum_x = [0i32; NT];
+    let mut dec = [[0u8; MM_CHUNK]; MM_ROWS];
     let mut t0 = 0;
     while t0 < n_tok {
-        let nt = (n_tok - t0).min(sum_x.len());
+        let nt = (n_tok - t0).min(NT);
         for t in 0..nt {
             sum_x[t] = xrow(t0 + t)[..full * T2_BLOCK_ELEMS]
                 .iter()
                 .map(|&v| v as i32)
                 .sum();
         }
-        let mut put = |r: usize, t: usize, s: i32| {
-            let mut v = s - sum_x[t - t0];
-            if tail > 0 {
-                v += tail_dot(&w[r * rb..(r + 1) * rb], full, tail, xrow(t));
-            }
-            out[r * n_tok + t] = v;
-        };
-        macro_rules! run_tile {
-            ($R:literal, $T:literal, $r:expr, $t:expr) => {{
-                // SAFETY: rows $r..$r+$R <= rows and tokens $t..$t+$T <= n_tok, so every row
-                // pointer has `full * 32` bytes and every token pointer `full * 128` behind it.
-                let s = unsafe {
-                    tile::<$R, $T>(
-                        core::array::from_fn(|i| wp($r + i)),
-                        core::array::from_fn(|t| xp($t + t)),
-                        full,
-                    )
-                };
-                for i in 0..$R {
-                    for t in 0..$T {
-                        put($r + i, $t + t, s[i][t]);
-                    }
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(MM_ROWS);
+            let mut acc = [[0i32; NT]; MM_ROWS];
+            let mut b0 = 0;
+            while b0 < full {
+                let nb = (full - b0).min(I16_BLOCKS);
+                for (i, d) in dec.iter_mut().enumerate().take(nr) {
+                    // SAFETY: row r0 + i < rows has `full * 32` bytes at its start, and
+                    // b0 + nb <= full, nb <= 16.
+                    unsafe { decode_codes(w[(r0 + i) * rb..].as_ptr(), b0, nb, d) };
                 }
-            }};
-        }
-        macro_rules! row_tiles {
-            ($R:literal, $r:expr) => {{
-                let mut t = t0;
-                while t + 4 <= t0 + nt {
-                    run_tile!($R, 4, $r, t);
-                    t += 4;
+                let n = nb * T2_BLOCK_ELEMS;
+                let xp = |t: usize| xrow(t0 + t)[b0 * T2_BLOCK_ELEMS..].as_ptr();
+                macro_rules! run_tile {
+                    ($R:literal, $T:literal, $r:expr, $t:expr) => {{
+                        // SAFETY: tokens $t..$t+$T < nt: each x pointer is at weight
+                        // b0 * 128 of a `cols`-long row, with `n <= cols - b0 * 128` behind it.
+                        let s = unsafe {
+                            mm_tile::<$R, $T>(
+                                core::array::from_fn(|i| &dec[$r + i]),
+                                core::array::from_fn(|t| xp($t + t)),
+                                n,
+                            )
+                        };
+                        for i in 0..$R {
+                            for t in 0..$T {
+                                acc[$r + i][$t + t] += s[i][t];
+                            }
+                        }
+                    }};
                 }
-                match t0 + nt - t {
-                    3 => run_tile!($R, 3, $r, t),
-                    2 => run_tile!($R, 2, $r, t),
-                    1 => run_tile!($R, 1, $r, t),
+                macro_rules! rows_of {
+                    ($T:literal, $t:expr) => {{
+                        let mut r = 0;
+                        while r + 2 <= nr {
+                            run_tile!(2, $T, r, $t);
+                            r += 2;
+                        }
+                        if r < nr {
+                            run_tile!(1, $T, r, $t);
+                        }
+                    }};
+                }
+                let mut t = 0;
+                while t + MM_TOK <= nt {
+                    rows_of!(6, t);
+                    t += MM_TOK;
+                }
+                match nt - t {
+                    5 => rows_of!(5, t),
+                    4 => rows_of!(4, t),
+                    3 => rows_of!(3, t),
+                    2 => rows_of!(2, t),
+                    1 => rows_of!(1, t),
                     _ => {}
                 }
-            }};
-        }
-        let mut r = 0;
-        while r + 2 <= rows {
-            row_tiles!(2, r);
-            r += 2;
-        }
-        if r < rows {
-            row_tiles!(1, r);
+                b0 += nb;
+            }
+            for i in 0..nr {
+                let r = r0 + i;
+                for t in 0..nt {
+                    let mut v = acc[i][t] - sum_x[t];
+                    if tail > 0 {
+                        v += tail_dot(&w[r * rb..(r + 1) * rb], full, tail, xrow(t0 + t));
+                    }
+                    out[r * n_tok + t0 + t] = v;
+                }
+            }
+            r0 += nr;
         }
         t0 += nt;
     }
