@@ -161,8 +161,14 @@ unsafe impl<T: Send> Sync for SyncPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Send for SyncPtr<T> {}
 
-/// Split `out` into `n` near-equal contiguous chunks (multiples of `unit` elements, or of 16
-/// when `unit` is 1, except the last) and call `f(start, chunk)` for each on the pool.
+/// Pieces per thread that [`chunks`] cuts an output into. Threads claim pieces from a shared
+/// counter, so a thread that is descheduled or slower (a shared VM's stolen time, a busy
+/// sibling core) does not hold up the others for a whole half of the work.
+const PIECES_PER_THREAD: usize = 8;
+
+/// Split `out` into contiguous pieces (multiples of `unit` elements, or of 16 when `unit` is
+/// 1, except the last; about [`PIECES_PER_THREAD`] per thread) and call `f(start, piece)` for
+/// each on the pool, threads claiming pieces in order until none is left.
 fn chunks<T: Send>(
     pool: &ThreadPool,
     out: &mut [T],
@@ -175,15 +181,21 @@ fn chunks<T: Send>(
     if n == 1 || len < 4 * g {
         return f(0, out);
     }
-    let per = len.div_ceil(n).div_ceil(g) * g;
+    let per = len.div_ceil(n * PIECES_PER_THREAD).div_ceil(g) * g;
     let ptr = SyncPtr(out.as_mut_ptr());
-    pool.run(&move |i| {
+    let next = AtomicUsize::new(0);
+    pool.run(&move |_| {
         let p = ptr;
-        let start = (i * per).min(len);
-        let end = ((i + 1) * per).min(len);
-        if start < end {
-            // SAFETY: [start, end) ranges of distinct tasks are disjoint and lie within
-            // `out`, which stays exclusively borrowed until `run` returns.
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let start = i.saturating_mul(per).min(len);
+            let end = (i + 1).saturating_mul(per).min(len);
+            if start >= end {
+                break;
+            }
+            // SAFETY: each piece index is claimed by exactly one task (atomic counter), so the
+            // [start, end) ranges are disjoint; they lie within `out`, which stays exclusively
+            // borrowed until `run` returns.
             let chunk = unsafe { std::slice::from_raw_parts_mut(p.0.add(start), end - start) };
             f(start, chunk);
         }
