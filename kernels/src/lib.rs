@@ -7,6 +7,7 @@
 //! * [`quant`]: the per-token absmax activation quantizer (f32 → int8), bit-exact with the
 //!   reference definition (BitNet b1.58, arXiv:2402.17764 §2; transformers `BitLinear`).
 //! * [`ternary`]: ternary weight × int8 activation matrix-vector kernels.
+//! * [`probe`]: the memory read-bandwidth probe behind the decode roofline.
 //! * [`select`]: choose a [`KernelSet`] from plain [`CpuFeatures`] bools. Feature *detection*
 //!   belongs to the platform crates; this crate never touches the OS.
 //!
@@ -17,6 +18,7 @@
 
 pub mod float;
 pub mod layout;
+pub mod probe;
 pub mod quant;
 mod select;
 pub mod ternary;

@@ -423,21 +423,18 @@ pub fn bandwidth_buffer(bytes: usize) -> Vec<u64> {
     (0..n as u64).collect()
 }
 
-/// Wrapping sum with eight independent accumulators (vectorizes to full-width loads).
+/// Wrapping sum of `s` through the bandwidth probe kernel (`tern_kernels::probe`: full-width
+/// loads with software prefetch one page ahead, as the decode kernels read weights).
 fn sum_u64(s: &[u64]) -> u64 {
-    let mut acc = [0u64; 8];
-    let chunks = s.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for j in 0..8 {
-            acc[j] = acc[j].wrapping_add(c[j]);
-        }
-    }
-    let mut t = tail.iter().fold(0u64, |a, &v| a.wrapping_add(v));
-    for a in acc {
-        t = t.wrapping_add(a);
-    }
-    t
+    let f = crate::cpu::detect();
+    // SAFETY: `f` comes from runtime feature detection on this CPU.
+    unsafe { tern_kernels::probe::read_sum(bytemuck_u64(s), f) }
+}
+
+/// `s` as bytes.
+fn bytemuck_u64(s: &[u64]) -> &[u8] {
+    // SAFETY: u64 has no padding and any byte is a valid u8; the length is the same memory.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
 }
 
 /// STREAM-like read bandwidth of `pool`: every thread sums its contiguous share of `buf`;
