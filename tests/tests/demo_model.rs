@@ -129,3 +129,83 @@ fn greedy_matches_pytorch() {
         "only {compared} greedy steps were stable enough to compare"
     );
 }
+
+/// The KJV chapters `tools/train/train.py` held out (every 25th; its `read_kjv` +
+/// `split_docs`), from Debian's `bible` program (package `bible-kjv`), one chapter per line.
+/// `None` when `bible` is not installed (then `TERN_REQUIRE_KJV=1` makes the test fail).
+fn kjv_held_out() -> Option<String> {
+    let out = match std::process::Command::new("bible")
+        .args(["-l0", "Gen1:1-Rev22:21"])
+        .output()
+    {
+        Ok(o) if o.status.success() => o.stdout,
+        _ => return None,
+    };
+    let raw = String::from_utf8(out).expect("bible prints UTF-8");
+    let mut chapters: Vec<Vec<String>> = Vec::new();
+    for line in raw.lines() {
+        // `^\s+\d+ (.*)$`: a verse; any other non-empty line: a chapter heading
+        let t = line.trim_start();
+        let verse = line.starts_with(char::is_whitespace)
+            && t.split_once(' ')
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if verse {
+            let text = t.split_once(' ').unwrap().1.trim().to_string();
+            chapters.last_mut().expect("a heading first").push(text);
+        } else if !line.trim().is_empty() {
+            chapters.push(Vec::new());
+        }
+    }
+    let docs: Vec<String> = chapters
+        .iter()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.join(" "))
+        .collect();
+    assert_eq!(docs.len(), 1189, "chapters of the KJV");
+    let held: Vec<&str> = docs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 25 == 24)
+        .map(|(_, d)| d.as_str())
+        .collect();
+    Some(held.join("\n"))
+}
+
+/// `tern perplexity`'s definition is train.py's (`reference_forward`): over the 47 held-out
+/// chapters (BOS + chapter + EOS each, windows of 256), Tern's perplexity equals the one
+/// PyTorch recorded (float32 transformers numerics), to the 4 decimals recorded.
+#[test]
+fn held_out_perplexity_equals_pytorch() {
+    let Some(text) = kjv_held_out() else {
+        assert!(
+            std::env::var_os("TERN_REQUIRE_KJV").is_none(),
+            "TERN_REQUIRE_KJV is set but `bible` (Debian package bible-kjv) is not installed"
+        );
+        eprintln!("skipping held_out_perplexity_equals_pytorch: `bible` (bible-kjv) not installed");
+        return;
+    };
+    let m = bundled();
+    let r = reference();
+    let want = &r["held_out"];
+    let stream = tern_linux::perplexity::token_stream(&m, &text, true).unwrap();
+    let kernels = tern_linux::cpu::kernels().unwrap();
+    let pool = tern_linux::pool::ThreadPool::new(2);
+    let ctx = want["window"].as_u64().unwrap() as usize;
+    let p = tern_linux::perplexity::perplexity(
+        &m,
+        kernels,
+        &pool,
+        &stream,
+        ctx,
+        tern_core::plan::KvDtype::F32,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(p.scored as u64, want["tokens"].as_u64().unwrap());
+    let ref_ppl = want["perplexity_per_token"].as_f64().unwrap();
+    assert!(
+        (p.ppl - ref_ppl).abs() < 5e-4,
+        "perplexity {} vs PyTorch {ref_ppl}",
+        p.ppl
+    );
+}

@@ -11,5 +11,6 @@ pub mod bench;
 pub mod cpu;
 pub mod generate;
 pub mod model_file;
+pub mod perplexity;
 pub mod pool;
 pub mod stream;

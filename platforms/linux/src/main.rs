@@ -64,6 +64,9 @@ enum Cmd {
         #[command(flatten)]
         pack: PackArgs,
     },
+    /// Perplexity of the model on a text file (non-overlapping windows of --ctx tokens, every
+    /// token after the first of each window scored; see tern_linux::perplexity).
+    Perplexity(PplArgs),
     /// Print the token ids of TEXT on one line (like llama-tokenize).
     Tokenize {
         /// .tern, .gguf or safetensors directory.
@@ -203,6 +206,97 @@ struct RunArgs {
 
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
     tern_linux::stream::parse_bytes(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug)]
+struct PplArgs {
+    /// .tern, .gguf or safetensors directory.
+    model: PathBuf,
+    /// UTF-8 text file.
+    #[arg(short = 'f', long)]
+    file: PathBuf,
+    /// Window length in tokens (default: the file's plan context).
+    #[arg(long)]
+    ctx: Option<u32>,
+    /// Every non-empty line is a document: BOS + line + EOS (default: the whole file after
+    /// one BOS).
+    #[arg(long)]
+    lines: bool,
+    /// Score at most this many tokens (the stream is cut first).
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    /// KV cache element type.
+    #[arg(long, value_enum, default_value_t = KvArg::F32)]
+    kv: KvArg,
+    /// Threads (default: all available cores).
+    #[arg(short = 't', long)]
+    threads: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    pack: PackArgs,
+}
+
+fn cmd_perplexity(a: &PplArgs) -> Result<()> {
+    let mm = open(&a.model, &a.pack, a.json)?;
+    let model = mm.model(true)?;
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {} (UTF-8 text expected)", a.file.display()))?;
+    let mut stream = tern_linux::perplexity::token_stream(&model, &text, a.lines)?;
+    if let Some(m) = a.max_tokens {
+        stream.truncate(m.saturating_add(1));
+    }
+    let ctx = a.ctx.unwrap_or(model.file.header.plan.ctx_len) as usize;
+    let kernels = tern_linux::cpu::kernels()?;
+    let pool = ThreadPool::new(a.threads.unwrap_or_else(default_threads));
+    let t0 = std::time::Instant::now();
+    let json = a.json;
+    let p = tern_linux::perplexity::perplexity(
+        &model,
+        kernels,
+        &pool,
+        &stream,
+        ctx,
+        kv(a.kv),
+        &mut |done, total| {
+            if !json {
+                eprint!("\rwindow {done}/{total}");
+            }
+        },
+    )
+    .with_context(|| format!("{}", mm.name()))?;
+    let secs = t0.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": mm.name(),
+                "file": a.file.display().to_string(),
+                "perplexity": p.ppl,
+                "nll_per_token": p.nll,
+                "scored_tokens": p.scored,
+                "windows": p.windows,
+                "ctx": ctx,
+                "lines": a.lines,
+                "kernels": kernels.variant.name(),
+                "seconds": secs,
+            })
+        );
+    } else {
+        eprintln!();
+        println!(
+            "perplexity {:.4} (NLL {:.5} nats/token) over {} tokens in {} windows of {ctx} | {} | kernels {} | {:.1} s",
+            p.ppl,
+            p.nll,
+            p.scored,
+            p.windows,
+            mm.name(),
+            kernels.variant.name(),
+            secs
+        );
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -561,6 +655,7 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match &cli.cmd {
         Cmd::Run(a) => cmd_run(a),
+        Cmd::Perplexity(a) => cmd_perplexity(a),
         Cmd::Bench(a) => tern_linux::bench::cli(&a.model, &a.pack.options(), &a.options(), a.json),
         Cmd::Pack {
             input,
