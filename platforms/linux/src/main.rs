@@ -265,7 +265,7 @@ fn cmd_perplexity(a: &PplArgs) -> Result<()> {
             }
         },
     )
-    .with_context(|| format!("{}", mm.name()))?;
+    .with_context(|| mm.name())?;
     let secs = t0.elapsed().as_secs_f64();
     if json {
         println!(

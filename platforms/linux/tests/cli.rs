@@ -387,3 +387,40 @@ fn max_ram_streams_weights_with_identical_tokens() {
         assert!(out.contains(line), "missing '{line}' in\n{out}");
     }
 }
+
+/// `tern perplexity`: one window over a short text scores every token after the first; a
+/// window longer than the model's context is a clear error.
+#[test]
+fn perplexity_scores_every_token_after_the_first() {
+    let cache = tempfile::tempdir().unwrap();
+    let model = cache.path().join("demo.tern");
+    std::fs::write(&model, tern_linux::model_file::BUNDLED_MODEL).unwrap();
+    let text = cache.path().join("t.txt");
+    std::fs::write(
+        &text,
+        "In the beginning God created the heaven and the earth.\n",
+    )
+    .unwrap();
+    let (m, t) = (model.to_str().unwrap(), text.to_str().unwrap());
+    let v = json(&tern(
+        &["perplexity", m, "-f", t, "--ctx", "64", "--json"],
+        cache.path(),
+    ));
+    let ids = tern(
+        &[
+            "tokenize",
+            m,
+            "In the beginning God created the heaven and the earth.\n",
+        ],
+        cache.path(),
+    );
+    let n = ok(&ids).split_whitespace().count() as u64;
+    assert_eq!(v["scored_tokens"].as_u64().unwrap(), n - 1);
+    assert_eq!(v["windows"], 1);
+    let ppl = v["perplexity"].as_f64().unwrap();
+    // a trained model on in-domain text: far better than uniform over 4096 tokens
+    assert!(ppl > 1.0 && ppl < 4096.0, "{ppl}");
+    let o = tern(&["perplexity", m, "-f", t, "--ctx", "100000"], cache.path());
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--ctx must be between 1"));
+}
