@@ -79,6 +79,7 @@ mod tests {
     #[test]
     fn every_variant_sums_the_same() {
         let buf: [u8; 1000] = core::array::from_fn(|i| (i * 37 + 11) as u8);
+        #[allow(unused_mut)]
         let mut f = CpuFeatures::default();
         #[cfg(target_arch = "x86_64")]
         {
