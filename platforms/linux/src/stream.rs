@@ -1,7 +1,9 @@
 //! Streamed weights on Linux: the header and tokenizer are read once; the weights are read
 //! with `pread` (`FileExt::read_exact_at`) every token into the arena's two staging slots by a
 //! read-ahead thread, so reading tensor `i + 1` overlaps computing with tensor `i`
-//! (see `tern_core::source`). The file is never mapped: resident memory is the arena.
+//! (see `tern_core::source`). No weight page is ever mapped in or cached by Tern (`tern run`
+//! parses the header through a map of which it touches only the header pages): resident
+//! memory is the arena.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
