@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::config::ModelConfig;
 use crate::format::{LayerTensor, TensorRole, TernFile};
+use crate::source::{stream_unit, stream_units};
 
 /// KV cache element type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,9 @@ pub struct RunOptions {
     /// Stream the weights from storage through two arena staging slots (see
     /// [`crate::source`]) instead of reading them in place.
     pub stream: bool,
+    /// Streamed only: arena bytes for "pinned" weights, the first tensors of the stream order
+    /// that fit, read once when the session starts and never streamed again (0: stream all).
+    pub pin_bytes: usize,
 }
 
 impl RunOptions {
@@ -53,6 +57,7 @@ impl RunOptions {
             kv,
             batch: Self::DEFAULT_BATCH,
             stream: false,
+            pin_bytes: 0,
         }
     }
     /// Default prefill batch, tokens.
@@ -90,6 +95,17 @@ pub struct MemoryPlan {
     pub slot_bytes: usize,
     /// Streamed only: the two staging slots, at the end of the arena (0 when resident).
     pub staging_bytes: usize,
+    /// Streamed only: the pinned weights (each unit 64-byte aligned), the last part of
+    /// `session_bytes` (0 when nothing is pinned).
+    pub pinned_bytes: usize,
+    /// Streamed only: how many leading units of every pass are pinned.
+    pub pinned_units: usize,
+    /// Streamed only: weight bytes pinned (`pinned_bytes` without alignment padding), read
+    /// once when the session starts.
+    pub pinned_weight_bytes: u64,
+    /// Streamed only: weight bytes read from storage per pass that computes logits (every
+    /// unit not pinned).
+    pub streamed_bytes_per_pass: u64,
     /// Everything but the staging slots: what [`crate::session::Session`] carves.
     pub session_bytes: usize,
     /// Total arena size: `session_bytes + staging_bytes`.
@@ -207,6 +223,10 @@ impl MemoryPlan {
             row_bytes: 0,
             slot_bytes: 0,
             staging_bytes: 0,
+            pinned_bytes: 0,
+            pinned_units: 0,
+            pinned_weight_bytes: 0,
+            streamed_bytes_per_pass: 0,
             session_bytes: arena_bytes,
             arena_bytes,
         })
@@ -254,7 +274,38 @@ impl MemoryPlan {
             let ovf = Error::BadConfig {
                 what: "memory plan overflows usize",
             };
-            p.session_bytes = p.session_bytes.checked_add(p.row_bytes).ok_or(ovf)?;
+            // Pin the leading units of the stream order while they fit `pin_bytes`.
+            let head = file.lm_head();
+            let hrb = head
+                .layout
+                .row_bytes(file.header.config.dim as usize)
+                .ok_or(ovf)?;
+            let head_rows = p.head_chunk_rows(hrb);
+            let n = stream_units(file, head_rows, true);
+            let mut pinned = 0usize;
+            let mut units = 0usize;
+            let mut total = 0u64;
+            for i in 0..n {
+                let (_, len) = stream_unit(file, head_rows, i);
+                total += len as u64;
+                if units == i && pinned + align_up(len) <= opts.pin_bytes {
+                    pinned += align_up(len);
+                    units += 1;
+                }
+            }
+            let mut pinned_len = 0u64;
+            for i in 0..units {
+                pinned_len += stream_unit(file, head_rows, i).1 as u64;
+            }
+            p.pinned_bytes = pinned;
+            p.pinned_units = units;
+            p.pinned_weight_bytes = pinned_len;
+            p.streamed_bytes_per_pass = total - pinned_len;
+            p.session_bytes = p
+                .session_bytes
+                .checked_add(p.row_bytes)
+                .and_then(|v| v.checked_add(pinned))
+                .ok_or(ovf)?;
             p.arena_bytes = p.session_bytes.checked_add(p.staging_bytes).ok_or(ovf)?;
         }
         Ok(p)

@@ -12,34 +12,7 @@ use crate::format::{LayerTensor, Model, TensorInfo, TensorRole, TernFile};
 use crate::forward::{self, KvRows, TernaryWeight};
 use crate::plan::{ActSizes, KvDtype, MemoryPlan, REGION_ALIGN, RunOptions, align_up};
 use crate::sampler::Sampler;
-use crate::source::WeightSource;
-
-/// Layer tensors in the order the forward pass reads them (the streaming order).
-const LAYER_ORDER: [LayerTensor; 11] = [
-    LayerTensor::AttnNorm,
-    LayerTensor::Q,
-    LayerTensor::K,
-    LayerTensor::V,
-    LayerTensor::AttnSubNorm,
-    LayerTensor::O,
-    LayerTensor::FfnNorm,
-    LayerTensor::Gate,
-    LayerTensor::Up,
-    LayerTensor::FfnSubNorm,
-    LayerTensor::Down,
-];
-/// [`LAYER_ORDER`] for graphs without sub-norms.
-const LAYER_ORDER_NO_SUB: [LayerTensor; 9] = [
-    LayerTensor::AttnNorm,
-    LayerTensor::Q,
-    LayerTensor::K,
-    LayerTensor::V,
-    LayerTensor::O,
-    LayerTensor::FfnNorm,
-    LayerTensor::Gate,
-    LayerTensor::Up,
-    LayerTensor::Down,
-];
+use crate::source::{WeightSource, stream_unit, stream_units};
 
 /// Where the weights are read from.
 enum Weights<'m, 'a> {
@@ -54,38 +27,26 @@ struct Stream<'a> {
     src: &'a mut dyn WeightSource,
     /// Index of the next unit `fetch` returns.
     cursor: usize,
-    /// Units begun so far in this pass.
+    /// Units begun so far in this pass (pinned units count as begun).
     begun: usize,
+    /// Reads begun and not yet waited for.
+    outstanding: usize,
     /// Units in this pass (layers, then the output norm and LM-head chunks if logits are
     /// wanted).
     n_units: usize,
     /// Rows of the LM head per chunk.
     head_rows: usize,
+    /// The first `pinned_units` units of every pass, read once into the arena.
+    pinned: &'a [u8],
+    pinned_units: usize,
+    /// Offset in `pinned` of the next pinned unit this pass.
+    pin_off: usize,
 }
 
 impl Stream<'_> {
     /// Byte range `(offset, len)` of unit `i` of a pass.
     fn unit(&self, file: &TernFile<'_>, i: usize) -> (u64, usize) {
-        let c = &file.header.config;
-        let order: &[LayerTensor] = if c.sub_norms {
-            &LAYER_ORDER
-        } else {
-            &LAYER_ORDER_NO_SUB
-        };
-        let layer_units = c.n_layers as usize * order.len();
-        let t = if i < layer_units {
-            file.layer(i / order.len(), order[i % order.len()])
-        } else if i == layer_units {
-            file.global(TensorRole::OutputNorm)
-        } else {
-            let head = file.lm_head();
-            let hrb = head.layout.row_bytes(c.dim as usize).expect("validated");
-            let r0 = (i - layer_units - 1) * self.head_rows;
-            let rows = self.head_rows.min(c.vocab_size as usize - r0);
-            return (head.offset + (r0 * hrb) as u64, rows * hrb);
-        };
-        let t = t.expect("validated at parse");
-        (t.offset, t.len as usize)
+        stream_unit(file, self.head_rows, i)
     }
 }
 
@@ -93,32 +54,33 @@ impl<'m> Weights<'m, '_> {
     /// Streamed: wait out the reads an interrupted pass left outstanding.
     fn drain(&mut self) {
         if let Weights::Streamed(st) = self {
-            while st.begun > st.cursor {
-                st.cursor += 1;
+            while st.outstanding > 0 {
+                st.outstanding -= 1;
                 let _ = st.src.wait();
             }
         }
     }
 
-    /// Start a pass over the weights (streamed: begin the first unit).
+    /// Start a pass over the weights (streamed: begin the first unit that is not pinned).
     fn start_pass(&mut self, file: &TernFile<'_>, want_logits: bool) -> Result<(), Error> {
         let Weights::Streamed(st) = self else {
             return Ok(());
         };
-        let c = &file.header.config;
-        let per = if c.sub_norms { 11 } else { 9 };
-        let head_units = (c.vocab_size as usize).div_ceil(st.head_rows);
-        st.n_units = c.n_layers as usize * per + if want_logits { 1 + head_units } else { 0 };
+        st.n_units = stream_units(file, st.head_rows, want_logits);
         st.cursor = 0;
-        st.begun = 0;
-        let (off, len) = st.unit(file, 0);
-        st.src.begin(off, len)?;
-        st.begun = 1;
+        st.pin_off = 0;
+        st.begun = st.pinned_units.min(st.n_units);
+        if st.begun < st.n_units {
+            let (off, len) = st.unit(file, st.begun);
+            st.src.begin(off, len)?;
+            st.outstanding += 1;
+            st.begun += 1;
+        }
         Ok(())
     }
 
     /// The bytes `offset..offset + len` of the file: in place, or the next streamed unit (which
-    /// must be exactly this range).
+    /// must be exactly this range), from the pinned copy or the source.
     fn fetch(&mut self, file: &TernFile<'_>, offset: u64, len: usize) -> Result<&[u8], Error> {
         match self {
             Weights::Resident(b) => Ok(&b[offset as usize..offset as usize + len]),
@@ -126,12 +88,20 @@ impl<'m> Weights<'m, '_> {
                 if st.cursor >= st.begun || st.unit(file, st.cursor) != (offset, len) {
                     return Err(Error::StreamProtocol);
                 }
+                if st.cursor < st.pinned_units {
+                    let at = st.pin_off;
+                    st.pin_off += align_up(len);
+                    st.cursor += 1;
+                    return Ok(&st.pinned[at..at + len]);
+                }
                 if st.begun < st.n_units {
                     let (o, l) = st.unit(file, st.begun);
                     st.src.begin(o, l)?;
+                    st.outstanding += 1;
                     st.begun += 1;
                 }
                 st.cursor += 1;
+                st.outstanding -= 1;
                 let d = st.src.wait()?;
                 if d.len() != len {
                     return Err(Error::StreamProtocol);
@@ -315,12 +285,32 @@ impl<'m, 'a> Session<'m, 'a> {
             .layout
             .row_bytes(file.header.config.dim as usize)
             .expect("validated");
+        let head_rows = plan.head_chunk_rows(hrb);
+        // The pinned units sit at the end of the session's part, after what `carve` uses.
+        let need = plan.session_bytes;
+        if arena.len() < need {
+            return Err(Error::ArenaTooSmall {
+                need_bytes: need as u64,
+                have_bytes: arena.len() as u64,
+            });
+        }
+        let (arena, pinned) = arena.split_at_mut(need - plan.pinned_bytes);
+        let mut at = 0;
+        for i in 0..plan.pinned_units {
+            let (off, len) = stream_unit(file, head_rows, i);
+            src.read_at(off, &mut pinned[at..at + len])?;
+            at += align_up(len);
+        }
         let st = Stream {
             src,
             cursor: 0,
             begun: 0,
+            outstanding: 0,
             n_units: 0,
-            head_rows: plan.head_chunk_rows(hrb),
+            head_rows,
+            pinned,
+            pinned_units: plan.pinned_units,
+            pin_off: 0,
         };
         Self::carve(file, Weights::Streamed(st), plan, k, exec, arena)
     }
@@ -335,9 +325,10 @@ impl<'m, 'a> Session<'m, 'a> {
     ) -> Result<Self, Error> {
         let c = file.header.config;
         let opts = plan.opts;
-        if arena.len() < plan.session_bytes {
+        let need = plan.session_bytes - plan.pinned_bytes;
+        if arena.len() < need {
             return Err(Error::ArenaTooSmall {
-                need_bytes: plan.session_bytes as u64,
+                need_bytes: need as u64,
                 have_bytes: arena.len() as u64,
             });
         }

@@ -15,8 +15,77 @@
 //! layer 0 (`attn_norm, attn_q, attn_k, attn_v, [attn_sub_norm], attn_output, ffn_norm,
 //! ffn_gate, ffn_up, [ffn_sub_norm], ffn_down`), layer 1, …, `output_norm`, LM head chunks.
 //! Prefill reads them once per batch of prompt tokens.
+//!
+//! With [`crate::plan::RunOptions::pin_bytes`], the first units of that order that fit are
+//! read once into the arena when the session starts ("pinned") and never read again: a model
+//! a little larger than the RAM budget streams only the part that does not fit.
 
 use crate::Error;
+use crate::format::{LayerTensor, TensorRole, TernFile};
+
+/// Layer tensors in the order the forward pass reads them (the streaming order).
+const LAYER_ORDER: [LayerTensor; 11] = [
+    LayerTensor::AttnNorm,
+    LayerTensor::Q,
+    LayerTensor::K,
+    LayerTensor::V,
+    LayerTensor::AttnSubNorm,
+    LayerTensor::O,
+    LayerTensor::FfnNorm,
+    LayerTensor::Gate,
+    LayerTensor::Up,
+    LayerTensor::FfnSubNorm,
+    LayerTensor::Down,
+];
+/// [`LAYER_ORDER`] for graphs without sub-norms.
+const LAYER_ORDER_NO_SUB: [LayerTensor; 9] = [
+    LayerTensor::AttnNorm,
+    LayerTensor::Q,
+    LayerTensor::K,
+    LayerTensor::V,
+    LayerTensor::O,
+    LayerTensor::FfnNorm,
+    LayerTensor::Gate,
+    LayerTensor::Up,
+    LayerTensor::Down,
+];
+
+fn layer_order(file: &TernFile<'_>) -> &'static [LayerTensor] {
+    if file.header.config.sub_norms {
+        &LAYER_ORDER
+    } else {
+        &LAYER_ORDER_NO_SUB
+    }
+}
+
+/// Units (reads) of one pass: every layer tensor, then, if logits are wanted, the output norm
+/// and the LM head in chunks of `head_rows` rows.
+pub(crate) fn stream_units(file: &TernFile<'_>, head_rows: usize, want_logits: bool) -> usize {
+    let c = &file.header.config;
+    let layer_units = c.n_layers as usize * layer_order(file).len();
+    let head_units = (c.vocab_size as usize).div_ceil(head_rows.max(1));
+    layer_units + if want_logits { 1 + head_units } else { 0 }
+}
+
+/// Byte range `(offset, len)` of unit `i` of a pass (see [`stream_units`]).
+pub(crate) fn stream_unit(file: &TernFile<'_>, head_rows: usize, i: usize) -> (u64, usize) {
+    let c = &file.header.config;
+    let order = layer_order(file);
+    let layer_units = c.n_layers as usize * order.len();
+    let t = if i < layer_units {
+        file.layer(i / order.len(), order[i % order.len()])
+    } else if i == layer_units {
+        file.global(TensorRole::OutputNorm)
+    } else {
+        let head = file.lm_head();
+        let hrb = head.layout.row_bytes(c.dim as usize).expect("validated");
+        let r0 = (i - layer_units - 1) * head_rows;
+        let rows = head_rows.min(c.vocab_size as usize - r0);
+        return (head.offset + (r0 * hrb) as u64, rows * hrb);
+    };
+    let t = t.expect("validated at parse");
+    (t.offset, t.len as usize)
+}
 
 /// Blocking positional reads from a model file: the minimal driver a storage device needs.
 pub trait ReadAt {

@@ -118,6 +118,16 @@ fn streamed(
         stream: true,
         ..opts
     };
+    streamed_with(model, opts, exec, p, n)
+}
+
+fn streamed_with(
+    model: &Model<'_>,
+    opts: RunOptions,
+    exec: &dyn Exec,
+    p: &[u32],
+    n: usize,
+) -> Vec<Vec<f32>> {
     let plan = MemoryPlan::for_file(&model.file, opts).unwrap();
     let mut arena = Arena::new(plan.arena_bytes);
     let (sess, slots) = plan.split_staging(arena.bytes_mut()).unwrap();
@@ -153,6 +163,21 @@ fn streamed_equals_resident_on_the_demo_model() {
         let a = resident(&m, opts, &pool, &PROMPT, 20);
         let b = streamed(&m, opts, &pool, &PROMPT, 20);
         assert_same(&a, &b, &format!("batch {batch}, {threads} threads"));
+        // Pinning the first tensors (a third of the weights, all of them) changes nothing.
+        let w = m.file.weight_bytes() as usize;
+        for pin in [w / 3, 2 * w] {
+            let o = RunOptions {
+                stream: true,
+                pin_bytes: pin,
+                ..opts
+            };
+            let c = streamed_with(&m, o, &pool, &PROMPT, 20);
+            assert_same(
+                &a,
+                &c,
+                &format!("batch {batch}, {threads} threads, pin {pin}"),
+            );
+        }
     }
 }
 
@@ -350,4 +375,57 @@ fn streamed_errors_name_the_read_and_the_session_recovers() {
         0,
     );
     assert_same(&[got], &want, "after a read error");
+}
+
+/// Pinned weights (`RunOptions::pin_bytes`): read once when the session starts, never again;
+/// each decoded token reads only the rest, and the logits are the resident ones.
+#[test]
+fn pinned_weights_are_read_once() {
+    let m = demo();
+    let f = &m.file;
+    let c = f.header.config;
+    let w = f.weight_bytes();
+    let opts = RunOptions {
+        stream: true,
+        batch: 4,
+        pin_bytes: (w / 2) as usize,
+        ..RunOptions::new(64, KvDtype::F16)
+    };
+    let plan = MemoryPlan::for_file(f, opts).unwrap();
+    assert!(plan.pinned_units > 0 && plan.pinned_bytes <= opts.pin_bytes);
+    assert!(plan.streamed_bytes_per_pass < w && plan.streamed_bytes_per_pass >= w / 2);
+    let counts = RefCell::new(Counts::default());
+    let mut arena = Arena::new(plan.arena_bytes);
+    let (sess, slots) = plan.split_staging(arena.bytes_mut()).unwrap();
+    let flash = BlockFlash {
+        data: m.bytes,
+        cache: None,
+        counts: &counts,
+        fail_at: &Cell::new(None),
+    };
+    let mut src = SyncSource::new(flash, slots);
+    let mut s = Session::new_streamed(f, &mut src, kernels(), &SingleThread, opts, sess).unwrap();
+    // the pins, read once at start: everything not streamed per pass
+    assert_eq!(counts.borrow().bytes, w - plan.streamed_bytes_per_pass);
+    let mut got = vec![s.prefill(&PROMPT).unwrap().to_vec()];
+    let emb = f.global(TensorRole::TokenEmbd).unwrap();
+    let rb = emb.len / c.vocab_size as u64;
+    for _ in 0..6 {
+        *counts.borrow_mut() = Counts::default();
+        let next = argmax(got.last().unwrap()) as u32;
+        got.push(s.forward(next).unwrap().to_vec());
+        assert_eq!(counts.borrow().bytes, plan.streamed_bytes_per_pass + rb);
+    }
+    let want = resident(
+        &m,
+        RunOptions {
+            stream: false,
+            pin_bytes: 0,
+            ..opts
+        },
+        &SingleThread,
+        &PROMPT,
+        6,
+    );
+    assert_same(&want, &got, "pinned");
 }

@@ -27,6 +27,7 @@ fn linux_ids(model_bytes: &[u8], prompt: &str, n: usize) -> (Vec<u32>, String) {
         ignore_eos: false,
         parse_special: false,
         batch: tern_core::plan::RunOptions::DEFAULT_BATCH,
+        pin_bytes: 0,
     };
     let k = tern_kernels::select_scalar();
     let r = generate(&model, k, &SingleCore, &opts, &mut |_| {}, None).unwrap();

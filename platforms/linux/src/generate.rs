@@ -81,6 +81,8 @@ pub struct GenOptions {
     pub parse_special: bool,
     /// Prompt tokens evaluated per pass over the weights (prefill batch).
     pub batch: u32,
+    /// Streamed runs: arena bytes for pinned weights (see `RunOptions::pin_bytes`).
+    pub pin_bytes: usize,
 }
 
 /// Receives the logits `(vocab,)` of every evaluated position (e.g. `--dump-logits`).
@@ -200,6 +202,11 @@ pub fn plan_for(w: Weights<'_>, opts: &GenOptions) -> Result<(RunOptions, Memory
     let run = RunOptions {
         batch: opts.batch.max(1),
         stream: matches!(w, Weights::Streamed { .. }),
+        pin_bytes: if matches!(w, Weights::Streamed { .. }) {
+            opts.pin_bytes
+        } else {
+            0
+        },
         ..RunOptions::new(opts.ctx_len.unwrap_or(file.header.plan.ctx_len), opts.kv)
     };
     let plan = MemoryPlan::for_file(file, run).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -382,7 +382,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 fn cmd_run(a: &RunArgs) -> Result<()> {
     let mm = ModelBytes::open(a.model.as_deref(), &a.pack.options(), a.json)?;
     let kernels = tern_linux::cpu::kernels()?;
-    let opts = GenOptions {
+    let mut opts = GenOptions {
         prompt: a.prompt.clone(),
         n_predict: a.n_predict,
         sampler: SamplerConfig {
@@ -399,6 +399,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         ignore_eos: a.ignore_eos,
         parse_special: a.parse_special,
         batch: a.batch,
+        pin_bytes: 0,
     };
     // Resident or streamed: parse the header only (no weight page is touched) and compare
     // both plans with the budget.
@@ -443,12 +444,20 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
                 p.act_bytes
             );
         }
+        // What the budget leaves after the streamed arena (and PIN_RESERVE for the process
+        // itself) pins the first tensors of the stream order in the arena.
+        if let Some(m) = a.max_ram {
+            opts.pin_bytes = (m.saturating_sub(p.arena_bytes as u64 + PIN_RESERVE_BYTES)) as usize;
+        }
+        let (_, p) = plan_for(w, &opts)?;
         if !a.json {
             eprintln!(
-                "streaming {:.1} MiB of weights per token from {} through 2 x {:.1} MiB staging (arena {:.1} MiB{})",
+                "streaming {:.1} of {:.1} MiB of weights per token from {} through 2 x {:.1} MiB staging, {:.1} MiB pinned (arena {:.1} MiB{})",
+                mib(p.streamed_bytes_per_pass),
                 mib(file.weight_bytes()),
                 mm.name(),
                 mib(p.slot_bytes as u64),
+                mib(p.pinned_bytes as u64),
                 mib(p.arena_bytes as u64),
                 a.max_ram
                     .map(|m| format!(", --max-ram {:.1} MiB", mib(m)))
@@ -482,11 +491,14 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         None
     };
     let pool = ThreadPool::new(a.threads.unwrap_or_else(default_threads));
+    let (_, plan) = plan_for(weights, &opts)?;
     let r = generate_with(weights, kernels, &pool, &opts, &mut on_text, logits_cb)?;
     let peak_rss = tern_linux::stream::peak_rss_bytes();
+    // Bytes read per forward pass, without the one-time read of the pinned weights.
+    let pinned_bytes = plan.pinned_weight_bytes;
     let per_pass = r
         .stream
-        .map(|st| st.bytes_read as f64 / r.passes.max(1) as f64);
+        .map(|st| (st.bytes_read - pinned_bytes) as f64 / r.passes.max(1) as f64);
     if let Some(p) = &a.dump_logits {
         write_atomic(p, &dump)?;
     }
@@ -507,6 +519,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             "streamed": stream,
             "bytes_read": r.stream.map(|st| st.bytes_read),
             "bytes_read_per_pass": per_pass,
+            "pinned_bytes": pinned_bytes,
             "read_wait_s": r.stream.map(|st| st.wait_secs),
             "peak_rss_bytes": peak_rss,
         });
@@ -538,6 +551,10 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Memory `--max-ram` keeps for the process outside the arena (code, tokenizer, stacks) when
+/// it sizes the pinned weights.
+const PIN_RESERVE_BYTES: u64 = 16 << 20;
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1 << 20) as f64

@@ -361,6 +361,16 @@ fn max_ram_streams_weights_with_identical_tokens() {
         json(&tern(&args, cache.path()))["generated_ids"],
         resident["generated_ids"]
     );
+    // A budget above the streamed arena pins the first tensors (the run keeps 16 MiB for
+    // itself): same tokens, fewer bytes per pass.
+    let mut args = common.to_vec();
+    args.extend(["--stream", "--max-ram", "17M"]);
+    let pinned = json(&tern(&args, cache.path()));
+    assert_eq!(pinned["generated_ids"], resident["generated_ids"]);
+    let pb = pinned["pinned_bytes"].as_u64().unwrap();
+    assert!(pb > 0 && pb < weights, "{pinned}");
+    let per_pass = pinned["bytes_read_per_pass"].as_f64().unwrap();
+    assert!(per_pass < (weights - pb / 2) as f64, "{pinned}");
     let mut args = common.to_vec();
     args.extend(["--max-ram", "100K"]);
     let o = tern(&args, cache.path());
