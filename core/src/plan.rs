@@ -282,20 +282,15 @@ impl MemoryPlan {
                 .ok_or(ovf)?;
             let head_rows = p.head_chunk_rows(hrb);
             let n = stream_units(file, head_rows, true);
-            let mut pinned = 0usize;
-            let mut units = 0usize;
-            let mut total = 0u64;
+            let (mut pinned, mut pinned_len, mut units, mut total) = (0usize, 0u64, 0usize, 0u64);
             for i in 0..n {
                 let (_, len) = stream_unit(file, head_rows, i);
                 total += len as u64;
                 if units == i && pinned + align_up(len) <= opts.pin_bytes {
                     pinned += align_up(len);
+                    pinned_len += len as u64;
                     units += 1;
                 }
-            }
-            let mut pinned_len = 0u64;
-            for i in 0..units {
-                pinned_len += stream_unit(file, head_rows, i).1 as u64;
             }
             p.pinned_bytes = pinned;
             p.pinned_units = units;

@@ -23,21 +23,8 @@
 use crate::Error;
 use crate::format::{LayerTensor, TensorRole, TernFile};
 
-/// Layer tensors in the order the forward pass reads them (the streaming order).
-const LAYER_ORDER: [LayerTensor; 11] = [
-    LayerTensor::AttnNorm,
-    LayerTensor::Q,
-    LayerTensor::K,
-    LayerTensor::V,
-    LayerTensor::AttnSubNorm,
-    LayerTensor::O,
-    LayerTensor::FfnNorm,
-    LayerTensor::Gate,
-    LayerTensor::Up,
-    LayerTensor::FfnSubNorm,
-    LayerTensor::Down,
-];
-/// [`LAYER_ORDER`] for graphs without sub-norms.
+/// [`LayerTensor::ALL`] (the order the forward pass reads a layer's tensors) for graphs without
+/// sub-norms.
 const LAYER_ORDER_NO_SUB: [LayerTensor; 9] = [
     LayerTensor::AttnNorm,
     LayerTensor::Q,
@@ -50,9 +37,10 @@ const LAYER_ORDER_NO_SUB: [LayerTensor; 9] = [
     LayerTensor::Down,
 ];
 
+/// A layer's tensors in the order the forward pass reads them (the streaming order).
 fn layer_order(file: &TernFile<'_>) -> &'static [LayerTensor] {
     if file.header.config.sub_norms {
-        &LAYER_ORDER
+        &LayerTensor::ALL
     } else {
         &LAYER_ORDER_NO_SUB
     }

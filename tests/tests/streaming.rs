@@ -40,6 +40,17 @@ struct BlockFlash<'d> {
     fail_at: &'d Cell<Option<u64>>,
 }
 
+impl<'d> BlockFlash<'d> {
+    fn new(data: &'d [u8], counts: &'d RefCell<Counts>, fail_at: &'d Cell<Option<u64>>) -> Self {
+        BlockFlash {
+            data,
+            cache: None,
+            counts,
+            fail_at,
+        }
+    }
+}
+
 impl ReadAt for BlockFlash<'_> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         let err = Error::WeightRead {
@@ -220,22 +231,10 @@ fn flash_reads_each_weight_byte_once_per_token() {
     // the output norm and the LM head, each once.
     let emb = f.global(TensorRole::TokenEmbd).unwrap();
     let rb = emb.len / c.vocab_size as u64;
-    let order = [
-        LayerTensor::AttnNorm,
-        LayerTensor::Q,
-        LayerTensor::K,
-        LayerTensor::V,
-        LayerTensor::AttnSubNorm,
-        LayerTensor::O,
-        LayerTensor::FfnNorm,
-        LayerTensor::Gate,
-        LayerTensor::Up,
-        LayerTensor::FfnSubNorm,
-        LayerTensor::Down,
-    ];
     let mut ranges = Vec::new();
     for l in 0..c.n_layers as usize {
-        for kind in order {
+        // LayerTensor::ALL is the use order (attn_norm, q, k, v, attn_sub_norm, o, ...)
+        for kind in LayerTensor::ALL {
             if let Some(t) = f.layer(l, kind) {
                 ranges.push((t.offset, t.len));
             }
@@ -267,13 +266,8 @@ fn flash_reads_each_weight_byte_once_per_token() {
     let counts = RefCell::new(Counts::default());
     let mut arena = Arena::new(plan.arena_bytes);
     let (sess, slots) = plan.split_staging(arena.bytes_mut()).unwrap();
-    let flash = BlockFlash {
-        data: m.bytes,
-        cache: None,
-        counts: &counts,
-        fail_at: &Cell::new(None),
-    };
-    let mut src = SyncSource::new(flash, slots);
+    let no_fail = Cell::new(None);
+    let mut src = SyncSource::new(BlockFlash::new(m.bytes, &counts, &no_fail), slots);
     let mut s = Session::new_streamed(f, &mut src, kernels(), &SingleThread, opts, sess).unwrap();
     let mut logits = s.prefill(&PROMPT).unwrap().to_vec();
     let head_chunks = (c.vocab_size as usize).div_ceil(plan.head_chunk_rows(rb as usize));
@@ -343,13 +337,7 @@ fn streamed_errors_name_the_read_and_the_session_recovers() {
     let counts = RefCell::new(Counts::default());
     let fail = Cell::new(Some(bad.offset + 100));
     let (sess, slots) = plan.split_staging(arena.bytes_mut()).unwrap();
-    let flash = BlockFlash {
-        data: m.bytes,
-        cache: None,
-        counts: &counts,
-        fail_at: &fail,
-    };
-    let mut src = SyncSource::new(flash, slots);
+    let mut src = SyncSource::new(BlockFlash::new(m.bytes, &counts, &fail), slots);
     let mut s = Session::new_streamed(f, &mut src, kernels(), &SingleThread, opts, sess).unwrap();
     let e = s.forward(PROMPT[0]).unwrap_err();
     assert_eq!(
@@ -397,13 +385,8 @@ fn pinned_weights_are_read_once() {
     let counts = RefCell::new(Counts::default());
     let mut arena = Arena::new(plan.arena_bytes);
     let (sess, slots) = plan.split_staging(arena.bytes_mut()).unwrap();
-    let flash = BlockFlash {
-        data: m.bytes,
-        cache: None,
-        counts: &counts,
-        fail_at: &Cell::new(None),
-    };
-    let mut src = SyncSource::new(flash, slots);
+    let no_fail = Cell::new(None);
+    let mut src = SyncSource::new(BlockFlash::new(m.bytes, &counts, &no_fail), slots);
     let mut s = Session::new_streamed(f, &mut src, kernels(), &SingleThread, opts, sess).unwrap();
     // the pins, read once at start: everything not streamed per pass
     assert_eq!(counts.borrow().bytes, w - plan.streamed_bytes_per_pass);

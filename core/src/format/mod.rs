@@ -78,7 +78,8 @@ pub enum LayerTensor {
 impl LayerTensor {
     /// Number of per-layer roles.
     pub const COUNT: usize = 11;
-    /// All per-layer roles in canonical order.
+    /// All per-layer roles in canonical order: the order the forward pass reads them (and
+    /// the streaming order, see `crate::source`).
     pub const ALL: [LayerTensor; 11] = [
         LayerTensor::AttnNorm,
         LayerTensor::Q,

@@ -199,14 +199,11 @@ pub fn generate(
 /// An unusable context length.
 pub fn plan_for(w: Weights<'_>, opts: &GenOptions) -> Result<(RunOptions, MemoryPlan)> {
     let file = w.file();
+    let stream = matches!(w, Weights::Streamed { .. });
     let run = RunOptions {
         batch: opts.batch.max(1),
-        stream: matches!(w, Weights::Streamed { .. }),
-        pin_bytes: if matches!(w, Weights::Streamed { .. }) {
-            opts.pin_bytes
-        } else {
-            0
-        },
+        stream,
+        pin_bytes: if stream { opts.pin_bytes } else { 0 },
         ..RunOptions::new(opts.ctx_len.unwrap_or(file.header.plan.ctx_len), opts.kv)
     };
     let plan = MemoryPlan::for_file(file, run).map_err(|e| anyhow::anyhow!("{e}"))?;
