@@ -40,6 +40,7 @@ pub struct GenStats {
 /// scratch (both `u32`).
 struct Layout {
     run: RunOptions,
+    plan: MemoryPlan,
     session_bytes: usize,
     ids_elems: usize,
     scratch_elems: usize,
@@ -64,10 +65,16 @@ impl Layout {
         let plan = MemoryPlan::for_file(file, run)?;
         Ok(Layout {
             run,
+            plan,
             session_bytes: plan.arena_bytes.next_multiple_of(REGION_ALIGN),
             ids_elems,
             scratch_elems: scratch_elems(prompt_len_bytes),
         })
+    }
+    /// A streamed run's arena: the header as read (`header_bytes`, preamble included), the
+    /// tokenizer blob, then [`Layout::total_bytes`].
+    fn streamed_total_bytes(&self, header_bytes: usize, tokenizer_bytes: usize) -> usize {
+        align_up(header_bytes) + align_up(tokenizer_bytes) + self.total_bytes()
     }
     fn total_bytes(&self) -> usize {
         self.session_bytes + 4 * (self.ids_elems + self.scratch_elems)
@@ -145,7 +152,7 @@ pub fn arena_bytes_for_streamed<R: Read + Seek>(
     r.read_at(0, buf)?;
     let file = TernFile::parse(buf, file_len)?;
     let lay = Layout::new(&file, prompt_len_bytes, n_predict, true)?;
-    Ok(align_up(need) + align_up(file.header.tokenizer.len as usize) + lay.total_bytes())
+    Ok(lay.streamed_total_bytes(need, file.header.tokenizer.len as usize))
 }
 
 /// Bytes of the preamble and header (from the preamble) and the storage length.
@@ -194,7 +201,7 @@ pub fn generate_greedy_streamed<R: Read + Seek>(
     let t = &file.header.tokenizer;
     let tlen = t.len as usize;
     let lay = Layout::new(&file, prompt.len(), n_predict, true)?;
-    let need = align_up(used) + align_up(tlen) + lay.total_bytes();
+    let need = lay.streamed_total_bytes(used, tlen);
     if total < need {
         return Err(Error::ArenaTooSmall {
             need_bytes: need,
@@ -204,7 +211,7 @@ pub fn generate_greedy_streamed<R: Read + Seek>(
     let (tok_bytes, rest) = rest.split_at_mut(align_up(tlen));
     r.read_at(t.offset, &mut tok_bytes[..tlen])?;
     let tok = Tokenizer::from_blob(t.kind, &tok_bytes[..tlen])?;
-    let plan = MemoryPlan::for_file(&file, lay.run)?;
+    let plan = lay.plan;
     let (sess_and_staging, ids, scratch) = lay.carve(rest)?;
     let (sess, slots) = plan.split_staging(sess_and_staging)?;
     let ids = tokenize(&file, &tok, prompt, ids, scratch, lay.run.ctx_len as usize)?;

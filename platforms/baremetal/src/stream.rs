@@ -59,3 +59,56 @@ impl<R: Read + Seek> ReadAt for EioReader<R> {
         Ok(())
     }
 }
+
+/// Bytes in memory as an `embedded_io::{Read, Seek}` device that returns at most
+/// `max_read_bytes` per `read` call, like a block driver (a flash page, an SD sector). Runs the
+/// streamed path where the model is memory-mapped (qemu's loader, XIP flash), and stands in for
+/// a storage driver in tests.
+#[derive(Debug)]
+pub struct MemStorage<'b> {
+    data: &'b [u8],
+    pos: u64,
+    max_read_bytes: usize,
+}
+
+impl<'b> MemStorage<'b> {
+    /// `data` read at most `max_read_bytes` (at least 1) per call.
+    pub fn new(data: &'b [u8], max_read_bytes: usize) -> Self {
+        MemStorage {
+            data,
+            pos: 0,
+            max_read_bytes: max_read_bytes.max(1),
+        }
+    }
+}
+
+impl embedded_io::ErrorType for MemStorage<'_> {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl Read for MemStorage<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let start = usize::try_from(self.pos)
+            .unwrap_or(usize::MAX)
+            .min(self.data.len());
+        let n = buf
+            .len()
+            .min(self.max_read_bytes)
+            .min(self.data.len() - start);
+        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for MemStorage<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> Result<u64, Self::Error> {
+        let base = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => (self.data.len() as u64).checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = base.ok_or(embedded_io::ErrorKind::InvalidInput)?;
+        Ok(self.pos)
+    }
+}

@@ -1,6 +1,7 @@
 //! The bare-metal generation path on the host: same tokens as the Linux CLI's path
 //! (`tern run --temp 0`), errors for bad arenas and a missing model.
 
+use tern_baremetal::stream::MemStorage;
 use tern_baremetal::{
     Error, SingleCore, StaticArena, arena_bytes_for, find_model, generate_greedy,
 };
@@ -111,46 +112,11 @@ fn static_arena_is_taken_once() {
     assert!(A.take().is_none());
 }
 
-/// A storage driver over bytes: `embedded_io::{Read, Seek}`, at most 512 bytes per read call
-/// (as an SD card's sector reads would come).
-struct Storage<'b> {
-    data: &'b [u8],
-    pos: u64,
-}
-
-impl embedded_io::ErrorType for Storage<'_> {
-    type Error = embedded_io::ErrorKind;
-}
-
-impl embedded_io::Read for Storage<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        let start = (self.pos as usize).min(self.data.len());
-        let n = buf.len().min(512).min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl embedded_io::Seek for Storage<'_> {
-    fn seek(&mut self, pos: embedded_io::SeekFrom) -> Result<u64, Self::Error> {
-        let p = match pos {
-            embedded_io::SeekFrom::Start(p) => p as i64,
-            embedded_io::SeekFrom::End(d) => self.data.len() as i64 + d,
-            embedded_io::SeekFrom::Current(d) => self.pos as i64 + d,
-        };
-        self.pos = u64::try_from(p).map_err(|_| embedded_io::ErrorKind::InvalidInput)?;
-        Ok(self.pos)
-    }
-}
-
 #[test]
 fn streamed_from_read_seek_storage_gives_the_same_tokens() {
     let mut buf = Box::new(Buf([0; 1 << 20]));
-    let storage = || Storage {
-        data: BUNDLED_MODEL,
-        pos: 0,
-    };
+    // a storage driver reading at most 512 bytes per call (an SD card's sectors)
+    let storage = || MemStorage::new(BUNDLED_MODEL, 512);
     let need = tern_baremetal::generate::arena_bytes_for_streamed(
         storage(),
         &mut buf.0[..64 << 10],
@@ -193,10 +159,7 @@ fn streamed_from_read_seek_storage_gives_the_same_tokens() {
         Err(Error::ArenaTooSmall { .. })
     ));
     // A truncated file is reported as a core error, not a panic.
-    let cut = Storage {
-        data: &BUNDLED_MODEL[..BUNDLED_MODEL.len() / 2],
-        pos: 0,
-    };
+    let cut = MemStorage::new(&BUNDLED_MODEL[..BUNDLED_MODEL.len() / 2], 512);
     assert!(matches!(
         tern_baremetal::generate_greedy_streamed(
             cut,

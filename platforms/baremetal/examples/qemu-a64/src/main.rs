@@ -15,7 +15,7 @@ use core::arch::{asm, global_asm};
 use semihosting::{print, println, process};
 use tern_baremetal::{
     SingleCore, StaticArena, find_model, generate_greedy, generate_greedy_streamed,
-    source::region_at,
+    source::region_at, stream::MemStorage,
 };
 use tern_kernels::CpuFeatures;
 
@@ -145,10 +145,9 @@ fn run() -> Result<(), tern_baremetal::Error> {
 
     // The same run with the weights streamed through a storage driver.
     let mut sids = heapless_ids::Ids::new();
-    let storage = Flash {
-        data: model,
-        pos: 0,
-    };
+    // A flash chip behind its driver: at most one 4 KiB page per read call. (Under qemu the
+    // "chip" is the loaded model's RAM; on a board this is the SPI/QSPI driver.)
+    let storage = MemStorage::new(model, 4096);
     let st = generate_greedy_streamed(
         storage,
         kernels,
@@ -168,39 +167,6 @@ fn run() -> Result<(), tern_baremetal::Error> {
         ms(t1, t2)
     );
     Ok(())
-}
-
-/// A flash chip behind a driver: `Read + Seek`, at most one 4 KiB page per read call. (Under
-/// qemu the "chip" is the loaded model's RAM; on a board this is the SPI/QSPI driver.)
-struct Flash {
-    data: &'static [u8],
-    pos: u64,
-}
-
-impl embedded_io::ErrorType for Flash {
-    type Error = embedded_io::ErrorKind;
-}
-
-impl embedded_io::Read for Flash {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        let start = (self.pos as usize).min(self.data.len());
-        let n = buf.len().min(4096).min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl embedded_io::Seek for Flash {
-    fn seek(&mut self, pos: embedded_io::SeekFrom) -> Result<u64, Self::Error> {
-        let p = match pos {
-            embedded_io::SeekFrom::Start(p) => p as i64,
-            embedded_io::SeekFrom::End(d) => self.data.len() as i64 + d,
-            embedded_io::SeekFrom::Current(d) => self.pos as i64 + d,
-        };
-        self.pos = u64::try_from(p).map_err(|_| embedded_io::ErrorKind::InvalidInput)?;
-        Ok(self.pos)
-    }
 }
 
 mod heapless_ids {
