@@ -54,6 +54,18 @@ pub fn read_json(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&s).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// A JSON array of token ids (reference files).
+///
+/// # Panics
+/// If `v` is not an array of non-negative integers.
+pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("an array of token ids")
+        .iter()
+        .map(|x| x.as_u64().expect("a token id") as u32)
+        .collect()
+}
+
 /// Import `src` (GGUF or safetensors dir) with default options and pack it into memory;
 /// cached per process and leaked (tests only).
 ///

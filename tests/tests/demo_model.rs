@@ -11,6 +11,7 @@ use tern_core::sampler::argmax;
 use tern_core::session::Session;
 use tern_linux::arena::Arena;
 use tern_linux::model_file::BUNDLED_MODEL;
+use tern_tests::json_ids as ids;
 
 /// Below this reference margin an int8 rounding flip may legitimately change the argmax.
 const MARGIN: f64 = 0.1;
@@ -18,14 +19,6 @@ const MARGIN: f64 = 0.1;
 fn reference() -> serde_json::Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo_reference.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 fn greedy(model: &Model<'_>, prompt: &[u32], n: usize) -> Vec<u32> {

@@ -9,7 +9,9 @@ use tern_core::plan::{KvDtype, RunOptions};
 use tern_core::sampler::argmax;
 use tern_core::session::Session;
 use tern_linux::arena::Arena;
-use tern_tests::{PROMPTS, fixtures, micro_forms, packed_bytes, parse, read_f32, read_json};
+use tern_tests::{
+    PROMPTS, fixtures, json_ids as ids, micro_forms, packed_bytes, parse, read_f32, read_json,
+};
 
 /// Margin below which the reference itself is not stable (fixtures README, checks 3 and 4).
 const MARGIN: f32 = 0.5;
@@ -49,14 +51,6 @@ fn run_on(
         }
     }
     Run { logits, greedy }
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
