@@ -257,6 +257,57 @@ fn matmul_code3_extremes() {
     }
 }
 
+/// Prefill-sized token counts (the AVX2 matmul's lookup tables take blocks of 16 to 32 tokens,
+/// the register tiles the rest): raw bytes, code 3 (whose row tiles fall back to the matvec)
+/// only in some calls, more rows than one table pass (1024), partial last blocks, and the
+/// extremes of int8 against all-+1 / all-−1 rows (the int16 block sums' worst case).
+#[test]
+fn matmul_prefill_token_blocks() {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for (rows, cols, n_tok) in [
+        (3, 128, 16),
+        (5, 300, 31),
+        (7, 1000, 32),
+        (2, 640, 33),
+        (9, 257, 64),
+        (4, 2560, 70),
+        (1100, 200, 40),
+    ] {
+        let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
+        let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
+        check_matmul(&w, &x, rows, cols, n_tok);
+        // raw bytes, code 3 included
+        let packed: Vec<u8> = (0..rows * t2_row_bytes(cols))
+            .map(|_| next() as u8)
+            .collect();
+        check_matmul_raw(&packed, &x, rows, cols, n_tok);
+        // one code 3 in the last row only
+        let mut packed = pack(&w, rows, cols);
+        let at = packed.len() - 1;
+        packed[at] |= 0b11;
+        check_matmul_raw(&packed, &x, rows, cols, n_tok);
+    }
+    for (rows, cols, n_tok) in [(3, 4096, 32), (2, 1029, 17)] {
+        for wv in [1i8, -1] {
+            for xv in [-128i8, 127] {
+                check_matmul(
+                    &vec![wv; rows * cols],
+                    &vec![xv; n_tok * cols],
+                    rows,
+                    cols,
+                    n_tok,
+                );
+            }
+        }
+    }
+}
+
 /// The int16 window's worst case: every weight +1 and every activation -128 over 16 blocks
 /// sums to exactly -32768 per lane.
 #[test]
@@ -521,6 +572,15 @@ proptest! {
         let packed: Vec<u8> = (0..rows * t2_row_bytes(cols)).map(|_| next() as u8).collect();
         let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
         check_matmul_raw(&packed, &x, rows, cols, n_tok);
+    }
+
+    #[test]
+    fn matmul_prefill_matches_scalar(rows in 1usize..40, cols in 0usize..700, n_tok in 14usize..72, seed in any::<u64>()) {
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
+        let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
+        check_matmul(&w, &x, rows, cols, n_tok);
     }
 
     #[test]

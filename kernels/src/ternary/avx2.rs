@@ -7,13 +7,16 @@
 //! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
 //!
 //! The matvec (decode) streams its weights from DRAM, so it prefetches them 4 KiB ahead
-//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: it expands each row's
-//! codes once per 10-block chunk to bytes and runs 2-row × 6-token register tiles over them
-//! (see [`matmul_impl`]).
+//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: blocks of 16 to 32
+//! tokens go through lookup tables vectorized over tokens (`lut.rs`: one load and two adds per
+//! 4 columns × 32 tokens); fewer tokens through 2-row × 6-token `vpmaddubsw` register tiles over
+//! codes expanded to bytes once per 10-block chunk (see [`matmul_impl`]).
 
 use core::arch::x86_64::*;
 
 use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+
+mod lut;
 
 /// Safe wrapper: lengths are checked here, the CPU feature by the caller of
 /// [`crate::select`] (whose contract guarantees AVX2 before this can be reached).
@@ -252,13 +255,42 @@ unsafe fn mm_tile<const R: usize, const T: usize>(
     })
 }
 
-/// The prefill matmul. Rows go in groups of [`MM_ROWS`]; per group, each chunk of 10 blocks
-/// is decoded once to one code byte per weight (a 5 KiB buffer that stays in L1), then every
-/// token runs over it in 2-row × 6-token register tiles, so the per-block shift-and-mask work
-/// is paid once per row instead of once per (row, token group), and the activations of a
-/// tile (6 × 2 KiB) stay in L1 across the rows of the group.
+/// The prefill matmul: tokens go in blocks of [`lut::LUT_TOK`]; a block of at least
+/// [`lut::LUT_MIN_TOK`] tokens runs through the lookup tables ([`lut::matmul_lut`]), a smaller
+/// one (short prompts, the last few tokens) through the register tiles ([`matmul_tiles`]).
 #[target_feature(enable = "avx2")]
 unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+    let mut t0 = 0;
+    while t0 < n_tok {
+        let nt = (n_tok - t0).min(lut::LUT_TOK);
+        // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by
+        // `matmul_t2_i8_avx2` and tokens t0..t0+nt < n_tok.
+        unsafe {
+            if nt >= lut::LUT_MIN_TOK {
+                lut::matmul_lut(w, cols, x, n_tok, t0, nt, out);
+            } else {
+                matmul_tiles(w, cols, x, n_tok, t0, t0 + nt, out);
+            }
+        }
+        t0 += nt;
+    }
+}
+
+/// The register-tile matmul for tokens `t_begin..t_end`. Rows go in groups of [`MM_ROWS`]; per
+/// group, each chunk of 10 blocks is decoded once to one code byte per weight (a 5 KiB buffer
+/// that stays in L1), then every token runs over it in 2-row × 6-token register tiles, so the
+/// per-block shift-and-mask work is paid once per row instead of once per (row, token group),
+/// and the activations of a tile (6 × 2 KiB) stay in L1 across the rows of the group.
+#[target_feature(enable = "avx2")]
+unsafe fn matmul_tiles(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    t_begin: usize,
+    t_end: usize,
+    out: &mut [i32],
+) {
     let rb = t2_row_bytes(cols);
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
@@ -268,9 +300,9 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
     const NT: usize = 64;
     let mut sum_x = [0i32; NT];
     let mut dec = [[0u8; MM_CHUNK]; MM_ROWS];
-    let mut t0 = 0;
-    while t0 < n_tok {
-        let nt = (n_tok - t0).min(NT);
+    let mut t0 = t_begin;
+    while t0 < t_end {
+        let nt = (t_end - t0).min(NT);
         for t in 0..nt {
             sum_x[t] = xrow(t0 + t)[..full * T2_BLOCK_ELEMS]
                 .iter()

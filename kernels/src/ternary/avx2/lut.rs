@@ -1,0 +1,323 @@
+//! The AVX2 prefill matmul on lookup tables vectorized over tokens.
+//!
+//! A `T2_128` byte holds the codes of 4 columns (`j, j+32, j+64, j+96` of a block), so one row's
+//! contribution from those columns to a token is one of 3⁴ = 81 values. For a block of
+//! [`LUT_TOK`] tokens the kernel builds, per weight byte position (a *group*), the table of all
+//! 81 int16 vectors `E[p][t] = Σ_k (c_k − 1) · x[t][col_k]` (one lane per token), then every row
+//! adds `E[p]` for its byte's pattern `p`: one 64-byte load and two `vpaddw` per 4 columns × 32
+//! tokens (128 multiply-adds), where `vpmaddubsw` needs two instructions per 32. Tables are
+//! built for [`LUT_GROUPS`] groups at a time (41 KiB) and used by all rows before the next ones.
+//!
+//! Numerics are exact integer sums: a table entry is at most 4 · 128 in magnitude and a row
+//! sums 32 of them (one block) in int16 (|sum| ≤ 16384) before widening to int32 in `out`.
+//! Rows are first converted to base-3 pattern numbers `27 c0 + 9 c1 + 3 c2 + c3` (two byte
+//! shuffles); a byte with the invalid code 3 has no table entry, so a row tile that holds one
+//! (a corrupt file) is recomputed by the exact matvec instead, and the result is still
+//! bit-identical to scalar on any bytes.
+//!
+//! Source: the table-lookup idea of T-MAC (Wei et al., arXiv:2407.00088) and bitnet.cpp's TL
+//! kernels, here with the tables indexed by weights and vectorized over tokens (prefill), not
+//! over rows.
+
+use core::arch::x86_64::*;
+
+use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+
+/// Tokens per table entry: one int16 lane each, two 256-bit vectors.
+pub(super) const LUT_TOK: usize = 32;
+/// A token block with at least this many tokens uses the tables; fewer pay more to build the
+/// tables than the lookups save, and go through the register tiles.
+pub(super) const LUT_MIN_TOK: usize = 16;
+/// Weight byte positions (groups of 4 columns) whose tables are built together:
+/// 8 × 81 entries × 64 bytes = 41 KiB, about the L1 data cache.
+const LUT_GROUPS: usize = 8;
+/// Patterns of 4 ternary codes.
+const ENTRIES: usize = 81;
+/// Rows per pass: the base-3 patterns (32 bytes) and the int16 sums (64 bytes) of one block for
+/// each row live on the stack.
+const LUT_ROWS: usize = 2048;
+/// Bytes per block of `T2_128`.
+const BLOCK_BYTES: usize = 32;
+
+#[repr(C, align(64))]
+struct Aligned<T>(T);
+
+/// Base-3 pattern numbers of 32 `T2_128` bytes (`27 c0 + 9 c1 + 3 c2 + c3`, 0..81); a byte
+/// holding a code 3 gets bit 7 set (saturating add of the two nibbles' values).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn to_base3(q: __m256i) -> __m256i {
+    const X: i8 = -128;
+    // high nibble c0 << 2 | c1 → 27 c0 + 9 c1; low nibble c2 << 2 | c3 → 3 c2 + c3
+    let hi_t = _mm256_setr_epi8(
+        0, 9, 18, X, 27, 36, 45, X, 54, 63, 72, X, X, X, X, X, //
+        0, 9, 18, X, 27, 36, 45, X, 54, 63, 72, X, X, X, X, X,
+    );
+    let lo_t = _mm256_setr_epi8(
+        0, 1, 2, X, 3, 4, 5, X, 6, 7, 8, X, X, X, X, X, //
+        0, 1, 2, X, 3, 4, 5, X, 6, 7, 8, X, X, X, X, X,
+    );
+    let m = _mm256_set1_epi8(15);
+    let lo = _mm256_and_si256(q, m);
+    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m);
+    _mm256_adds_epu8(_mm256_shuffle_epi8(hi_t, hi), _mm256_shuffle_epi8(lo_t, lo))
+}
+
+/// Transpose 16 rows of 16 bytes (`r[i]` = row i) into 16 columns (`out[j]` byte i = `r[i]`
+/// byte j), with the classic 4-stage unpack network.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
+    let b: [__m128i; 16] = core::array::from_fn(|i| {
+        let (p, q) = (r[i & !1], r[i | 1]);
+        if i & 1 == 0 {
+            _mm_unpacklo_epi8(p, q)
+        } else {
+            _mm_unpackhi_epi8(p, q)
+        }
+    });
+    // c[4g + m]: rows 4g..4g+4; m = 0,1 from (b[4g], b[4g+2]), m = 2,3 from (b[4g+1], b[4g+3])
+    let c: [__m128i; 16] = core::array::from_fn(|i| {
+        let (g, m) = (i / 4, i % 4);
+        let (p, q) = (b[4 * g + m / 2], b[4 * g + m / 2 + 2]);
+        if m % 2 == 0 {
+            _mm_unpacklo_epi16(p, q)
+        } else {
+            _mm_unpackhi_epi16(p, q)
+        }
+    });
+    // d[8h + m]: rows 8h..8h+8, columns 2m, 2m+1, from (c[8h + m/2], c[8h + 4 + m/2])
+    let d: [__m128i; 16] = core::array::from_fn(|i| {
+        let (h, m) = (i / 8, i % 8);
+        let (p, q) = (c[8 * h + m / 2], c[8 * h + 4 + m / 2]);
+        if m % 2 == 0 {
+            _mm_unpacklo_epi32(p, q)
+        } else {
+            _mm_unpackhi_epi32(p, q)
+        }
+    });
+    core::array::from_fn(|j| {
+        let (p, q) = (d[j / 2], d[8 + j / 2]);
+        if j % 2 == 0 {
+            _mm_unpacklo_epi64(p, q)
+        } else {
+            _mm_unpackhi_epi64(p, q)
+        }
+    })
+}
+
+/// `xt[c][t] = x[t0 + t][128 b + c]` as int16 for the tokens `t < nt` and columns `c < cn` of
+/// block `b`, zero elsewhere (so padding columns and missing tokens contribute nothing).
+#[target_feature(enable = "avx2")]
+fn transpose_block(
+    x: &[i8],
+    cols: usize,
+    t0: usize,
+    nt: usize,
+    b: usize,
+    xt: &mut Aligned<[[i16; LUT_TOK]; T2_BLOCK_ELEMS]>,
+) {
+    let c0 = b * T2_BLOCK_ELEMS;
+    let cn = (cols - c0).min(T2_BLOCK_ELEMS);
+    // Zero-padded copy of the block's activations, token-major.
+    let mut xb = Aligned([[0i8; T2_BLOCK_ELEMS]; LUT_TOK]);
+    for (t, row) in xb.0.iter_mut().enumerate().take(nt) {
+        let s = (t0 + t) * cols + c0;
+        row[..cn].copy_from_slice(&x[s..s + cn]);
+    }
+    for h in 0..LUT_TOK / 16 {
+        for ct in 0..T2_BLOCK_ELEMS / 16 {
+            // SAFETY: 16 rows of xb from 16h, 16 bytes each at column 16 ct < 128.
+            let r: [__m128i; 16] = core::array::from_fn(|i| unsafe {
+                _mm_load_si128(xb.0[16 * h + i].as_ptr().add(16 * ct).cast())
+            });
+            for (j, v) in transpose16(r).into_iter().enumerate() {
+                // SAFETY: xt row 16 ct + j < 128 holds 32 lanes; lanes 16h..16h+16 are in it.
+                unsafe {
+                    _mm256_store_si256(
+                        xt.0[16 * ct + j].as_mut_ptr().add(16 * h).cast(),
+                        _mm256_cvtepi8_epi16(v),
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// Tables of groups `j0 .. j0 + LUT_GROUPS` of the current block: entry `i * 81 + p` (64 bytes,
+/// one int16 lane per token) is `Σ_k (c_k − 1) · xt[j0 + i + 32 k]` for the codes of pattern `p`.
+#[target_feature(enable = "avx2")]
+fn build_tables(
+    xt: &Aligned<[[i16; LUT_TOK]; T2_BLOCK_ELEMS]>,
+    j0: usize,
+    tab: &mut Aligned<[[i16; LUT_TOK]; LUT_GROUPS * ENTRIES]>,
+) {
+    for i in 0..LUT_GROUPS {
+        let j = j0 + i;
+        for v in 0..LUT_TOK / 16 {
+            // SAFETY: xt rows j + 32 k < 128, lanes 16 v .. 16 v + 16 < 32.
+            let ld = |c: usize| unsafe { _mm256_load_si256(xt.0[c].as_ptr().add(16 * v).cast()) };
+            let z = _mm256_setzero_si256();
+            let tri = |a: __m256i| [_mm256_sub_epi16(z, a), z, a];
+            let (p0, p1, q0, q1) = (
+                tri(ld(j)),
+                tri(ld(j + 32)),
+                tri(ld(j + 64)),
+                tri(ld(j + 96)),
+            );
+            // low half of the pattern: 3 c2 + c3
+            let lo: [__m256i; 9] = core::array::from_fn(|l| _mm256_add_epi16(q0[l / 3], q1[l % 3]));
+            for h in 0..9 {
+                let hi = _mm256_add_epi16(p0[h / 3], p1[h % 3]);
+                for (l, lv) in lo.iter().enumerate() {
+                    let e = &mut tab.0[i * ENTRIES + 9 * h + l];
+                    // SAFETY: lanes 16 v .. 16 v + 16 of a 32-lane entry.
+                    unsafe {
+                        _mm256_store_si256(
+                            e.as_mut_ptr().add(16 * v).cast(),
+                            _mm256_add_epi16(hi, *lv),
+                        )
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Tokens `t0 .. t0 + nt` (`LUT_MIN_TOK <= nt <= LUT_TOK`) of the matmul, every row:
+/// `out[r * n_tok + t0 + t] = Σ_c w[r, c] · x[t0 + t, c]`.
+///
+/// # Safety
+/// AVX2 must be available. Shapes as checked by `matmul_rows`: `w` holds `rows * row_bytes`,
+/// `x: (n_tok, cols)`, `out: (rows, n_tok)`; `t0 + nt <= n_tok`, `nt <= LUT_TOK`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn matmul_lut(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    t0: usize,
+    nt: usize,
+    out: &mut [i32],
+) {
+    let rows = out.len() / n_tok;
+    let rb = t2_row_bytes(cols);
+    let nb = rb / BLOCK_BYTES;
+    let mut xt = Aligned([[0i16; LUT_TOK]; T2_BLOCK_ELEMS]);
+    let mut tab = Aligned([[0i16; LUT_TOK]; LUT_GROUPS * ENTRIES]);
+    let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
+    let mut acc = Aligned([[0i16; LUT_TOK]; LUT_ROWS]);
+    // Lanes of `out` that belong to this token block (all of them when nt == 32).
+    let lane_mask: [__m256i; 4] = core::array::from_fn(|k| {
+        let base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(nt as i32 - 8 * k as i32), base)
+    });
+    let full = nt == LUT_TOK;
+    let mut r0 = 0;
+    while r0 < rows {
+        let nr = (rows - r0).min(LUT_ROWS);
+        let mut corrupt = false;
+        for b in 0..nb {
+            // Base-3 patterns of this block for the tile's rows.
+            let mut bad = _mm256_setzero_si256();
+            for (r, id) in idx.0[..nr].iter_mut().enumerate() {
+                // SAFETY: row r0 + r < rows has rb bytes, block b < nb.
+                let q =
+                    unsafe { _mm256_loadu_si256(w.as_ptr().add((r0 + r) * rb + b * 32).cast()) };
+                let v = to_base3(q);
+                bad = _mm256_or_si256(bad, v);
+                // SAFETY: 32 bytes, 64-byte aligned rows of idx.
+                unsafe { _mm256_store_si256(id.as_mut_ptr().cast(), v) };
+            }
+            if _mm256_movemask_epi8(bad) != 0 {
+                corrupt = true;
+                break;
+            }
+            transpose_block(x, cols, t0, nt, b, &mut xt);
+            for j0 in (0..BLOCK_BYTES).step_by(LUT_GROUPS) {
+                build_tables(&xt, j0, &mut tab);
+                let (first, last) = (j0 == 0, j0 + LUT_GROUPS == BLOCK_BYTES);
+                let tp = tab.0.as_ptr().cast::<u8>();
+                for r in 0..nr {
+                    let ap = acc.0[r].as_mut_ptr();
+                    let (mut s0, mut s1) = if first {
+                        (_mm256_setzero_si256(), _mm256_setzero_si256())
+                    } else {
+                        // SAFETY: acc rows hold 32 lanes (two vectors), 64-byte aligned.
+                        unsafe {
+                            (
+                                _mm256_load_si256(ap.cast()),
+                                _mm256_load_si256(ap.add(16).cast()),
+                            )
+                        }
+                    };
+                    // SAFETY: idx row r has 32 bytes; j0 + 8 <= 32.
+                    let pats = unsafe { idx.0[r].as_ptr().add(j0).cast::<u64>().read_unaligned() };
+                    for i in 0..LUT_GROUPS {
+                        let p = ((pats >> (8 * i)) & 0xff) as usize;
+                        // SAFETY: p < 81 (the tile has no code 3), so entry i * 81 + p is in tab.
+                        unsafe {
+                            let e = tp.add((i * ENTRIES + p) * LUT_TOK * 2);
+                            s0 = _mm256_add_epi16(s0, _mm256_load_si256(e.cast()));
+                            s1 = _mm256_add_epi16(s1, _mm256_load_si256(e.add(32).cast()));
+                        }
+                    }
+                    if !last {
+                        // SAFETY: as the loads above.
+                        unsafe {
+                            _mm256_store_si256(ap.cast(), s0);
+                            _mm256_store_si256(ap.add(16).cast(), s1);
+                        }
+                        continue;
+                    }
+                    // Block done: widen to int32 and add into out[row][t0..t0 + nt].
+                    let parts = [
+                        _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s0)),
+                        _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(s0)),
+                        _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s1)),
+                        _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(s1)),
+                    ];
+                    // SAFETY: row r0 + r < rows; lanes t0 + 8k + l < t0 + nt <= n_tok are in
+                    // out (masked when nt < 32).
+                    unsafe {
+                        let o = out.as_mut_ptr().add((r0 + r) * n_tok + t0);
+                        for (k, p) in parts.into_iter().enumerate() {
+                            let d = o.add(8 * k);
+                            if full {
+                                let v = if b == 0 {
+                                    p
+                                } else {
+                                    _mm256_add_epi32(_mm256_loadu_si256(d.cast()), p)
+                                };
+                                _mm256_storeu_si256(d.cast(), v);
+                            } else {
+                                let m = lane_mask[k];
+                                let v = if b == 0 {
+                                    p
+                                } else {
+                                    _mm256_add_epi32(_mm256_maskload_epi32(d, m), p)
+                                };
+                                _mm256_maskstore_epi32(d, m, v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if corrupt || nb == 0 {
+            // Code 3 in the tile (or no columns): the exact matvec, token by token.
+            let mut col = [0i32; LUT_ROWS];
+            for t in t0..t0 + nt {
+                let wt = &w[r0 * rb..(r0 + nr) * rb];
+                // SAFETY: AVX2 (contract); shapes: nr rows of rb bytes, x row of cols.
+                unsafe {
+                    super::matvec_impl(wt, cols, &x[t * cols..(t + 1) * cols], &mut col[..nr])
+                };
+                for (r, &v) in col[..nr].iter().enumerate() {
+                    out[(r0 + r) * n_tok + t] = v;
+                }
+            }
+        }
+        r0 += nr;
+    }
+}
