@@ -74,10 +74,16 @@ pub fn bitlinear(
     }
 }
 
+/// Tokens per chunk of a batched BitLinear: chunks are split by tokens (each thread runs every
+/// weight row for its tokens), in multiples of this; the AVX2 matmul builds lookup tables per
+/// block of 16 to 32 tokens.
+pub const BATCH_GRAIN_TOKENS: usize = 16;
+
 /// BitLinear over `n = s_a.len()` tokens at once (prefill): `xq: (n, cols)` int8 with per-token
 /// scales `s_a: (n,)`, `acc: (rows * n,)` scratch, `out: (n, rows)`. One pass over the weights
-/// for all `n` tokens; bit-identical to `n` calls of [`bitlinear`] (same integer sums, same
-/// float rescale per token).
+/// per chunk of tokens (the executor splits the tokens, see [`BATCH_GRAIN_TOKENS`]); each chunk
+/// rescales its own sums while they are in its cache. Bit-identical to `n` calls of
+/// [`bitlinear`] (same integer sums, same float rescale per token).
 pub fn bitlinear_batch(
     k: &KernelSet,
     exec: &dyn Exec,
@@ -91,19 +97,30 @@ pub fn bitlinear_batch(
     if n == 1 {
         return bitlinear(k, exec, w, &xq[..w.cols], s_a[0], acc, out);
     }
-    let rb = t2_row_bytes(w.cols);
-    let acc = &mut acc[..w.rows * n];
+    let (rows, cols) = (w.rows, w.cols);
     let mm = k.matmul_t2_i8;
-    let x = &xq[..n * w.cols];
-    exec.par_chunks_i32(acc, n, &|start, chunk| {
-        let (r0, nr) = (start / n, chunk.len() / n);
-        mm(&w.data[r0 * rb..(r0 + nr) * rb], w.cols, x, n, chunk);
+    let (acc, out) = (&mut acc[..rows * n], &mut out[..n * rows]);
+    exec.par_items_i32_f32(acc, rows, out, rows, BATCH_GRAIN_TOKENS, &|t0, a, o| {
+        // a: this chunk's sums (rows, nt), o: its outputs (nt, rows)
+        let nt = a.len() / rows.max(1);
+        mm(w.data, cols, &xq[t0 * cols..(t0 + nt) * cols], nt, a);
+        rescale_transposed(a, o, rows, w.weight_scale, &s_a[t0..t0 + nt]);
     });
-    for (t, &sa) in s_a.iter().enumerate() {
-        let d = w.weight_scale * sa;
-        let o = &mut out[t * w.rows..(t + 1) * w.rows];
-        for (r, y) in o.iter_mut().enumerate() {
-            *y = acc[r * n + t] as f32 / d;
+}
+
+/// `o[t * rows + r] = a[r * nt + t] / (weight_scale * s_a[t])` for `a: (rows, nt)` int32 sums and
+/// `o: (nt, rows)`, `nt = s_a.len()`: BitLinear's rescale, transposing in tiles of 16 rows so
+/// the reads stay in L1.
+fn rescale_transposed(a: &[i32], o: &mut [f32], rows: usize, weight_scale: f32, s_a: &[f32]) {
+    const TILE: usize = 16;
+    let nt = s_a.len();
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for (t, &sa) in s_a.iter().enumerate() {
+            let d = weight_scale * sa;
+            for (r, y) in o[t * rows + r0..t * rows + r1].iter_mut().enumerate() {
+                *y = a[(r0 + r) * nt + t] as f32 / d;
+            }
         }
     }
 }

@@ -80,7 +80,7 @@ pub struct MemoryPlan {
     /// Activations for `batch` tokens: residual, normed input, q/k/v, attention output, FFN
     /// buffers, int8 and int32 matmul buffers, activation scales, RoPE tables.
     pub act_bytes: usize,
-    /// Attention scratch: per head, its output `(head_dim,)` and scores `(ctx_len,)`, f32.
+    /// Attention scratch: per head, its outputs `(batch, head_dim)` and scores `(ctx_len,)`, f32.
     pub att_bytes: usize,
     /// Logits `(vocab_size,)` f32.
     pub logits_bytes: usize,
@@ -145,7 +145,7 @@ impl ActSizes {
     }
     /// f32 regions (×B: for `batch` tokens): x (dim ×B), xb (wide ×B), q (q_dim ×B),
     /// k (kv_dim ×B), v (kv_dim ×B), att_out (q_dim ×B), hb (hidden ×B), hb2 (hidden ×B),
-    /// rope cos (half_head), rope sin (half_head), decoded norm weights (wide), s_a (B).
+    /// rope cos (half_head ×B), rope sin (half_head ×B), decoded norm weights (wide), s_a (B).
     pub(crate) fn f32_regions(&self) -> [usize; 12] {
         let (s, b) = (self, self.batch);
         [
@@ -157,8 +157,8 @@ impl ActSizes {
             s.q_dim * b,
             s.hidden * b,
             s.hidden * b,
-            s.half_head,
-            s.half_head,
+            s.half_head * b,
+            s.half_head * b,
             s.wide,
             b,
         ]
@@ -201,7 +201,12 @@ impl MemoryPlan {
         let act_bytes = ActSizes::new(config, opts.batch as usize).bytes();
         let att_bytes = align_up(
             (config.n_heads as usize)
-                .checked_mul(ctx + config.head_dim as usize)
+                .checked_mul(
+                    (opts.batch as usize)
+                        .checked_mul(config.head_dim as usize)
+                        .and_then(|v| v.checked_add(ctx))
+                        .ok_or(ovf)?,
+                )
                 .and_then(|v| v.checked_mul(4))
                 .ok_or(ovf)?,
         );

@@ -161,30 +161,34 @@ impl<'a> Carver<'a> {
 
 /// The input of a BitLinear for `n = s_a.len()` tokens: row `t` of `src: (n, width)` is
 /// RMSNormed into `xb` when `norm` (weights `(width,)`, eps) is given, then quantized by absmax
-/// into row `t` of `xq`, its scale into `s_a[t]`.
+/// into row `t` of `xq`, its scale into `s_a[t]`. Tokens are independent: chunks of them run in
+/// parallel.
 fn bitlinear_input(
     k: &KernelSet,
+    exec: &dyn Exec,
     src: &[f32],
     norm: Option<(&[f32], f32)>,
     xb: &mut [f32],
     xq: &mut [i8],
     s_a: &mut [f32],
 ) {
-    let width = src.len() / s_a.len();
-    for (t, sa) in s_a.iter_mut().enumerate() {
-        let (row, q) = (
-            &src[t * width..(t + 1) * width],
-            &mut xq[t * width..(t + 1) * width],
-        );
-        *sa = match norm {
-            Some((w, eps)) => {
-                let xb = &mut xb[t * width..(t + 1) * width];
-                forward::rmsnorm(row, w, eps, xb);
-                forward::quantize_input(k, xb, q)
-            }
-            None => forward::quantize_input(k, row, q),
-        };
-    }
+    let n = s_a.len();
+    let width = src.len() / n;
+    let (xq, xb) = (&mut xq[..n * width], &mut xb[..n * width]);
+    exec.par_items_i8_f32_f32(xq, width, s_a, 1, xb, width, 1, &|t0, xq, s_a, xb| {
+        for (t, sa) in s_a.iter_mut().enumerate() {
+            let row = &src[(t0 + t) * width..(t0 + t + 1) * width];
+            let q = &mut xq[t * width..(t + 1) * width];
+            *sa = match norm {
+                Some((w, eps)) => {
+                    let xb = &mut xb[t * width..(t + 1) * width];
+                    forward::rmsnorm(row, w, eps, xb);
+                    forward::quantize_input(k, xb, q)
+                }
+                None => forward::quantize_input(k, row, q),
+            };
+        }
+    });
 }
 
 /// One generation context over one arena. Activation buffers hold up to `batch` tokens
@@ -204,13 +208,13 @@ pub struct Session<'m, 'a> {
     att_out: &'a mut [f32], // (batch, q_dim)
     hb: &'a mut [f32],      // (batch, hidden)
     hb2: &'a mut [f32],     // (batch, hidden)
-    cos: &'a mut [f32],     // (head_dim/2,)
-    sin: &'a mut [f32],     // (head_dim/2,)
+    cos: &'a mut [f32],     // RoPE tables of the batch's positions (batch, head_dim/2)
+    sin: &'a mut [f32],     // (batch, head_dim/2)
     normw: &'a mut [f32],   // decoded norm weights (wide,)
     s_a: &'a mut [f32],     // per-token activation scales (batch,)
     xq: &'a mut [i8],       // int8 activations (batch, width)
     acc: &'a mut [i32],     // int32 accumulators (rows, batch)
-    att: &'a mut [f32],     // per head: output (head_dim) then scores (ctx)
+    att: &'a mut [f32],     // per head: outputs (batch, head_dim) then scores (ctx)
     logits: &'a mut [f32],  // (vocab,)
     cand: &'a mut [u32],    // sampler candidates (vocab,)
     probs: &'a mut [f32],   // sampler probabilities (vocab,)
@@ -369,7 +373,7 @@ impl<'m, 'a> Session<'m, 'a> {
             s_a: cv.cast(r[11])?,
             xq: cv.cast(s.wide * batch)?,
             acc: cv.cast(s.wide * batch)?,
-            att: cv.cast(c.n_heads as usize * (c.head_dim as usize + ctx))?,
+            att: cv.cast(c.n_heads as usize * (batch * c.head_dim as usize + ctx))?,
             logits: cv.cast(vocab)?,
             cand: cv.cast(vocab)?,
             probs: cv.cast(vocab)?,
@@ -506,6 +510,15 @@ impl<'m, 'a> Session<'m, 'a> {
             decode_row(emb.layout, row, &mut self.x[t * dim..(t + 1) * dim]);
         }
         w.start_pass(file, want_logits)?;
+        // RoPE tables of the batch's positions, shared by every layer
+        let hh = hd / 2;
+        for t in 0..n {
+            let (cos, sin) = (
+                &mut self.cos[t * hh..(t + 1) * hh],
+                &mut self.sin[t * hh..(t + 1) * hh],
+            );
+            forward::rope_tables((self.pos + t) as u32, c.rope_theta, hd, cos, sin);
+        }
         let k = self.k;
         let exec = self.exec;
         let s_a = &mut self.s_a[..n];
@@ -514,7 +527,7 @@ impl<'m, 'a> Session<'m, 'a> {
             // --- attention block ---
             Self::norm_weights(w, file, lt(LayerTensor::AttnNorm), self.normw)?;
             let norm = Some((&self.normw[..dim], c.norm_eps));
-            bitlinear_input(k, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
+            bitlinear_input(k, exec, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
             let wq = Self::tw(w, file, l, LayerTensor::Q)?;
             forward::bitlinear_batch(k, exec, wq, xq, s_a, self.acc, self.q);
@@ -523,51 +536,56 @@ impl<'m, 'a> Session<'m, 'a> {
             let wv = Self::tw(w, file, l, LayerTensor::V)?;
             forward::bitlinear_batch(k, exec, wv, xq, s_a, self.acc, self.vb);
             let base = l * ctx * kv_dim;
+            let hh = hd / 2;
             for t in 0..n {
                 let p = self.pos + t;
-                forward::rope_tables(p as u32, c.rope_theta, hd, self.cos, self.sin);
-                forward::rope(
-                    &mut self.q[t * q_dim..(t + 1) * q_dim],
-                    hd,
-                    self.cos,
-                    self.sin,
+                let (cos, sin) = (
+                    &self.cos[t * hh..(t + 1) * hh],
+                    &self.sin[t * hh..(t + 1) * hh],
                 );
-                forward::rope(
-                    &mut self.kb[t * kv_dim..(t + 1) * kv_dim],
-                    hd,
-                    self.cos,
-                    self.sin,
-                );
+                forward::rope(&mut self.q[t * q_dim..(t + 1) * q_dim], hd, cos, sin);
+                forward::rope(&mut self.kb[t * kv_dim..(t + 1) * kv_dim], hd, cos, sin);
                 self.kc
                     .store(base + p * kv_dim, &self.kb[t * kv_dim..(t + 1) * kv_dim]);
                 self.vc
                     .store(base + p * kv_dim, &self.vb[t * kv_dim..(t + 1) * kv_dim]);
             }
-            // attention: token by token (causal), heads in parallel; each head's slice of
-            // `att` holds its output (head_dim) then its scores (ctx)
-            let unit = hd + ctx;
-            for t in 0..n {
-                let n_pos = self.pos + t + 1;
-                let end = base + n_pos * kv_dim;
-                let (kr, vr) = (self.kc.rows(base, end), self.vc.rows(base, end));
-                let qt = &self.q[t * q_dim..(t + 1) * q_dim];
-                let dims = (n_pos, n_heads, n_kv_heads, hd);
-                exec.par_chunks_f32(&mut self.att[..n_heads * unit], unit, &|start, chunk| {
-                    for (j, buf) in chunk.chunks_exact_mut(unit).enumerate() {
-                        let (out, scores) = buf.split_at_mut(hd);
-                        forward::attention_head(qt, kr, vr, start / unit + j, dims, scores, out);
+            // attention (causal): heads in parallel, each over the batch's tokens in order; a
+            // head's slice of `att` holds its outputs (n, head_dim) then its scores (ctx)
+            let unit = n * hd + ctx;
+            let end = base + (self.pos + n) * kv_dim;
+            let (kr, vr) = (self.kc.rows(base, end), self.vc.rows(base, end));
+            let (q, pos) = (&self.q[..n * q_dim], self.pos);
+            exec.par_chunks_f32(&mut self.att[..n_heads * unit], unit, &|start, chunk| {
+                for (j, buf) in chunk.chunks_exact_mut(unit).enumerate() {
+                    let h = start / unit + j;
+                    let (outs, scores) = buf.split_at_mut(n * hd);
+                    for (t, out) in outs.chunks_exact_mut(hd).enumerate() {
+                        let qt = &q[t * q_dim..(t + 1) * q_dim];
+                        let dims = (pos + t + 1, n_heads, n_kv_heads, hd);
+                        forward::attention_head(qt, kr, vr, h, dims, scores, out);
                     }
-                });
-                for (h, buf) in self.att.chunks_exact(unit).take(n_heads).enumerate() {
+                }
+            });
+            for (h, buf) in self.att.chunks_exact(unit).take(n_heads).enumerate() {
+                for t in 0..n {
                     self.att_out[t * q_dim + h * hd..t * q_dim + (h + 1) * hd]
-                        .copy_from_slice(&buf[..hd]);
+                        .copy_from_slice(&buf[t * hd..(t + 1) * hd]);
                 }
             }
             if c.sub_norms {
                 Self::norm_weights(w, file, lt(LayerTensor::AttnSubNorm), self.normw)?;
             }
             let norm = c.sub_norms.then_some((&self.normw[..q_dim], c.norm_eps));
-            bitlinear_input(k, &self.att_out[..n * q_dim], norm, self.xb, self.xq, s_a);
+            bitlinear_input(
+                k,
+                exec,
+                &self.att_out[..n * q_dim],
+                norm,
+                self.xb,
+                self.xq,
+                s_a,
+            );
             let wo = Self::tw(w, file, l, LayerTensor::O)?;
             let xq = &self.xq[..n * q_dim];
             forward::bitlinear_batch(k, exec, wo, xq, s_a, self.acc, &mut self.hb[..n * dim]);
@@ -577,7 +595,7 @@ impl<'m, 'a> Session<'m, 'a> {
             // --- feed-forward block ---
             Self::norm_weights(w, file, lt(LayerTensor::FfnNorm), self.normw)?;
             let norm = Some((&self.normw[..dim], c.norm_eps));
-            bitlinear_input(k, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
+            bitlinear_input(k, exec, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
             let wg = Self::tw(w, file, l, LayerTensor::Gate)?;
             forward::bitlinear_batch(k, exec, wg, xq, s_a, self.acc, self.hb);
@@ -592,7 +610,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 Self::norm_weights(w, file, lt(LayerTensor::FfnSubNorm), self.normw)?;
             }
             let norm = c.sub_norms.then_some((&self.normw[..hidden], c.norm_eps));
-            bitlinear_input(k, &self.hb[..n * hidden], norm, self.xb, self.xq, s_a);
+            bitlinear_input(k, exec, &self.hb[..n * hidden], norm, self.xb, self.xq, s_a);
             let wd = Self::tw(w, file, l, LayerTensor::Down)?;
             let (xq, out) = (&self.xq[..n * hidden], &mut self.hb2[..n * dim]);
             forward::bitlinear_batch(k, exec, wd, xq, s_a, self.acc, out);

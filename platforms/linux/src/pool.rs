@@ -202,12 +202,128 @@ fn chunks<T: Send>(
     });
 }
 
+/// Split `bufs` (each `(n, item)` for its own item size) in lockstep into one piece of whole
+/// items per thread (a multiple of `grain` items each, the last may be shorter) and call
+/// `f(first_item, pieces)` for each on the pool. Few, large pieces: the prefill matmul builds
+/// its lookup tables once per piece.
+fn items<const K: usize>(
+    pool: &ThreadPool,
+    n: usize,
+    grain: usize,
+    bufs: [(SyncPtr<u8>, usize, usize); K],
+    f: &(dyn Fn(usize, [(*mut u8, usize); K]) + Sync),
+) {
+    let grain = grain.max(1);
+    let per = n.div_ceil(pool.n_threads).div_ceil(grain) * grain;
+    let piece = |start: usize, end: usize| {
+        // (pointer, bytes) of items start..end of every buffer
+        core::array::from_fn(|k| {
+            let (p, item_bytes, _) = bufs[k];
+            (
+                p.0.wrapping_add(start * item_bytes),
+                (end - start) * item_bytes,
+            )
+        })
+    };
+    if pool.n_threads == 1 || per == 0 || per >= n {
+        return f(0, piece(0, n));
+    }
+    let next = AtomicUsize::new(0);
+    pool.run(&move |_| {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let start = i.saturating_mul(per).min(n);
+            let end = (i + 1).saturating_mul(per).min(n);
+            if start >= end {
+                break;
+            }
+            f(start, piece(start, end));
+        }
+    });
+}
+
+/// A buffer of `(n, item)` elements for [`items`]: its pointer, bytes per item, and `n`.
+fn buf<T>(s: &mut [T], item: usize) -> (SyncPtr<u8>, usize, usize) {
+    assert!(
+        item > 0 && s.len() % item == 0,
+        "items: a buffer of whole items"
+    );
+    (
+        SyncPtr(s.as_mut_ptr().cast()),
+        item * size_of::<T>(),
+        s.len() / item,
+    )
+}
+
+/// The item count shared by every buffer.
+fn same_n<const K: usize>(bufs: &[(SyncPtr<u8>, usize, usize); K]) -> usize {
+    let n = bufs[0].2;
+    assert!(
+        bufs.iter().all(|b| b.2 == n),
+        "items: buffers hold different item counts"
+    );
+    n
+}
+
+/// `len` bytes at `p` as a `&mut [T]`.
+///
+/// # Safety
+/// `p .. p + len` must be a range of whole `T`s inside one live `&mut [T]` that no one else
+/// uses while the returned slice lives.
+unsafe fn piece_mut<'a, T>((p, len): (*mut u8, usize)) -> &'a mut [T] {
+    // SAFETY: forwarded from the contract.
+    unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), len / size_of::<T>()) }
+}
+
 impl Exec for ThreadPool {
     fn par_chunks_i32(&self, out: &mut [i32], unit: usize, f: &(dyn Fn(usize, &mut [i32]) + Sync)) {
         chunks(self, out, unit, f)
     }
     fn par_chunks_f32(&self, out: &mut [f32], unit: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
         chunks(self, out, unit, f)
+    }
+    fn threads(&self) -> usize {
+        self.n_threads
+    }
+    fn par_items_i32_f32(
+        &self,
+        a: &mut [i32],
+        a_item: usize,
+        b: &mut [f32],
+        b_item: usize,
+        grain: usize,
+        f: &(dyn Fn(usize, &mut [i32], &mut [f32]) + Sync),
+    ) {
+        let bufs = [buf(a, a_item), buf(b, b_item)];
+        let n = same_n(&bufs);
+        items(self, n, grain, bufs, &|t0, [pa, pb]| {
+            // SAFETY: `items` hands each item range to exactly one call, inside the buffers,
+            // which stay exclusively borrowed by this method until it returns.
+            f(t0, unsafe { piece_mut(pa) }, unsafe { piece_mut(pb) })
+        })
+    }
+    fn par_items_i8_f32_f32(
+        &self,
+        a: &mut [i8],
+        a_item: usize,
+        b: &mut [f32],
+        b_item: usize,
+        c: &mut [f32],
+        c_item: usize,
+        grain: usize,
+        f: &(dyn Fn(usize, &mut [i8], &mut [f32], &mut [f32]) + Sync),
+    ) {
+        let bufs = [buf(a, a_item), buf(b, b_item), buf(c, c_item)];
+        let n = same_n(&bufs);
+        items(self, n, grain, bufs, &|t0, [pa, pb, pc]| {
+            // SAFETY: as in `par_items_i32_f32`.
+            f(
+                t0,
+                unsafe { piece_mut(pa) },
+                unsafe { piece_mut(pb) },
+                unsafe { piece_mut(pc) },
+            )
+        })
     }
 }
 
@@ -245,6 +361,44 @@ mod tests {
                 c.iter_mut().for_each(|v| *v = 1);
             });
             assert!(out.iter().all(|&v| v == 1));
+        }
+    }
+
+    #[test]
+    fn items_split_in_lockstep() {
+        for threads in [1, 2, 3, 4] {
+            let pool = ThreadPool::new(threads);
+            for (n, grain) in [
+                (0usize, 16usize),
+                (1, 16),
+                (33, 16),
+                (64, 16),
+                (70, 32),
+                (5, 1),
+            ] {
+                let (ai, bi) = (3, 2);
+                let mut a = vec![0i32; n * ai];
+                let mut b = vec![0f32; n * bi];
+                pool.par_items_i32_f32(&mut a, ai, &mut b, bi, grain, &|t0, ca, cb| {
+                    let k = ca.len() / ai;
+                    assert_eq!(cb.len(), k * bi);
+                    assert!(t0 % grain == 0 || threads == 1);
+                    ca.iter_mut()
+                        .enumerate()
+                        .for_each(|(i, v)| *v += (t0 * ai + i) as i32 + 1);
+                    cb.iter_mut()
+                        .enumerate()
+                        .for_each(|(i, v)| *v += (t0 * bi + i) as f32 + 1.0);
+                });
+                assert!(
+                    a.iter().enumerate().all(|(i, &v)| v == i as i32 + 1),
+                    "threads {threads} n {n}"
+                );
+                assert!(
+                    b.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0),
+                    "threads {threads} n {n}"
+                );
+            }
         }
     }
 
