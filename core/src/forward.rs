@@ -109,17 +109,28 @@ pub fn bitlinear_batch(
 }
 
 /// `o[t * rows + r] = a[r * nt + t] / (weight_scale * s_a[t])` for `a: (rows, nt)` int32 sums and
-/// `o: (nt, rows)`, `nt = s_a.len()`: BitLinear's rescale, transposing in tiles of 16 rows so
-/// the reads stay in L1.
+/// `o: (nt, rows)`, `nt = s_a.len()`: BitLinear's rescale, transposing through 16 × 16 tiles
+/// so that reads and writes stay in L1 and the division runs over contiguous rows.
 fn rescale_transposed(a: &[i32], o: &mut [f32], rows: usize, weight_scale: f32, s_a: &[f32]) {
     const TILE: usize = 16;
     let nt = s_a.len();
+    let mut tile = [[0i32; TILE]; TILE];
     for r0 in (0..rows).step_by(TILE) {
-        let r1 = (r0 + TILE).min(rows);
-        for (t, &sa) in s_a.iter().enumerate() {
-            let d = weight_scale * sa;
-            for (r, y) in o[t * rows + r0..t * rows + r1].iter_mut().enumerate() {
-                *y = a[(r0 + r) * nt + t] as f32 / d;
+        let nr = (rows - r0).min(TILE);
+        for t0 in (0..nt).step_by(TILE) {
+            let n = (nt - t0).min(TILE);
+            for r in 0..nr {
+                let src = &a[(r0 + r) * nt + t0..(r0 + r) * nt + t0 + n];
+                for (t, &v) in src.iter().enumerate() {
+                    tile[t][r] = v;
+                }
+            }
+            for (t, row) in tile.iter().enumerate().take(n) {
+                let d = weight_scale * s_a[t0 + t];
+                let dst = &mut o[(t0 + t) * rows + r0..(t0 + t) * rows + r0 + nr];
+                for (y, &v) in dst.iter_mut().zip(row) {
+                    *y = v as f32 / d;
+                }
             }
         }
     }
@@ -177,20 +188,13 @@ pub enum KvRows<'c> {
     F16(&'c [u16]),
 }
 
-/// A KV cache element type.
-trait KvElem: Copy {
-    fn to_f32(self) -> f32;
-}
-impl KvElem for f32 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self
-    }
-}
-impl KvElem for u16 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        half::f16::from_bits(self).to_f32()
+impl<'c> KvRows<'c> {
+    /// The rows as little-endian bytes, and the element size in bytes.
+    fn bytes(self) -> (&'c [u8], usize) {
+        match self {
+            KvRows::F32(s) => (bytemuck::cast_slice(s), 4),
+            KvRows::F16(s) => (bytemuck::cast_slice(s), 2),
+        }
     }
 }
 
@@ -199,9 +203,11 @@ impl KvElem for u16 {
 /// `q: (n_heads * head_dim,)` (after RoPE), `k, v: (n_pos, n_kv_heads * head_dim)`,
 /// `att: (n_heads * n_pos,)` scratch for the scores, `out: (n_heads * head_dim,)`.
 /// KV head `j` serves query heads `j*g .. (j+1)*g` with `g = n_heads / n_kv_heads`
-/// (transformers `repeat_kv`). Scores are `(q · k) * head_dim^-0.5` (the dot summed over 8
-/// interleaved partial sums, a fixed order), softmax in float32.
+/// (transformers `repeat_kv`). Scores are `(k · q) * head_dim^-0.5` with the kernels' float row
+/// dot (32 interleaved partial sums, a fixed order), softmax in float32, and the output is
+/// `Σ_t p_t · v_t` accumulated position by position (the kernels' axpy).
 pub fn attention(
+    ks: &KernelSet,
     q: &[f32],
     k: KvRows<'_>,
     v: KvRows<'_>,
@@ -214,6 +220,7 @@ pub fn attention(
 ) {
     for h in 0..n_heads {
         attention_head(
+            ks,
             q,
             k,
             v,
@@ -228,62 +235,32 @@ pub fn attention(
 /// One query head `h` of [`attention`]: `scores: (n_pos,)` scratch, `out: (head_dim,)`.
 /// Heads are independent, so a platform may run them in parallel.
 pub fn attention_head(
+    ks: &KernelSet,
     q: &[f32],
     k: KvRows<'_>,
     v: KvRows<'_>,
     h: usize,
-    dims: (usize, usize, usize, usize),
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    match (k, v) {
-        (KvRows::F32(k), KvRows::F32(v)) => head_impl(q, k, v, h, dims, scores, out),
-        (KvRows::F16(k), KvRows::F16(v)) => head_impl(q, k, v, h, dims, scores, out),
-        (KvRows::F32(k), KvRows::F16(v)) => head_impl(q, k, v, h, dims, scores, out),
-        (KvRows::F16(k), KvRows::F32(v)) => head_impl(q, k, v, h, dims, scores, out),
-    }
-}
-
-#[inline]
-fn dot8<K: KvElem>(q: &[f32], k: &[K]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let n8 = q.len() / 8 * 8;
-    for (a, b) in q[..n8].chunks_exact(8).zip(k[..n8].chunks_exact(8)) {
-        for j in 0..8 {
-            acc[j] += a[j] * b[j].to_f32();
-        }
-    }
-    for i in n8..q.len() {
-        acc[i % 8] += q[i] * k[i].to_f32();
-    }
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
-}
-
-fn head_impl<K: KvElem, V: KvElem>(
-    q: &[f32],
-    k: &[K],
-    v: &[V],
-    h: usize,
     (n_pos, n_heads, n_kv_heads, head_dim): (usize, usize, usize, usize),
     scores: &mut [f32],
-    oh: &mut [f32],
+    out: &mut [f32],
 ) {
     let kv_dim = n_kv_heads * head_dim;
     let kvh = h / (n_heads / n_kv_heads);
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
     let qh = &q[h * head_dim..(h + 1) * head_dim];
     let scores = &mut scores[..n_pos];
+    let ((kb, ke), (vb, ve)) = (k.bytes(), v.bytes());
+    let dot = if ke == 4 { ks.dot_f32 } else { ks.dot_f16 };
+    let axpy = if ve == 4 { ks.axpy_f32 } else { ks.axpy_f16 };
     for (t, s) in scores.iter_mut().enumerate() {
         let base = t * kv_dim + kvh * head_dim;
-        *s = dot8(qh, &k[base..base + head_dim]) * scale;
+        *s = dot(&kb[base * ke..(base + head_dim) * ke], qh) * scale;
     }
     softmax(scores);
-    oh.fill(0.0);
+    out.fill(0.0);
     for (t, &p) in scores.iter().enumerate() {
         let base = t * kv_dim + kvh * head_dim;
-        for (o, &vv) in oh.iter_mut().zip(&v[base..base + head_dim]) {
-            *o += p * vv.to_f32();
-        }
+        axpy(p, &vb[base * ve..(base + head_dim) * ve], out);
     }
 }
 

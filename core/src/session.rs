@@ -563,7 +563,7 @@ impl<'m, 'a> Session<'m, 'a> {
                     for (t, out) in outs.chunks_exact_mut(hd).enumerate() {
                         let qt = &q[t * q_dim..(t + 1) * q_dim];
                         let dims = (pos + t + 1, n_heads, n_kv_heads, hd);
-                        forward::attention_head(qt, kr, vr, h, dims, scores, out);
+                        forward::attention_head(k, qt, kr, vr, h, dims, scores, out);
                     }
                 }
             });

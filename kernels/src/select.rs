@@ -92,6 +92,11 @@ pub struct KernelSet {
     /// Dot of a Q8_0 row with Q8_0-quantized activations `(w, q, d) -> f32`. See
     /// [`float::scalar::dot_q8_0_row`].
     pub dot_q8_0: fn(&[u8], &[i8], &[f32]) -> f32,
+    /// `y += a · x` for an F32 row `x` (attention values): `(a, x, y)`. See
+    /// [`float::scalar::axpy_f32_row`].
+    pub axpy_f32: fn(f32, &[u8], &mut [f32]),
+    /// `y += a · x` for an F16 row `x`. See [`float::scalar::axpy_f16_row`].
+    pub axpy_f16: fn(f32, &[u8], &mut [f32]),
 }
 
 static SCALAR: KernelSet = KernelSet {
@@ -104,6 +109,8 @@ static SCALAR: KernelSet = KernelSet {
     dot_f32: float::scalar::dot_f32_row,
     quantize_q8_0: float::scalar::quantize_q8_0_act,
     dot_q8_0: float::scalar::dot_q8_0_row,
+    axpy_f32: float::scalar::axpy_f32_row,
+    axpy_f16: float::scalar::axpy_f16_row,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -114,9 +121,11 @@ static AVX2: KernelSet = KernelSet {
     matmul_t2_i8: ternary::avx2::matmul_t2_i8_avx2,
     dot_f16: float::avx2::dot_f16_row_avx2,
     dot_bf16: float::avx2::dot_bf16_row_avx2,
-    dot_f32: float::scalar::dot_f32_row,
+    dot_f32: float::avx2::dot_f32_row_avx2,
     quantize_q8_0: float::avx2::quantize_q8_0_act_avx2,
     dot_q8_0: float::avx2::dot_q8_0_row_avx2,
+    axpy_f32: float::avx2::axpy_f32_row_avx2,
+    axpy_f16: float::avx2::axpy_f16_row_avx2,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -131,6 +140,8 @@ static NEON: KernelSet = KernelSet {
     // Q8_0 LM head: not ported to NEON yet, the scalar reference.
     quantize_q8_0: float::scalar::quantize_q8_0_act,
     dot_q8_0: float::scalar::dot_q8_0_row,
+    axpy_f32: float::neon::axpy_f32_row_neon,
+    axpy_f16: float::neon::axpy_f16_row_neon,
 };
 
 #[cfg(target_arch = "aarch64")]

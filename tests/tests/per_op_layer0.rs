@@ -171,6 +171,7 @@ fn layer0_ops_match_transformers_dumps() {
     for p in 0..n {
         let end = (p + 1) * kvd;
         forward::attention(
+            tern_linux::cpu::kernels().unwrap(),
             &q[p * qd..(p + 1) * qd],
             KvRows::F32(&k[..end]),
             KvRows::F32(&v[..end]),

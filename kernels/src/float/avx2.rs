@@ -1,4 +1,4 @@
-//! AVX2 + F16C float row dots, bit-identical to [`super::scalar`]: lane `l` of accumulator
+//! AVX2 + F16C float row dots and axpys, bit-identical to [`super::scalar`]: lane `l` of accumulator
 //! `k` (of four) holds exactly scalar's partial sum `acc[8k + l]` (separate multiply and add,
 //! no FMA), and the final reduction is scalar's [`reduce32`].
 
@@ -10,13 +10,89 @@ pub(crate) fn dot_f16_row_avx2(w: &[u8], x: &[f32]) -> f32 {
     assert_eq!(w.len(), x.len() * 2, "dot: row and x lengths differ");
     // SAFETY: reachable only through a KernelSet selected under the AVX2+F16C contract of
     // `select`; lengths checked above.
-    unsafe { dot_impl::<false>(w, x) }
+    unsafe { dot_impl::<F16>(w, x) }
 }
 
 pub(crate) fn dot_bf16_row_avx2(w: &[u8], x: &[f32]) -> f32 {
     assert_eq!(w.len(), x.len() * 2, "dot: row and x lengths differ");
     // SAFETY: as for `dot_f16_row_avx2`.
-    unsafe { dot_impl::<true>(w, x) }
+    unsafe { dot_impl::<BF16>(w, x) }
+}
+
+pub(crate) fn dot_f32_row_avx2(w: &[u8], x: &[f32]) -> f32 {
+    assert_eq!(w.len(), x.len() * 4, "dot: row and x lengths differ");
+    // SAFETY: as for `dot_f16_row_avx2`.
+    unsafe { dot_impl::<F32>(w, x) }
+}
+
+/// AVX2 [`super::scalar::axpy_f32_row`], bit-identical (the same multiply and add per element).
+pub(crate) fn axpy_f32_row_avx2(a: f32, x: &[u8], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len() * 4, "axpy: row and y lengths differ");
+    // SAFETY: as for `dot_f16_row_avx2`.
+    unsafe { axpy_impl::<F32>(a, x, y) }
+}
+
+/// AVX2 + F16C [`super::scalar::axpy_f16_row`], bit-identical.
+pub(crate) fn axpy_f16_row_avx2(a: f32, x: &[u8], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len() * 2, "axpy: row and y lengths differ");
+    // SAFETY: as for `dot_f16_row_avx2`.
+    unsafe { axpy_impl::<F16>(a, x, y) }
+}
+
+/// Row element formats of [`dot_impl`] and [`axpy_impl`].
+const F16: u8 = 0;
+const BF16: u8 = 1;
+const F32: u8 = 2;
+
+/// Elements `i .. i + 8` of a row of format `FMT` as f32 (exact conversions).
+///
+/// # Safety
+/// AVX2 and F16C must be available; the row at `w` must hold 8 elements from element `i`.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn load8<const FMT: u8>(w: *const u8, i: usize) -> __m256 {
+    // SAFETY: the caller guarantees 8 readable elements at element `i`.
+    unsafe {
+        match FMT {
+            F32 => _mm256_loadu_ps(w.add(4 * i).cast()),
+            BF16 => {
+                let h = _mm_loadu_si128(w.add(2 * i).cast());
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+            }
+            _ => _mm256_cvtph_ps(_mm_loadu_si128(w.add(2 * i).cast())),
+        }
+    }
+}
+
+/// Element `k` of a row of format `FMT`, as scalar converts it.
+fn elem<const FMT: u8>(w: &[u8], k: usize) -> f32 {
+    match FMT {
+        F32 => f32::from_le_bytes([w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]]),
+        BF16 => f32::from_bits((u16::from_le_bytes([w[2 * k], w[2 * k + 1]]) as u32) << 16),
+        _ => half::f16::from_bits(u16::from_le_bytes([w[2 * k], w[2 * k + 1]])).to_f32(),
+    }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn axpy_impl<const FMT: u8>(a: f32, x: &[u8], y: &mut [f32]) {
+    let n = y.len();
+    let av = _mm256_set1_ps(a);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n: 8 elements of x (length checked by the wrapper) and of y.
+        unsafe {
+            let p = y.as_mut_ptr().add(i);
+            let v = _mm256_add_ps(
+                _mm256_loadu_ps(p),
+                _mm256_mul_ps(av, load8::<FMT>(x.as_ptr(), i)),
+            );
+            _mm256_storeu_ps(p, v);
+        }
+        i += 8;
+    }
+    for k in i..n {
+        y[k] += a * elem::<FMT>(x, k);
+    }
 }
 
 /// How far ahead (bytes) the float row dots prefetch the weight row. LM-head rows are
@@ -25,28 +101,33 @@ pub(crate) fn dot_bf16_row_avx2(w: &[u8], x: &[f32]) -> f32 {
 const DOT_PREFETCH_BYTES: usize = 1024;
 
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_impl<const BF16: bool>(w: &[u8], x: &[f32]) -> f32 {
+unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
+    let eb = if FMT == F32 { 4 } else { 2 };
     let n = x.len();
     let n8 = n / 8 * 8;
     let mut acc = [_mm256_setzero_ps(); 4];
     let prod = |i: usize| -> __m256 {
-        // SAFETY: callers pass i + 8 <= n, so 16 bytes of w and 8 f32 of x are readable; the
+        // SAFETY: callers pass i + 8 <= n, so 8 elements of w and 8 f32 of x are readable; the
         // enclosing function enables avx2 and f16c.
         unsafe {
-            let h = _mm_loadu_si128(w.as_ptr().add(2 * i).cast());
-            let wv = if BF16 {
-                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
-            } else {
-                _mm256_cvtph_ps(h)
-            };
-            _mm256_mul_ps(wv, _mm256_loadu_ps(x.as_ptr().add(i)))
+            _mm256_mul_ps(
+                load8::<FMT>(w.as_ptr(), i),
+                _mm256_loadu_ps(x.as_ptr().add(i)),
+            )
         }
     };
     let mut i = 0;
     while i + DOT_LANES <= n {
         // One 64-byte line per step; `wrapping_add`: past the row it is only a hint (a
         // prefetch never faults).
-        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(2 * i + DOT_PREFETCH_BYTES).cast());
+        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(eb * i + DOT_PREFETCH_BYTES).cast());
+        if FMT == F32 {
+            _mm_prefetch::<_MM_HINT_T0>(
+                w.as_ptr()
+                    .wrapping_add(eb * i + DOT_PREFETCH_BYTES + 64)
+                    .cast(),
+            );
+        }
         acc[0] = _mm256_add_ps(acc[0], prod(i));
         acc[1] = _mm256_add_ps(acc[1], prod(i + 8));
         acc[2] = _mm256_add_ps(acc[2], prod(i + 16));
@@ -64,13 +145,7 @@ unsafe fn dot_impl<const BF16: bool>(w: &[u8], x: &[f32]) -> f32 {
         unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * k), *a) };
     }
     for k in n8..n {
-        let b = [w[2 * k], w[2 * k + 1]];
-        let wv = if BF16 {
-            f32::from_bits((u16::from_le_bytes(b) as u32) << 16)
-        } else {
-            half::f16::from_bits(u16::from_le_bytes(b)).to_f32()
-        };
-        lanes[k % DOT_LANES] += wv * x[k];
+        lanes[k % DOT_LANES] += elem::<FMT>(w, k) * x[k];
     }
     reduce32(&lanes)
 }

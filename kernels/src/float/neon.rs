@@ -1,4 +1,4 @@
-//! AArch64 NEON float row dots, bit-identical to [`super::scalar`]: vector accumulator `k`,
+//! AArch64 NEON float row dots and axpys, bit-identical to [`super::scalar`]: vector accumulator `k`,
 //! lane `l` holds exactly scalar's partial sum `acc[4k + l]` (partial sum `i % DOT_LANES` of
 //! element `i`, eight `float32x4_t` for the 32 sums), updated by a separate multiply and add
 //! (no FMA), and the final reduction is scalar's own [`super::scalar::reduce32`].
@@ -34,6 +34,41 @@ pub(crate) fn dot_f32_row_neon(w: &[u8], x: &[f32]) -> f32 {
     assert_eq!(w.len(), x.len() * 4, "dot: row and x lengths differ");
     // SAFETY: as for `dot_f16_row_neon`.
     unsafe { dot_impl::<F32>(w, x) }
+}
+
+/// Safe wrapper of [`super::scalar::axpy_f32_row`]: lengths are checked here.
+pub(crate) fn axpy_f32_row_neon(a: f32, x: &[u8], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len() * 4, "axpy: row and y lengths differ");
+    // SAFETY: as for `dot_f16_row_neon`.
+    unsafe { axpy_impl::<F32>(a, x, y) }
+}
+
+/// Safe wrapper of [`super::scalar::axpy_f16_row`]: lengths are checked here.
+pub(crate) fn axpy_f16_row_neon(a: f32, x: &[u8], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len() * 2, "axpy: row and y lengths differ");
+    // SAFETY: as for `dot_f16_row_neon`.
+    unsafe { axpy_impl::<F16>(a, x, y) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn axpy_impl<const FMT: u8>(a: f32, x: &[u8], y: &mut [f32]) {
+    let n = y.len();
+    let av = vdupq_n_f32(a);
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: i + 4 <= n: 4 elements of x (length checked by the wrapper) and of y.
+        unsafe {
+            let p = y.as_mut_ptr().add(i);
+            vst1q_f32(
+                p,
+                vaddq_f32(vld1q_f32(p), vmulq_f32(av, load4::<FMT>(x.as_ptr(), i))),
+            );
+        }
+        i += 4;
+    }
+    for k in i..n {
+        y[k] += a * scalar_elem::<FMT>(x, k);
+    }
 }
 
 const F16: u8 = 0;

@@ -63,6 +63,31 @@ dot_impl!(
     "Dot product of a BF16 row `w: (n,)` with `x: (n,)`."
 );
 
+/// `y[i] += a · x[i]` for a row `x: (n,)` of F32 (4 little-endian bytes per value) and
+/// `y: (n,)`: the attention's weighted sum of value rows. A separate multiply and add per
+/// element (no FMA), so every variant is bit-identical.
+///
+/// # Panics
+/// If `x.len() != y.len() * 4`.
+pub fn axpy_f32_row(a: f32, x: &[u8], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len() * 4, "axpy: row and y lengths differ");
+    for (o, c) in y.iter_mut().zip(x.chunks_exact(4)) {
+        *o += a * f32::from_le_bytes(c.try_into().unwrap());
+    }
+}
+
+/// As [`axpy_f32_row`] for an F16 row `x: (n,)` (2 little-endian bytes per value, converted
+/// exactly to f32).
+///
+/// # Panics
+/// If `x.len() != y.len() * 2`.
+pub fn axpy_f16_row(a: f32, x: &[u8], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len() * 2, "axpy: row and y lengths differ");
+    for (o, c) in y.iter_mut().zip(x.chunks_exact(2)) {
+        *o += a * f16_to_f32([c[0], c[1]]);
+    }
+}
+
 /// Decode one row of a plain float layout into `out: (n,)` f32. Returns `false` (and leaves
 /// `out` untouched) if `layout` is not F32/F16/BF16 or the lengths disagree.
 pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {

@@ -396,6 +396,70 @@ fn dot_check(wf: &[f32], x: &[f32]) {
     }
 }
 
+/// Every variant's axpys (`y += a · x`, F32 and F16 rows) against scalar, bit for bit.
+fn axpy_check(a: f32, xf: &[f32], y0: &[f32]) {
+    let x16: Vec<u8> = xf
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
+        .collect();
+    let x32: Vec<u8> = xf.iter().flat_map(|&v| v.to_le_bytes()).collect();
+    let (mut w16, mut w32) = (y0.to_vec(), y0.to_vec());
+    (SCALAR.axpy_f16)(a, &x16, &mut w16);
+    (SCALAR.axpy_f32)(a, &x32, &mut w32);
+    for (i, ((&y, &w), &x)) in y0.iter().zip(&w32).zip(xf).enumerate() {
+        // the spec: one f32 multiply, then one f32 add
+        assert_eq!(w.to_bits(), (y + a * x).to_bits(), "scalar axpy f32 [{i}]");
+    }
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for k in variants() {
+        let (mut g16, mut g32) = (y0.to_vec(), y0.to_vec());
+        (k.axpy_f16)(a, &x16, &mut g16);
+        (k.axpy_f32)(a, &x32, &mut g32);
+        assert_eq!(
+            bits(&g16),
+            bits(&w16),
+            "{} axpy f16 len {}",
+            k.variant.name(),
+            xf.len()
+        );
+        assert_eq!(
+            bits(&g32),
+            bits(&w32),
+            "{} axpy f32 len {}",
+            k.variant.name(),
+            xf.len()
+        );
+    }
+}
+
+#[test]
+fn axpy_edges() {
+    for n in [0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 128, 131] {
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 - 20.0) * 0.173).collect();
+        let y: Vec<f32> = (0..n).map(|i| 1.0 / (i as f32 + 0.7)).collect();
+        for a in [0.0f32, 1.0, -0.3125, 1e-30, 3.4e38] {
+            axpy_check(a, &x, &y);
+        }
+    }
+    // f16 specials: subnormals, ±0, ±inf in x
+    let x: Vec<f32> = [
+        6e-8f32,
+        -6e-8,
+        0.0,
+        -0.0,
+        65504.0,
+        f32::INFINITY,
+        -1.5e-5,
+        2.0,
+    ]
+    .iter()
+    .cycle()
+    .take(37)
+    .copied()
+    .collect();
+    axpy_check(0.75, &x, &vec![0.5; 37]);
+}
+
 fn q8_check(x: &[f32], wf: &[f32]) {
     let n = x.len();
     let mut q = vec![0i8; n];
@@ -594,6 +658,12 @@ proptest! {
         (proptest::collection::vec(-100f32..100.0, n), proptest::collection::vec(-2f32..2.0, n))
     })) {
         q8_check(&v.0, &v.1);
+    }
+
+    #[test]
+    fn axpys_match_scalar(a in -10f32..10.0, v in proptest::collection::vec((-100f32..100.0, -100f32..100.0), 0..300)) {
+        let (x, y): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
+        axpy_check(a, &x, &y);
     }
 
     #[test]
