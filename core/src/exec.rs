@@ -1,6 +1,11 @@
 //! The parallelism seam. Core stays single-threaded and deterministic; the platform decides
 //! how rows are spread over cores.
 
+/// A chunk task of [`Exec::par_items_i32_f32`]: `(first_item, a_chunk, b_chunk)`.
+pub type ItemsI32F32<'f> = dyn Fn(usize, &mut [i32], &mut [f32]) + Sync + 'f;
+/// A chunk task of [`Exec::par_items_i8_f32_f32`]: `(first_item, a_chunk, b_chunk, c_chunk)`.
+pub type ItemsI8F32F32<'f> = dyn Fn(usize, &mut [i8], &mut [f32], &mut [f32]) + Sync + 'f;
+
 /// Runs independent chunks of work, possibly in parallel. Each call must return only after
 /// every chunk is done, and give each output element to exactly one call of `f`. Results never
 /// depend on the split: every element is computed independently.
@@ -31,7 +36,7 @@ pub trait Exec: Sync {
         b: &mut [f32],
         b_item: usize,
         grain: usize,
-        f: &(dyn Fn(usize, &mut [i32], &mut [f32]) + Sync),
+        f: &ItemsI32F32<'_>,
     ) {
         let _ = (a_item, b_item, grain);
         f(0, a, b)
@@ -48,7 +53,7 @@ pub trait Exec: Sync {
         c: &mut [f32],
         c_item: usize,
         grain: usize,
-        f: &(dyn Fn(usize, &mut [i8], &mut [f32], &mut [f32]) + Sync),
+        f: &ItemsI8F32F32<'_>,
     ) {
         let _ = (a_item, b_item, c_item, grain);
         f(0, a, b, c)

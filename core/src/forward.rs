@@ -45,6 +45,27 @@ pub fn quantize_input(k: &KernelSet, x: &[f32], xq: &mut [i8]) -> f32 {
     (k.quantize_i8)(x, xq)
 }
 
+/// Ternary matrices with the same `cols` stored back to back in one span (Q, K and V, or gate
+/// and up, as the packer writes them), each with its own scale: `segs[i] = (rows_i,
+/// weight_scale_i)` for consecutive row ranges. One BitLinear over the stack computes all of
+/// them from one quantized input (one pass, one parallel call, one set of prefill tables).
+#[derive(Clone, Copy, Debug)]
+pub struct TernaryStack<'w, 's> {
+    /// `Σ rows_i * t2_row_bytes(cols)` bytes.
+    pub data: &'w [u8],
+    /// Input features.
+    pub cols: usize,
+    /// `(rows, weight_scale)` of each matrix, in storage order.
+    pub segs: &'s [(usize, f32)],
+}
+
+impl TernaryStack<'_, '_> {
+    /// Output features of all matrices together.
+    pub fn rows(&self) -> usize {
+        self.segs.iter().map(|s| s.0).sum()
+    }
+}
+
 /// BitLinear on an already-quantized input: `out[r] = acc[r] / (weight_scale * s_a)` with
 /// `acc[r] = Σ_c T[r, c] · xq[c]` exact in int32 (`acc, out: (rows,)`, `xq: (cols,)`).
 /// The division (not a multiplication by the reciprocal) is what transformers evaluates.
@@ -57,21 +78,13 @@ pub fn bitlinear(
     acc: &mut [i32],
     out: &mut [f32],
 ) {
-    let rb = t2_row_bytes(w.cols);
-    let acc = &mut acc[..w.rows];
-    let mv = k.matvec_t2_i8;
-    exec.par_chunks_i32(acc, 1, &|start, chunk| {
-        mv(
-            &w.data[start * rb..(start + chunk.len()) * rb],
-            w.cols,
-            xq,
-            chunk,
-        );
-    });
-    let d = w.weight_scale * s_a;
-    for (o, &a) in out[..w.rows].iter_mut().zip(acc.iter()) {
-        *o = a as f32 / d;
-    }
+    let segs = [(w.rows, w.weight_scale)];
+    let st = TernaryStack {
+        data: w.data,
+        cols: w.cols,
+        segs: &segs,
+    };
+    bitlinear_stack(k, exec, &st, xq, &[s_a], acc, out)
 }
 
 /// Tokens per chunk of a batched BitLinear: chunks are split by tokens (each thread runs every
@@ -80,10 +93,8 @@ pub fn bitlinear(
 pub const BATCH_GRAIN_TOKENS: usize = 16;
 
 /// BitLinear over `n = s_a.len()` tokens at once (prefill): `xq: (n, cols)` int8 with per-token
-/// scales `s_a: (n,)`, `acc: (rows * n,)` scratch, `out: (n, rows)`. One pass over the weights
-/// per chunk of tokens (the executor splits the tokens, see [`BATCH_GRAIN_TOKENS`]); each chunk
-/// rescales its own sums while they are in its cache. Bit-identical to `n` calls of
-/// [`bitlinear`] (same integer sums, same float rescale per token).
+/// scales `s_a: (n,)`, `acc: (rows * n,)` scratch, `out: (n, rows)`. Bit-identical to `n` calls
+/// of [`bitlinear`] (same integer sums, same float rescale per token). See [`bitlinear_stack`].
 pub fn bitlinear_batch(
     k: &KernelSet,
     exec: &dyn Exec,
@@ -93,30 +104,85 @@ pub fn bitlinear_batch(
     acc: &mut [i32],
     out: &mut [f32],
 ) {
-    let n = s_a.len();
+    let segs = [(w.rows, w.weight_scale)];
+    let st = TernaryStack {
+        data: w.data,
+        cols: w.cols,
+        segs: &segs,
+    };
+    bitlinear_stack(k, exec, &st, xq, s_a, acc, out)
+}
+
+/// BitLinear of a [`TernaryStack`] over `n = s_a.len()` tokens: `xq: (n, cols)` int8 with
+/// per-token scales `s_a: (n,)`, `acc: (rows * n,)` scratch, `out: (n, rows)` with
+/// `rows = w.rows()`, each matrix's rows rescaled by its own `weight_scale`.
+///
+/// One token (decode): the executor splits the rows (matvec). Several (prefill): it splits the
+/// tokens (each chunk runs every row for its tokens, a multiple of [`BATCH_GRAIN_TOKENS`]), and
+/// each chunk rescales its own sums while they are in its cache. Bit-identical to one
+/// [`bitlinear`] per matrix and token.
+pub fn bitlinear_stack(
+    k: &KernelSet,
+    exec: &dyn Exec,
+    w: &TernaryStack<'_, '_>,
+    xq: &[i8],
+    s_a: &[f32],
+    acc: &mut [i32],
+    out: &mut [f32],
+) {
+    let (n, rows, cols) = (s_a.len(), w.rows(), w.cols);
+    let rb = t2_row_bytes(cols);
     if n == 1 {
-        return bitlinear(k, exec, w, &xq[..w.cols], s_a[0], acc, out);
+        let acc = &mut acc[..rows];
+        let mv = k.matvec_t2_i8;
+        exec.par_chunks_i32(acc, 1, &|start, chunk| {
+            mv(
+                &w.data[start * rb..(start + chunk.len()) * rb],
+                cols,
+                xq,
+                chunk,
+            );
+        });
+        let mut r0 = 0;
+        for &(r, ws) in w.segs {
+            let d = ws * s_a[0];
+            for (o, &a) in out[r0..r0 + r].iter_mut().zip(&acc[r0..r0 + r]) {
+                *o = a as f32 / d;
+            }
+            r0 += r;
+        }
+        return;
     }
-    let (rows, cols) = (w.rows, w.cols);
     let mm = k.matmul_t2_i8;
     let (acc, out) = (&mut acc[..rows * n], &mut out[..n * rows]);
     exec.par_items_i32_f32(acc, rows, out, rows, BATCH_GRAIN_TOKENS, &|t0, a, o| {
         // a: this chunk's sums (rows, nt), o: its outputs (nt, rows)
         let nt = a.len() / rows.max(1);
         mm(w.data, cols, &xq[t0 * cols..(t0 + nt) * cols], nt, a);
-        rescale_transposed(a, o, rows, w.weight_scale, &s_a[t0..t0 + nt]);
+        let mut r0 = 0;
+        for &(r, ws) in w.segs {
+            rescale_transposed(a, o, (rows, r0, r0 + r), ws, &s_a[t0..t0 + nt]);
+            r0 += r;
+        }
     });
 }
 
-/// `o[t * rows + r] = a[r * nt + t] / (weight_scale * s_a[t])` for `a: (rows, nt)` int32 sums and
-/// `o: (nt, rows)`, `nt = s_a.len()`: BitLinear's rescale, transposing through 16 × 16 tiles
-/// so that reads and writes stay in L1 and the division runs over contiguous rows.
-fn rescale_transposed(a: &[i32], o: &mut [f32], rows: usize, weight_scale: f32, s_a: &[f32]) {
+/// `o[t * rows + r] = a[r * nt + t] / (weight_scale * s_a[t])` for the rows `r_begin..r_end` of
+/// `a: (rows, nt)` int32 sums and `o: (nt, rows)`, `nt = s_a.len()`: BitLinear's rescale,
+/// transposing through 16 × 16 tiles so that reads and writes stay in L1 and the division runs
+/// over contiguous rows.
+fn rescale_transposed(
+    a: &[i32],
+    o: &mut [f32],
+    (rows, r_begin, r_end): (usize, usize, usize),
+    weight_scale: f32,
+    s_a: &[f32],
+) {
     const TILE: usize = 16;
     let nt = s_a.len();
     let mut tile = [[0i32; TILE]; TILE];
-    for r0 in (0..rows).step_by(TILE) {
-        let nr = (rows - r0).min(TILE);
+    for r0 in (r_begin..r_end).step_by(TILE) {
+        let nr = (r_end - r0).min(TILE);
         for t0 in (0..nt).step_by(TILE) {
             let n = (nt - t0).min(TILE);
             for r in 0..nr {

@@ -125,6 +125,8 @@ pub(crate) struct ActSizes {
     pub kv_dim: usize,
     pub hidden: usize,
     pub wide: usize,
+    /// Widest stacked BitLinear output: Q|K|V or gate|up (see `TernaryStack`).
+    pub stack: usize,
     pub half_head: usize,
     pub batch: usize,
 }
@@ -139,12 +141,13 @@ impl ActSizes {
             kv_dim,
             hidden,
             wide: dim.max(q_dim).max(hidden),
+            stack: dim.max(q_dim + 2 * kv_dim).max(2 * hidden),
             half_head: c.head_dim as usize / 2,
             batch,
         }
     }
     /// f32 regions (×B: for `batch` tokens): x (dim ×B), xb (wide ×B), q (q_dim ×B),
-    /// k (kv_dim ×B), v (kv_dim ×B), att_out (q_dim ×B), hb (hidden ×B), hb2 (hidden ×B),
+    /// k (kv_dim ×B), v (kv_dim ×B), att_out (q_dim ×B), hb (stack ×B), hb2 (hidden ×B),
     /// rope cos (half_head ×B), rope sin (half_head ×B), decoded norm weights (wide), s_a (B).
     pub(crate) fn f32_regions(&self) -> [usize; 12] {
         let (s, b) = (self, self.batch);
@@ -155,7 +158,7 @@ impl ActSizes {
             s.kv_dim * b,
             s.kv_dim * b,
             s.q_dim * b,
-            s.hidden * b,
+            s.stack * b,
             s.hidden * b,
             s.half_head * b,
             s.half_head * b,
@@ -165,8 +168,8 @@ impl ActSizes {
     }
     pub(crate) fn bytes(&self) -> usize {
         let f: usize = self.f32_regions().iter().map(|&n| align_up(n * 4)).sum();
-        // xq: int8 (batch, wide); acc: int32 (wide, batch)
-        f + align_up(self.wide * self.batch) + align_up(self.wide * self.batch * 4)
+        // xq: int8 (batch, wide); acc: int32 (stack, batch)
+        f + align_up(self.wide * self.batch) + align_up(self.stack * self.batch * 4)
     }
 }
 

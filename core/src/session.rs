@@ -9,7 +9,7 @@ use tern_kernels::layout::Layout;
 use crate::Error;
 use crate::exec::Exec;
 use crate::format::{LayerTensor, Model, TensorInfo, TensorRole, TernFile};
-use crate::forward::{self, KvRows, TernaryWeight};
+use crate::forward::{self, KvRows, TernaryStack, TernaryWeight};
 use crate::plan::{ActSizes, KvDtype, MemoryPlan, REGION_ALIGN, RunOptions, align_up};
 use crate::sampler::Sampler;
 use crate::source::{WeightSource, stream_unit, stream_units};
@@ -116,6 +116,9 @@ impl<'m> Weights<'m, '_> {
     }
 }
 
+/// A [`TernaryStack`]'s span and its matrices' `(rows, weight_scale)`.
+type Stacked<'m, const N: usize> = (&'m [u8], [(usize, f32); N]);
+
 /// A mutable KV cache region.
 #[derive(Debug)]
 enum KvBuf<'a> {
@@ -206,7 +209,7 @@ pub struct Session<'m, 'a> {
     kb: &'a mut [f32],      // (batch, kv_dim)
     vb: &'a mut [f32],      // (batch, kv_dim)
     att_out: &'a mut [f32], // (batch, q_dim)
-    hb: &'a mut [f32],      // (batch, hidden)
+    hb: &'a mut [f32],      // (batch, stack): stacked Q|K|V or gate|up outputs, FFN hidden
     hb2: &'a mut [f32],     // (batch, hidden)
     cos: &'a mut [f32],     // RoPE tables of the batch's positions (batch, head_dim/2)
     sin: &'a mut [f32],     // (batch, head_dim/2)
@@ -372,7 +375,7 @@ impl<'m, 'a> Session<'m, 'a> {
             normw: cv.cast(r[10])?,
             s_a: cv.cast(r[11])?,
             xq: cv.cast(s.wide * batch)?,
-            acc: cv.cast(s.wide * batch)?,
+            acc: cv.cast(s.stack * batch)?,
             att: cv.cast(c.n_heads as usize * (batch * c.head_dim as usize + ctx))?,
             logits: cv.cast(vocab)?,
             cand: cv.cast(vocab)?,
@@ -420,6 +423,39 @@ impl<'m, 'a> Session<'m, 'a> {
             cols: t.cols as usize,
             weight_scale: t.weight_scale,
         })
+    }
+
+    /// Layer `l`'s ternary matrices `kinds` as one [`TernaryStack`] span with their `(rows,
+    /// weight_scale)`, when the weights are resident and the matrices lie back to back in the
+    /// file with the same layout and columns (the packer writes Q, K, V and gate, up so);
+    /// `None` otherwise (then they run one by one, with identical results).
+    fn stacked<const N: usize>(
+        weights: &Weights<'m, 'a>,
+        file: &TernFile<'_>,
+        l: usize,
+        kinds: [LayerTensor; N],
+    ) -> Option<Stacked<'m, N>> {
+        let Weights::Resident(bytes) = weights else {
+            return None;
+        };
+        let ts = kinds.map(|kind| file.layer(l, kind).expect("validated at parse"));
+        let first = ts[0];
+        let rb = first.layout.row_bytes(first.cols as usize)?;
+        for (i, t) in ts.iter().enumerate() {
+            let exact = t.len == t.rows as u64 * rb as u64;
+            let follows = i == 0 || ts[i - 1].offset + ts[i - 1].len == t.offset;
+            if t.layout != first.layout || t.cols != first.cols || !exact || !follows {
+                return None;
+            }
+        }
+        let (start, end) = (
+            first.offset as usize,
+            (ts[N - 1].offset + ts[N - 1].len) as usize,
+        );
+        Some((
+            &bytes[start..end],
+            ts.map(|t| (t.rows as usize, t.weight_scale)),
+        ))
     }
 
     /// Decode the norm weights of tensor `t` into `out`.
@@ -529,12 +565,31 @@ impl<'m, 'a> Session<'m, 'a> {
             let norm = Some((&self.normw[..dim], c.norm_eps));
             bitlinear_input(k, exec, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
-            let wq = Self::tw(w, file, l, LayerTensor::Q)?;
-            forward::bitlinear_batch(k, exec, wq, xq, s_a, self.acc, self.q);
-            let wk = Self::tw(w, file, l, LayerTensor::K)?;
-            forward::bitlinear_batch(k, exec, wk, xq, s_a, self.acc, self.kb);
-            let wv = Self::tw(w, file, l, LayerTensor::V)?;
-            forward::bitlinear_batch(k, exec, wv, xq, s_a, self.acc, self.vb);
+            const QKV: [LayerTensor; 3] = [LayerTensor::Q, LayerTensor::K, LayerTensor::V];
+            if let Some((data, segs)) = Self::stacked(w, file, l, QKV) {
+                // one BitLinear over Q, K, V back to back: (n, q_dim + 2 kv_dim) in hb
+                let st = TernaryStack {
+                    data,
+                    cols: dim,
+                    segs: &segs,
+                };
+                let qkv = q_dim + 2 * kv_dim;
+                let out = &mut self.hb[..n * qkv];
+                forward::bitlinear_stack(k, exec, &st, xq, s_a, self.acc, out);
+                for (t, r) in out.chunks_exact(qkv).enumerate() {
+                    self.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&r[..q_dim]);
+                    self.kb[t * kv_dim..(t + 1) * kv_dim]
+                        .copy_from_slice(&r[q_dim..q_dim + kv_dim]);
+                    self.vb[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&r[q_dim + kv_dim..]);
+                }
+            } else {
+                let wq = Self::tw(w, file, l, LayerTensor::Q)?;
+                forward::bitlinear_batch(k, exec, wq, xq, s_a, self.acc, self.q);
+                let wk = Self::tw(w, file, l, LayerTensor::K)?;
+                forward::bitlinear_batch(k, exec, wk, xq, s_a, self.acc, self.kb);
+                let wv = Self::tw(w, file, l, LayerTensor::V)?;
+                forward::bitlinear_batch(k, exec, wv, xq, s_a, self.acc, self.vb);
+            }
             let base = l * ctx * kv_dim;
             let hh = hd / 2;
             for t in 0..n {
@@ -597,15 +652,33 @@ impl<'m, 'a> Session<'m, 'a> {
             let norm = Some((&self.normw[..dim], c.norm_eps));
             bitlinear_input(k, exec, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
-            let wg = Self::tw(w, file, l, LayerTensor::Gate)?;
-            forward::bitlinear_batch(k, exec, wg, xq, s_a, self.acc, self.hb);
-            let wu = Self::tw(w, file, l, LayerTensor::Up)?;
-            forward::bitlinear_batch(k, exec, wu, xq, s_a, self.acc, self.hb2);
-            forward::ffn_act_mul(
-                c.ffn_act,
-                &mut self.hb[..n * hidden],
-                &self.hb2[..n * hidden],
-            );
+            const GATE_UP: [LayerTensor; 2] = [LayerTensor::Gate, LayerTensor::Up];
+            if let Some((data, segs)) = Self::stacked(w, file, l, GATE_UP) {
+                // one BitLinear over gate and up back to back: (n, 2 hidden) in hb, then
+                // act(gate) * up per token, compacted to (n, hidden)
+                let st = TernaryStack {
+                    data,
+                    cols: dim,
+                    segs: &segs,
+                };
+                let out = &mut self.hb[..n * 2 * hidden];
+                forward::bitlinear_stack(k, exec, &st, xq, s_a, self.acc, out);
+                for t in 0..n {
+                    let (g, u) = out[t * 2 * hidden..(t + 1) * 2 * hidden].split_at_mut(hidden);
+                    forward::ffn_act_mul(c.ffn_act, g, u);
+                    out.copy_within(t * 2 * hidden..t * 2 * hidden + hidden, t * hidden);
+                }
+            } else {
+                let wg = Self::tw(w, file, l, LayerTensor::Gate)?;
+                forward::bitlinear_batch(k, exec, wg, xq, s_a, self.acc, self.hb);
+                let wu = Self::tw(w, file, l, LayerTensor::Up)?;
+                forward::bitlinear_batch(k, exec, wu, xq, s_a, self.acc, self.hb2);
+                forward::ffn_act_mul(
+                    c.ffn_act,
+                    &mut self.hb[..n * hidden],
+                    &self.hb2[..n * hidden],
+                );
+            }
             if c.sub_norms {
                 Self::norm_weights(w, file, lt(LayerTensor::FfnSubNorm), self.normw)?;
             }

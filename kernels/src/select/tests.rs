@@ -457,7 +457,7 @@ fn axpy_edges() {
     .take(37)
     .copied()
     .collect();
-    axpy_check(0.75, &x, &vec![0.5; 37]);
+    axpy_check(0.75, &x, &[0.5; 37]);
 }
 
 fn q8_check(x: &[f32], wf: &[f32]) {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use tern_core::exec::Exec;
+use tern_core::exec::{Exec, ItemsI8F32F32, ItemsI32F32};
 
 type Task<'a> = &'a (dyn Fn(usize) + Sync);
 
@@ -245,7 +245,7 @@ fn items<const K: usize>(
 /// A buffer of `(n, item)` elements for [`items`]: its pointer, bytes per item, and `n`.
 fn buf<T>(s: &mut [T], item: usize) -> (SyncPtr<u8>, usize, usize) {
     assert!(
-        item > 0 && s.len() % item == 0,
+        item > 0 && s.len().is_multiple_of(item),
         "items: a buffer of whole items"
     );
     (
@@ -292,7 +292,7 @@ impl Exec for ThreadPool {
         b: &mut [f32],
         b_item: usize,
         grain: usize,
-        f: &(dyn Fn(usize, &mut [i32], &mut [f32]) + Sync),
+        f: &ItemsI32F32<'_>,
     ) {
         let bufs = [buf(a, a_item), buf(b, b_item)];
         let n = same_n(&bufs);
@@ -311,7 +311,7 @@ impl Exec for ThreadPool {
         c: &mut [f32],
         c_item: usize,
         grain: usize,
-        f: &(dyn Fn(usize, &mut [i8], &mut [f32], &mut [f32]) + Sync),
+        f: &ItemsI8F32F32<'_>,
     ) {
         let bufs = [buf(a, a_item), buf(b, b_item), buf(c, c_item)];
         let n = same_n(&bufs);
