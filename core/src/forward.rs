@@ -119,7 +119,8 @@ pub fn bitlinear_batch(
 ///
 /// One token (decode): the executor splits the rows (matvec). Several (prefill): it splits the
 /// tokens (each chunk runs every row for its tokens, a multiple of [`BATCH_GRAIN_TOKENS`]), and
-/// each chunk rescales its own sums while they are in its cache. Bit-identical to one
+/// each chunk rescales its own sums while they are in its cache (the kernels' transposed
+/// rescale). Bit-identical to one
 /// [`bitlinear`] per matrix and token.
 pub fn bitlinear_stack(
     k: &KernelSet,
@@ -161,45 +162,11 @@ pub fn bitlinear_stack(
         mm(w.data, cols, &xq[t0 * cols..(t0 + nt) * cols], nt, a);
         let mut r0 = 0;
         for &(r, ws) in w.segs {
-            rescale_transposed(a, o, (rows, r0, r0 + r), ws, &s_a[t0..t0 + nt]);
+            let seg = &a[r0 * nt..(r0 + r) * nt];
+            (k.rescale_t_i32)(seg, r, ws, &s_a[t0..t0 + nt], &mut o[r0..], rows);
             r0 += r;
         }
     });
-}
-
-/// `o[t * rows + r] = a[r * nt + t] / (weight_scale * s_a[t])` for the rows `r_begin..r_end` of
-/// `a: (rows, nt)` int32 sums and `o: (nt, rows)`, `nt = s_a.len()`: BitLinear's rescale,
-/// transposing through 16 × 16 tiles so that reads and writes stay in L1 and the division runs
-/// over contiguous rows.
-fn rescale_transposed(
-    a: &[i32],
-    o: &mut [f32],
-    (rows, r_begin, r_end): (usize, usize, usize),
-    weight_scale: f32,
-    s_a: &[f32],
-) {
-    const TILE: usize = 16;
-    let nt = s_a.len();
-    let mut tile = [[0i32; TILE]; TILE];
-    for r0 in (r_begin..r_end).step_by(TILE) {
-        let nr = (r_end - r0).min(TILE);
-        for t0 in (0..nt).step_by(TILE) {
-            let n = (nt - t0).min(TILE);
-            for r in 0..nr {
-                let src = &a[(r0 + r) * nt + t0..(r0 + r) * nt + t0 + n];
-                for (t, &v) in src.iter().enumerate() {
-                    tile[t][r] = v;
-                }
-            }
-            for (t, row) in tile.iter().enumerate().take(n) {
-                let d = weight_scale * s_a[t0 + t];
-                let dst = &mut o[(t0 + t) * rows + r0..(t0 + t) * rows + r0 + nr];
-                for (y, &v) in dst.iter_mut().zip(row) {
-                    *y = v as f32 / d;
-                }
-            }
-        }
-    }
 }
 
 /// RoPE tables for position `pos`: `cos, sin: (head_dim / 2,)`, with

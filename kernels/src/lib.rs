@@ -23,4 +23,6 @@ pub mod quant;
 mod select;
 pub mod ternary;
 
-pub use select::{CpuFeatures, KernelSet, KernelVariant, select, select_scalar, select_variant};
+pub use select::{
+    CpuFeatures, KernelSet, KernelVariant, RescaleT, select, select_scalar, select_variant,
+};

@@ -68,6 +68,10 @@ impl KernelVariant {
     }
 }
 
+/// The transposed BitLinear rescale `(a, rows, scale, s_a, o, o_stride)`, see
+/// [`float::scalar::rescale_t_i32`].
+pub type RescaleT = fn(&[i32], usize, f32, &[f32], &mut [f32], usize);
+
 /// A table of kernel entry points. Every slot is filled: unported variants point at scalar.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelSet {
@@ -97,6 +101,9 @@ pub struct KernelSet {
     pub axpy_f32: fn(f32, &[u8], &mut [f32]),
     /// `y += a · x` for an F16 row `x`. See [`float::scalar::axpy_f16_row`].
     pub axpy_f16: fn(f32, &[u8], &mut [f32]),
+    /// BitLinear's transposed rescale of batched sums `(a, rows, scale, s_a, o, o_stride)`. See
+    /// [`float::scalar::rescale_t_i32`].
+    pub rescale_t_i32: RescaleT,
 }
 
 static SCALAR: KernelSet = KernelSet {
@@ -111,6 +118,7 @@ static SCALAR: KernelSet = KernelSet {
     dot_q8_0: float::scalar::dot_q8_0_row,
     axpy_f32: float::scalar::axpy_f32_row,
     axpy_f16: float::scalar::axpy_f16_row,
+    rescale_t_i32: float::scalar::rescale_t_i32,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -126,6 +134,7 @@ static AVX2: KernelSet = KernelSet {
     dot_q8_0: float::avx2::dot_q8_0_row_avx2,
     axpy_f32: float::avx2::axpy_f32_row_avx2,
     axpy_f16: float::avx2::axpy_f16_row_avx2,
+    rescale_t_i32: float::avx2::rescale_t_i32_avx2,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -142,6 +151,8 @@ static NEON: KernelSet = KernelSet {
     dot_q8_0: float::scalar::dot_q8_0_row,
     axpy_f32: float::neon::axpy_f32_row_neon,
     axpy_f16: float::neon::axpy_f16_row_neon,
+    // the transposed rescale: not ported to NEON yet, the scalar reference
+    rescale_t_i32: float::scalar::rescale_t_i32,
 };
 
 #[cfg(target_arch = "aarch64")]

@@ -280,3 +280,81 @@ unsafe fn dot_q8_0_impl(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
         + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
 }
+
+/// AVX2 [`super::scalar::rescale_t_i32`], bit-identical (same f32 divisor and division): 8 rows
+/// × 8 tokens at a time through an in-register 8 × 8 transpose; edges as scalar.
+pub(crate) fn rescale_t_i32_avx2(
+    a: &[i32],
+    rows: usize,
+    scale: f32,
+    s_a: &[f32],
+    o: &mut [f32],
+    o_stride: usize,
+) {
+    super::scalar::rescale_t_shape(a, rows, s_a.len(), o, o_stride);
+    // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of `select`;
+    // shapes checked above.
+    unsafe { rescale_t_impl(a, rows, scale, s_a, o, o_stride) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn rescale_t_impl(
+    a: &[i32],
+    rows: usize,
+    scale: f32,
+    s_a: &[f32],
+    o: &mut [f32],
+    o_stride: usize,
+) {
+    let nt = s_a.len();
+    let (r8, t8) = (rows / 8 * 8, nt / 8 * 8);
+    for t0 in (0..t8).step_by(8) {
+        let d: [__m256; 8] = core::array::from_fn(|j| _mm256_set1_ps(scale * s_a[t0 + j]));
+        for r0 in (0..r8).step_by(8) {
+            // SAFETY: rows r0..r0+8 < rows and tokens t0..t0+8 <= nt of a: (rows, nt).
+            let v: [__m256i; 8] = core::array::from_fn(|i| unsafe {
+                _mm256_loadu_si256(a.as_ptr().add((r0 + i) * nt + t0).cast())
+            });
+            // 8 × 8 transpose: t[j] = token t0 + j of rows r0..r0+8
+            let p0 = _mm256_unpacklo_epi32(v[0], v[1]);
+            let p1 = _mm256_unpackhi_epi32(v[0], v[1]);
+            let p2 = _mm256_unpacklo_epi32(v[2], v[3]);
+            let p3 = _mm256_unpackhi_epi32(v[2], v[3]);
+            let p4 = _mm256_unpacklo_epi32(v[4], v[5]);
+            let p5 = _mm256_unpackhi_epi32(v[4], v[5]);
+            let p6 = _mm256_unpacklo_epi32(v[6], v[7]);
+            let p7 = _mm256_unpackhi_epi32(v[6], v[7]);
+            let q0 = _mm256_unpacklo_epi64(p0, p2);
+            let q1 = _mm256_unpackhi_epi64(p0, p2);
+            let q2 = _mm256_unpacklo_epi64(p1, p3);
+            let q3 = _mm256_unpackhi_epi64(p1, p3);
+            let q4 = _mm256_unpacklo_epi64(p4, p6);
+            let q5 = _mm256_unpackhi_epi64(p4, p6);
+            let q6 = _mm256_unpacklo_epi64(p5, p7);
+            let q7 = _mm256_unpackhi_epi64(p5, p7);
+            let t = [
+                _mm256_permute2x128_si256::<0x20>(q0, q4),
+                _mm256_permute2x128_si256::<0x20>(q1, q5),
+                _mm256_permute2x128_si256::<0x20>(q2, q6),
+                _mm256_permute2x128_si256::<0x20>(q3, q7),
+                _mm256_permute2x128_si256::<0x31>(q0, q4),
+                _mm256_permute2x128_si256::<0x31>(q1, q5),
+                _mm256_permute2x128_si256::<0x31>(q2, q6),
+                _mm256_permute2x128_si256::<0x31>(q3, q7),
+            ];
+            for j in 0..8 {
+                let y = _mm256_div_ps(_mm256_cvtepi32_ps(t[j]), d[j]);
+                // SAFETY: token t0 + j < nt, rows r0..r0+8 <= rows <= o_stride: in o (checked).
+                unsafe { _mm256_storeu_ps(o.as_mut_ptr().add((t0 + j) * o_stride + r0), y) };
+            }
+        }
+    }
+    // edges: the last nt % 8 tokens for every row, the last rows % 8 rows for the first t8
+    for t in 0..nt {
+        let dd = scale * s_a[t];
+        let rs = if t < t8 { r8 } else { 0 };
+        for r in rs..rows {
+            o[t * o_stride + r] = a[r * nt + t] as f32 / dd;
+        }
+    }
+}

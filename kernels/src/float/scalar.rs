@@ -88,6 +88,43 @@ pub fn axpy_f16_row(a: f32, x: &[u8], y: &mut [f32]) {
     }
 }
 
+/// BitLinear's rescale of a chunk of batched integer sums, transposed: for `a: (rows, nt)` int32
+/// (row-major, `nt = s_a.len()` tokens) and per-token activation scales `s_a: (nt,)`,
+/// `o[t * o_stride + r] = a[r * nt + t] as f32 / (scale * s_a[t])` for `r < rows`, `t < nt`
+/// (the division, not a multiplication by the reciprocal, as transformers evaluates it; the
+/// divisor is the f32 product `scale * s_a[t]`). Elements of `o` outside those are untouched.
+///
+/// # Panics
+/// If `a.len() != rows * nt`, `o_stride < rows`, or `o` is shorter than
+/// `(nt - 1) * o_stride + rows` (when `nt > 0`).
+pub fn rescale_t_i32(
+    a: &[i32],
+    rows: usize,
+    scale: f32,
+    s_a: &[f32],
+    o: &mut [f32],
+    o_stride: usize,
+) {
+    let nt = s_a.len();
+    rescale_t_shape(a, rows, nt, o, o_stride);
+    for (t, &sa) in s_a.iter().enumerate() {
+        let d = scale * sa;
+        for (r, y) in o[t * o_stride..t * o_stride + rows].iter_mut().enumerate() {
+            *y = a[r * nt + t] as f32 / d;
+        }
+    }
+}
+
+/// The shape checks of every `rescale_t_i32` variant.
+pub(crate) fn rescale_t_shape(a: &[i32], rows: usize, nt: usize, o: &[f32], o_stride: usize) {
+    assert_eq!(a.len(), rows * nt, "rescale_t: a must be (rows, nt)");
+    assert!(o_stride >= rows, "rescale_t: o_stride < rows");
+    assert!(
+        nt == 0 || o.len() >= (nt - 1) * o_stride + rows,
+        "rescale_t: o too short"
+    );
+}
+
 /// Decode one row of a plain float layout into `out: (n,)` f32. Returns `false` (and leaves
 /// `out` untouched) if `layout` is not F32/F16/BF16 or the lengths disagree.
 pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {

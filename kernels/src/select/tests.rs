@@ -460,6 +460,53 @@ fn axpy_edges() {
     axpy_check(0.75, &x, &[0.5; 37]);
 }
 
+/// Every variant's transposed rescale against scalar (bit for bit), and scalar against the
+/// definition, for shapes off the 8 × 8 tile and a stride wider than the rows.
+#[test]
+fn rescale_t_matches_scalar() {
+    for (rows, nt, extra) in [
+        (0usize, 3usize, 0usize),
+        (5, 0, 1),
+        (8, 8, 0),
+        (17, 9, 3),
+        (40, 33, 0),
+        (3, 70, 5),
+    ] {
+        let a: Vec<i32> = (0..rows * nt)
+            .map(|i| (i as i32 * 7919) % 200_003 - 100_000)
+            .collect();
+        let s_a: Vec<f32> = (0..nt).map(|t| 0.37 + t as f32 * 1.13).collect();
+        let stride = rows + extra;
+        let len = if nt == 0 {
+            0
+        } else {
+            (nt - 1) * stride + rows + 2
+        };
+        let mut want = vec![f32::NAN; len];
+        (SCALAR.rescale_t_i32)(&a, rows, 41.5, &s_a, &mut want, stride);
+        for t in 0..nt {
+            for r in 0..rows {
+                let d = 41.5f32 * s_a[t];
+                assert_eq!(
+                    want[t * stride + r].to_bits(),
+                    (a[r * nt + t] as f32 / d).to_bits()
+                );
+            }
+        }
+        for k in variants() {
+            let mut got = vec![f32::NAN; len];
+            (k.rescale_t_i32)(&a, rows, 41.5, &s_a, &mut got, stride);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{} rescale_t {rows}x{nt}",
+                k.variant.name()
+            );
+        }
+    }
+}
+
 fn q8_check(x: &[f32], wf: &[f32]) {
     let n = x.len();
     let mut q = vec![0i8; n];

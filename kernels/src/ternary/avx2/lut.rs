@@ -9,7 +9,8 @@
 //! built for [`LUT_GROUPS`] groups at a time (41 KiB) and used by all rows before the next ones.
 //!
 //! Numerics are exact integer sums: a table entry is at most 4 · 128 in magnitude and a row
-//! sums 32 of them (one block) in int16 (|sum| ≤ 16384) before widening to int32 in `out`.
+//! sums 32 of them (one block) in int16 (|sum| ≤ 16384) before widening to int32 in `out`;
+//! when no activation of the token block is -128 (|entry| ≤ 508), two blocks (≤ 32512).
 //! Rows are first converted to base-3 pattern numbers `27 c0 + 9 c1 + 3 c2 + c3` (two byte
 //! shuffles); a byte with the invalid code 3 has no table entry, so a row tile that holds one
 //! (a corrupt file) is recomputed by the exact matvec instead, and the result is still
@@ -61,6 +62,20 @@ fn to_base3(q: __m256i) -> __m256i {
     let lo = _mm256_and_si256(q, m);
     let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m);
     _mm256_adds_epu8(_mm256_shuffle_epi8(hi_t, hi), _mm256_shuffle_epi8(lo_t, lo))
+}
+
+/// Whether any value of `x` is -128.
+#[target_feature(enable = "avx2")]
+fn has_min_i8(x: &[i8]) -> bool {
+    let min = _mm256_set1_epi8(i8::MIN);
+    let mut hit = _mm256_setzero_si256();
+    let mut chunks = x.chunks_exact(32);
+    for c in &mut chunks {
+        // SAFETY: 32 readable bytes.
+        let v = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
+        hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(v, min));
+    }
+    _mm256_movemask_epi8(hit) != 0 || chunks.remainder().contains(&i8::MIN)
 }
 
 /// Transpose 16 rows of 16 bytes (`r[i]` = row i) into 16 columns (`out[j]` byte i = `r[i]`
@@ -213,6 +228,14 @@ pub(super) unsafe fn matmul_lut(
         _mm256_cmpgt_epi32(_mm256_set1_epi32(nt as i32 - 8 * k as i32), base)
     });
     let full = nt == LUT_TOK;
+    // Blocks per int16 window: an entry is at most 4 · 128 in magnitude, 4 · 127 without -128,
+    // so 32 groups (one block) always fit int16 and 64 (two blocks: ≤ 32512) do when no
+    // activation of this token block is -128 (never, from the absmax quantizer).
+    let window = if has_min_i8(&x[t0 * cols..(t0 + nt) * cols]) {
+        1
+    } else {
+        2
+    };
     let mut r0 = 0;
     while r0 < rows {
         let nr = (rows - r0).min(LUT_ROWS);
@@ -236,9 +259,22 @@ pub(super) unsafe fn matmul_lut(
             transpose_block(x, cols, t0, nt, b, &mut xt);
             for j0 in (0..BLOCK_BYTES).step_by(LUT_GROUPS) {
                 build_tables(&xt, j0, &mut tab);
-                let (first, last) = (j0 == 0, j0 + LUT_GROUPS == BLOCK_BYTES);
+                let first = j0 == 0 && b % window == 0;
+                let last =
+                    j0 + LUT_GROUPS == BLOCK_BYTES && (b % window == window - 1 || b + 1 == nb);
+                // the window's first widening stores into out, later ones add
+                let store = b < window;
                 let tp = tab.0.as_ptr().cast::<u8>();
                 for r in 0..nr {
+                    if j0 == 0 && b + 1 < nb {
+                        // The next block of this row, for the base-3 conversion: the rows are
+                        // `rb` bytes apart, a stride the hardware prefetchers miss. A hint only
+                        // (`wrapping_add`; it never faults).
+                        let next = w
+                            .as_ptr()
+                            .wrapping_add((r0 + r) * rb + (b + 1) * BLOCK_BYTES);
+                        _mm_prefetch::<_MM_HINT_T1>(next.cast());
+                    }
                     let ap = acc.0[r].as_mut_ptr();
                     let (mut s0, mut s1) = if first {
                         (_mm256_setzero_si256(), _mm256_setzero_si256())
@@ -284,7 +320,7 @@ pub(super) unsafe fn matmul_lut(
                         for (k, p) in parts.into_iter().enumerate() {
                             let d = o.add(8 * k);
                             if full {
-                                let v = if b == 0 {
+                                let v = if store {
                                     p
                                 } else {
                                     _mm256_add_epi32(_mm256_loadu_si256(d.cast()), p)
@@ -292,7 +328,7 @@ pub(super) unsafe fn matmul_lut(
                                 _mm256_storeu_si256(d.cast(), v);
                             } else {
                                 let m = lane_mask[k];
-                                let v = if b == 0 {
+                                let v = if store {
                                     p
                                 } else {
                                     _mm256_add_epi32(_mm256_maskload_epi32(d, m), p)
