@@ -1,8 +1,10 @@
 //! Float element decoders: F32 / F16 / BF16 element arrays and the GGML block formats used for
-//! embeddings (Q8_0, Q6_K), dequantized exactly as ggml does.
+//! embeddings (Q8_0, Q4_0, Q6_K), dequantized exactly as ggml does; the Q8_0 and Q4_0
+//! quantizers of `--lm-head`.
 //!
-//! Source: ggml `ggml-common.h` (`block_q8_0`, `block_q6_K`) and `ggml-quants.c`
-//! (`dequantize_row_q8_0`, `dequantize_row_q6_K`), llama.cpp `0c1e57098`.
+//! Source: ggml `ggml-common.h` (`block_q8_0`, `block_q4_0`, `block_q6_K`) and `ggml-quants.c`
+//! (`dequantize_row_q8_0`, `dequantize_row_q4_0`, `dequantize_row_q6_K`,
+//! `quantize_row_q8_0_ref`, `quantize_row_q4_0_ref`), llama.cpp `0c1e57098`.
 
 use anyhow::{Result, bail};
 use half::{bf16, f16};
@@ -44,6 +46,7 @@ pub fn to_f32(layout: Layout, bytes: &[u8]) -> Result<Vec<f32>> {
         }
         Layout::T2_128 => bail!("T2_128 is not a float layout"),
         Layout::Q8_0 => dequant_q8_0(bytes)?,
+        Layout::Q4_0 => dequant_q4_0(bytes)?,
     })
 }
 
@@ -105,6 +108,31 @@ pub fn dequant_q8_0(bytes: &[u8]) -> Result<Vec<f32>> {
     Ok(y)
 }
 
+/// Bytes of one Q4_0 block (32 values): f16 `d` + 16 bytes of 4-bit codes.
+pub const Q4_0_BLOCK_BYTES: usize = 18;
+
+/// Dequantize Q4_0 blocks (`bytes: (n_blocks * 18,)`) to f32: `y[j] = (lo(qs[j]) − 8) · d`,
+/// `y[j + 16] = (hi(qs[j]) − 8) · d`.
+///
+/// # Errors
+/// A byte length that is not a whole number of blocks.
+pub fn dequant_q4_0(bytes: &[u8]) -> Result<Vec<f32>> {
+    if !bytes.len().is_multiple_of(Q4_0_BLOCK_BYTES) {
+        bail!(
+            "Q4_0 data of {} bytes is not a whole number of 18-byte blocks",
+            bytes.len()
+        );
+    }
+    let mut y = Vec::with_capacity(bytes.len() / Q4_0_BLOCK_BYTES * 32);
+    for b in bytes.chunks_exact(Q4_0_BLOCK_BYTES) {
+        let d = f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
+        let qs = &b[2..];
+        y.extend(qs.iter().map(|&q| ((q & 0x0F) as i32 - 8) as f32 * d));
+        y.extend(qs.iter().map(|&q| ((q >> 4) as i32 - 8) as f32 * d));
+    }
+    Ok(y)
+}
+
 /// Dequantize Q6_K blocks (`bytes: (n_blocks * 210,)`) to f32, in ggml's order of operations
 /// (`y = d * scale * q`, evaluated left to right in f32).
 ///
@@ -160,6 +188,19 @@ mod tests {
         let y = dequant_q8_0(&b).unwrap();
         assert_eq!(&y[..3], &[2.0, -3.0, 0.0]);
         assert!(dequant_q8_0(&b[..33]).is_err());
+    }
+
+    #[test]
+    fn q4_0_block() {
+        // d = 0.25; byte 0 = 0x3C: value 0 has code 0xC (12 - 8 = 4), value 16 code 3 (-5)
+        let mut b = vec![0x88u8; 18];
+        b[..2].copy_from_slice(&f16::from_f32(0.25).to_bits().to_le_bytes());
+        b[2] = 0x3C;
+        b[17] = 0xF0; // value 15: code 0 (-8); value 31: code 15 (+7)
+        let y = dequant_q4_0(&b).unwrap();
+        assert_eq!(y.len(), 32);
+        assert_eq!((y[0], y[16], y[1], y[15], y[31]), (1.0, -1.25, 0.0, -2.0, 1.75));
+        assert!(dequant_q4_0(&b[..17]).is_err());
     }
 
     #[test]
