@@ -6,6 +6,9 @@
 //! F16 → f32 uses integer bit manipulation (the stable `vcvt_f32_f16` needs the unstable
 //! `f16` types): exact for every half value, normals, subnormals, zeros and infinities
 //! included; NaN becomes a quiet f32 NaN with the payload shifted up, as `half` converts it.
+//!
+//! Also the LM head's int8 path: the Q8_0 activation quantizer and the Q8_0 / Q4_0 row dots
+//! ([`dot_blocks`], shared with [`super::neon_dot`]), bit-identical to scalar as well.
 
 use core::arch::aarch64::*;
 
@@ -235,8 +238,8 @@ unsafe fn block_weights<const Q4: bool>(blk: *const u8) -> (int8x16_t, int8x16_t
 
 /// The block loop shared by the NEON and NEON + dotprod Q8_0 / Q4_0 row dots. `sum(w0, w1,
 /// x0, x1)` returns int32 lanes whose total is the block's exact integer sum `Σ w·x`. Eight
-/// blocks per step: their sums go to two f32x4 lanes sets where lane `j` is scalar's
-/// `acc[b % 8]`, updated by the same `(d_w · d_b) · s_b` multiplies and add (no FMA); the f16
+/// blocks per step: their sums go to two `float32x4_t` accumulators whose lane `j` (of 8) is
+/// scalar's `acc[b % 8]`, updated by the same `(d_w · d_b) · s_b` multiplies and add (no FMA); the f16
 /// scales convert exactly ([`f16x4_to_f32`]); the last `nb % 8` blocks and the final reduction
 /// are scalar's ([`super::scalar::block_dots`], [`super::scalar::reduce8`]).
 ///
