@@ -710,29 +710,34 @@ impl<'m, 'a> Session<'m, 'a> {
             Weights::Resident(_) => vocab,
             Weights::Streamed(st) => st.head_rows,
         };
-        // One row's logit: F16/BF16/F32 rows dot the normed state; Q8_0 rows (int8 head) dot
-        // it quantized per 32 values (scales in `normw`, free after the norm).
+        // One row's logit: F16/BF16/F32 rows dot the normed state; Q8_0 and Q4_0 rows (int8 /
+        // 4-bit head) dot it quantized to int8 per 32 values (scales in `normw`, free after
+        // the norm).
+        let qdot = match head.layout {
+            Layout::Q8_0 => Some(k.dot_q8_0),
+            Layout::Q4_0 => Some(k.dot_q4_0),
+            _ => None,
+        };
         let (q, d) = (&mut self.xq[..dim], &mut self.normw[..dim / 32]);
-        if head.layout == Layout::Q8_0 {
+        if qdot.is_some() {
             (k.quantize_q8_0)(xn, q, d);
         }
         let (q, d) = (&*q, &*d);
-        let (dot_q8, dot) = (
-            k.dot_q8_0,
-            match head.layout {
-                Layout::F16 => k.dot_f16,
-                Layout::Bf16 => k.dot_bf16,
-                _ => k.dot_f32,
-            },
-        );
-        let q8 = head.layout == Layout::Q8_0;
+        let dot = match head.layout {
+            Layout::F16 => k.dot_f16,
+            Layout::Bf16 => k.dot_bf16,
+            _ => k.dot_f32,
+        };
         for (ci, logits) in self.logits.chunks_mut(chunk_rows).enumerate() {
             let off = head.offset + (ci * chunk_rows * hrb) as u64;
             let hdata = w.fetch(file, off, logits.len() * hrb)?;
             exec.par_chunks_f32(logits, 1, &|start, chunk| {
                 for (i, o) in chunk.iter_mut().enumerate() {
                     let row = &hdata[(start + i) * hrb..(start + i + 1) * hrb];
-                    *o = if q8 { dot_q8(row, q, d) } else { dot(row, xn) };
+                    *o = match qdot {
+                        Some(qdot) => qdot(row, q, d),
+                        None => dot(row, xn),
+                    };
                 }
             });
         }

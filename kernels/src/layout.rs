@@ -76,6 +76,8 @@ pub enum Layout {
     T2_128 = 3,
     /// 8-bit blocks, see [`BlockQ8_0`] (LM head / embedding).
     Q8_0 = 4,
+    /// 4-bit blocks, see [`BlockQ4_0`] (LM head / embedding).
+    Q4_0 = 5,
 }
 
 /// One row of the layout table.
@@ -94,7 +96,7 @@ pub struct LayoutInfo {
 }
 
 /// The layout table, indexed by on-disk id.
-pub const LAYOUTS: [LayoutInfo; 5] = [
+pub const LAYOUTS: [LayoutInfo; 6] = [
     LayoutInfo {
         layout: Layout::F32,
         name: "F32",
@@ -130,6 +132,13 @@ pub const LAYOUTS: [LayoutInfo; 5] = [
         block_bytes: 34,
         ternary: false,
     },
+    LayoutInfo {
+        layout: Layout::Q4_0,
+        name: "Q4_0",
+        block_elems: Q4_0_BLOCK_ELEMS,
+        block_bytes: Q4_0_BLOCK_BYTES,
+        ternary: false,
+    },
 ];
 
 /// Values per [`BlockQ8_0`] block.
@@ -149,6 +158,39 @@ pub struct BlockQ8_0 {
     pub qs: [i8; 32],
 }
 const _: () = assert!(core::mem::size_of::<BlockQ8_0>() == 34);
+
+/// Values per [`BlockQ4_0`] block.
+pub const Q4_0_BLOCK_ELEMS: usize = 32;
+/// Bytes per [`BlockQ4_0`] block.
+pub const Q4_0_BLOCK_BYTES: usize = 18;
+
+/// `Q4_0`: 32 values as a little-endian IEEE binary16 scale `d` followed by 16 bytes of 4-bit
+/// codes `q` in 0..=15 (value = d · (q − 8)), 18 bytes (4.5 bpw). Value `i < 16` of the block
+/// is the low nibble of `qs[i]`, value `i + 16` its high nibble. Byte-identical to ggml's
+/// `block_q4_0`, so Q4_0 GGUF tensors import without conversion. A row's length must be a
+/// multiple of 32.
+///
+/// Source: ggml `ggml-common.h` (`block_q4_0`, QK4_0 = 32), `quantize_row_q4_0_ref` and
+/// `dequantize_row_q4_0` (`ggml-quants.c`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ4_0 {
+    /// binary16 scale bits, little-endian.
+    pub d: [u8; 2],
+    /// Packed codes: `qs[i] = q[i] | q[i + 16] << 4`.
+    pub qs: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<BlockQ4_0>() == Q4_0_BLOCK_BYTES);
+
+/// Code `i` (0..32) of a `Q4_0` block's packed bytes `qs: (16,)`, in 0..=15 (value `d·(q − 8)`).
+#[inline]
+pub fn q4_0_code(qs: &[u8], i: usize) -> u8 {
+    if i < 16 {
+        qs[i] & 0x0F
+    } else {
+        qs[i - 16] >> 4
+    }
+}
 
 impl Layout {
     /// The layout with on-disk id `id`, if any.
@@ -177,6 +219,17 @@ mod tests {
             assert_eq!(Layout::from_id(i as u8), Some(l.layout));
         }
         assert_eq!(Layout::from_id(LAYOUTS.len() as u8), None);
+    }
+    #[test]
+    fn q4_0_nibble_order() {
+        // ggml `block_q4_0`: byte j holds value j (low nibble) and value j + 16 (high nibble).
+        let qs: [u8; 16] = core::array::from_fn(|j| (j as u8) | ((15 - j as u8) << 4));
+        for i in 0..16 {
+            assert_eq!(q4_0_code(&qs, i), i as u8);
+            assert_eq!(q4_0_code(&qs, i + 16), 15 - i as u8);
+        }
+        assert_eq!(Layout::Q4_0.row_bytes(64), Some(36));
+        assert_eq!(Layout::from_id(5), Some(Layout::Q4_0));
     }
     #[test]
     fn t2_roundtrip_and_golden() {

@@ -104,6 +104,9 @@ pub struct KernelSet {
     /// BitLinear's transposed rescale of batched sums `(a, rows, scale, s_a, o, o_stride)`. See
     /// [`float::scalar::rescale_t_i32`].
     pub rescale_t_i32: RescaleT,
+    /// Dot of a Q4_0 row with Q8_0-quantized activations `(w, q, d) -> f32`. See
+    /// [`float::scalar::dot_q4_0_row`].
+    pub dot_q4_0: fn(&[u8], &[i8], &[f32]) -> f32,
 }
 
 static SCALAR: KernelSet = KernelSet {
@@ -119,6 +122,7 @@ static SCALAR: KernelSet = KernelSet {
     axpy_f32: float::scalar::axpy_f32_row,
     axpy_f16: float::scalar::axpy_f16_row,
     rescale_t_i32: float::scalar::rescale_t_i32,
+    dot_q4_0: float::scalar::dot_q4_0_row,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -135,6 +139,7 @@ static AVX2: KernelSet = KernelSet {
     axpy_f32: float::avx2::axpy_f32_row_avx2,
     axpy_f16: float::avx2::axpy_f16_row_avx2,
     rescale_t_i32: float::avx2::rescale_t_i32_avx2,
+    dot_q4_0: float::avx2::dot_q4_0_row_avx2,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -146,9 +151,9 @@ static NEON: KernelSet = KernelSet {
     dot_f16: float::neon::dot_f16_row_neon,
     dot_bf16: float::neon::dot_bf16_row_neon,
     dot_f32: float::neon::dot_f32_row_neon,
-    // Q8_0 LM head: not ported to NEON yet, the scalar reference.
-    quantize_q8_0: float::scalar::quantize_q8_0_act,
-    dot_q8_0: float::scalar::dot_q8_0_row,
+    quantize_q8_0: float::neon::quantize_q8_0_act_neon,
+    dot_q8_0: float::neon::dot_q8_0_row_neon,
+    dot_q4_0: float::neon::dot_q4_0_row_neon,
     axpy_f32: float::neon::axpy_f32_row_neon,
     axpy_f16: float::neon::axpy_f16_row_neon,
     // the transposed rescale: not ported to NEON yet, the scalar reference
@@ -160,6 +165,8 @@ static NEON_DOT: KernelSet = KernelSet {
     variant: KernelVariant::NeonDot,
     matvec_t2_i8: ternary::neon_dot::matvec_t2_i8_neon_dot,
     matmul_t2_i8: ternary::neon_dot::matmul_t2_i8_neon_dot,
+    dot_q8_0: float::neon_dot::dot_q8_0_row_neon_dot,
+    dot_q4_0: float::neon_dot::dot_q4_0_row_neon_dot,
     // dotprod only helps the int8 kernels; the other slots share the NEON kernels.
     ..NEON
 };

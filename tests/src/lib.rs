@@ -72,17 +72,28 @@ pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
 /// # Panics
 /// If the import or the write fails.
 pub fn packed_bytes(src: &Path) -> &'static [u8] {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, &'static [u8]>>> = OnceLock::new();
+    packed_bytes_with(src, &PackOptions::default())
+}
+
+/// [`packed_bytes`] with pack options `opts` (e.g. `--lm-head q4_0`); cached per (path,
+/// options).
+///
+/// # Panics
+/// If the import or the write fails.
+pub fn packed_bytes_with(src: &Path, opts: &PackOptions) -> &'static [u8] {
+    type Cache = Mutex<HashMap<(PathBuf, String), &'static [u8]>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(b) = cache.lock().unwrap().get(src) {
+    let key = (src.to_path_buf(), format!("{opts:?}"));
+    if let Some(b) = cache.lock().unwrap().get(&key) {
         return b;
     }
-    let m = tern_pack::import::import_path(src, &PackOptions::default(), &|_| {})
+    let m = tern_pack::import::import_path(src, opts, &|_| {})
         .unwrap_or_else(|e| panic!("importing {}: {e:#}", src.display()));
     let mut buf = Vec::new();
     m.write(&mut buf, |_| {}).unwrap();
     let leaked: &'static [u8] = Box::leak(buf.into_boxed_slice());
-    cache.lock().unwrap().insert(src.to_path_buf(), leaked);
+    cache.lock().unwrap().insert(key, leaked);
     leaked
 }
 

@@ -178,3 +178,32 @@ fn tern_v1_golden_bytes() {
 fn crc32_is_iso_hdlc() {
     assert_eq!(tern_core::format::CRC32.checksum(b"123456789"), 0xCBF4_3926);
 }
+
+/// The `Q4_0` example of `core/FORMAT.md`, byte for byte (derived by hand from ggml's
+/// `quantize_row_q4_0_ref`: the value of largest magnitude is -8, so `d = -8 / -8 = 1.0`;
+/// codes `min(15, trunc(x / d + 8.5))`; byte `j` = `q[j] | q[j + 16] << 4`): the packer's
+/// quantizer writes it, the runtime's row decoder reads it back as `d · (q − 8)`.
+#[test]
+fn q4_0_layout_golden_bytes() {
+    let mut x: Vec<f32> = (0..16).map(|i| i as f32 - 8.0).collect();
+    x.extend([
+        0.5, -0.5, 0.49, -0.51, 7.6, -7.9, 3.0, -3.0, 1.25, -1.25, 0.0, 6.5, -6.5, 2.5, -2.5, 7.49,
+    ]);
+    let golden = unhex(&["003C 9081 8273 F405 B657 9879 8AFB 2CBD 6EFF"]);
+    let b = tern_pack::import::float::quantize_q4_0(&x).unwrap();
+    assert_eq!(b, golden);
+    let mut y = [0f32; 32];
+    assert!(tern_core::kernels::float::scalar::decode_row(
+        Layout::Q4_0,
+        &golden,
+        &mut y
+    ));
+    let want_codes = [9, 8, 8, 7, 15, 0, 11, 5, 9, 7, 8, 15, 2, 11, 6, 15];
+    for i in 0..16 {
+        assert_eq!(y[i], i as f32 - 8.0, "value {i}");
+        assert_eq!(y[16 + i], want_codes[i] as f32 - 8.0, "value {}", 16 + i);
+    }
+    assert_eq!(Layout::from_id(5), Some(Layout::Q4_0));
+    assert_eq!(Layout::Q4_0.info().name, "Q4_0");
+    assert_eq!(Layout::Q4_0.row_bytes(2560), Some(1440));
+}

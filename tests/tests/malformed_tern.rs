@@ -239,3 +239,26 @@ fn tensor_past_end_and_trailing_data() {
         Error::TrailingData { .. }
     ));
 }
+
+/// Block layouts (Q8_0, Q4_0) are for the embedding / LM head only, and only with whole
+/// 32-value blocks per row: the small model's 8-wide embedding in either is `WrongLayout`, as
+/// is a norm in either.
+#[test]
+fn block_layouts_only_for_whole_block_heads() {
+    for layout in [Layout::Q8_0, Layout::Q4_0] {
+        for (i, name) in [(0usize, "token_embd"), (1, "output_norm")] {
+            let mut m = small_model();
+            let t = &mut m.tensors[i];
+            assert!(t.name.starts_with(name), "{}", t.name);
+            t.layout = layout;
+            t.data = vec![0; t.rows as usize * layout.row_bytes(t.cols as usize).unwrap()];
+            let mut b = Vec::new();
+            m.write(&mut b, |_| {}).unwrap();
+            assert_eq!(
+                Model::parse(&b).unwrap_err(),
+                Error::WrongLayout { index: i as u32 },
+                "{layout:?} {name}"
+            );
+        }
+    }
+}

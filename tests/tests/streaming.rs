@@ -207,6 +207,74 @@ fn streamed_equals_resident_on_fixture_models() {
     }
 }
 
+/// Q4_0 and Q8_0 LM heads (the demo model re-packed with `--lm-head`, and the micro fixture
+/// packed with it): streamed logits equal resident ones bit for bit, the head streamed in
+/// slot-sized chunks of whole rows, with and without pinning.
+#[test]
+fn streamed_equals_resident_with_quantized_heads() {
+    use tern_pack::pack::{LmHead, PackOptions};
+    for head in [LmHead::Q4_0, LmHead::Q8_0] {
+        let o = PackOptions {
+            lm_head: head,
+            ..Default::default()
+        };
+        let mut om = tern_pack::import::tern::import_tern_bytes(
+            std::path::Path::new("demo.tern"),
+            BUNDLED_MODEL,
+            &o,
+            &|_| {},
+        )
+        .unwrap();
+        tern_pack::import::apply_lm_head(&mut om, &o).unwrap();
+        let mut bytes = Vec::new();
+        om.write(&mut bytes, |_| {}).unwrap();
+        let m = Model::parse(&bytes).unwrap();
+        assert_eq!(Some(m.file.lm_head().layout), head.layout());
+        for (batch, threads) in [(64, 1), (1, 2), (4, 3)] {
+            let opts = RunOptions {
+                batch,
+                ..RunOptions::new(64, KvDtype::F16)
+            };
+            // the head takes several chunks of the streamed slot
+            let plan = MemoryPlan::for_file(
+                &m.file,
+                RunOptions {
+                    stream: true,
+                    ..opts
+                },
+            )
+            .unwrap();
+            let hrb = m
+                .file
+                .lm_head()
+                .layout
+                .row_bytes(m.file.header.config.dim as usize);
+            assert!(
+                plan.head_chunk_rows(hrb.unwrap()) * 4 < m.file.header.config.vocab_size as usize
+            );
+            let pool = ThreadPool::new(threads);
+            let a = resident(&m, opts, &pool, &PROMPT, 12);
+            let what = format!("{} head, batch {batch}, {threads} threads", head.name());
+            assert_same(&a, &streamed(&m, opts, &pool, &PROMPT, 12), &what);
+            let pinned = RunOptions {
+                stream: true,
+                pin_bytes: m.file.weight_bytes() as usize / 3,
+                ..opts
+            };
+            let c = streamed_with(&m, pinned, &pool, &PROMPT, 12);
+            assert_same(&a, &c, &format!("{what}, a third pinned"));
+        }
+        if let Some(fx) = tern_tests::fixtures("streamed_equals_resident_with_quantized_heads") {
+            let src = fx.join("models/micro/hf-packed");
+            let m = tern_tests::parse(tern_tests::packed_bytes_with(&src, &o));
+            let opts = RunOptions::new(48, KvDtype::F32);
+            let a = resident(&m, opts, &SingleThread, &PROMPT[..5], 12);
+            let b = streamed(&m, opts, &SingleThread, &PROMPT[..5], 12);
+            assert_same(&a, &b, &format!("micro, {} head", head.name()));
+        }
+    }
+}
+
 /// The blocks of `[start, start + len)`.
 fn blocks(start: u64, len: u64) -> std::ops::Range<u64> {
     start / BLOCK..(start + len).div_ceil(BLOCK)

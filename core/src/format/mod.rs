@@ -508,10 +508,10 @@ impl<'a> TernFile<'a> {
             }
             Ok(())
         };
-        // Embedding / LM head: a float layout, or Q8_0 with whole 32-value blocks per row.
+        // Embedding / LM head: a float layout, or Q8_0 / Q4_0 with whole 32-value blocks per row.
         let float = |t: &TensorInfo| match t.layout {
             Layout::F32 | Layout::F16 | Layout::Bf16 => Ok(()),
-            Layout::Q8_0 if t.cols.is_multiple_of(32) => Ok(()),
+            Layout::Q8_0 | Layout::Q4_0 if t.cols.is_multiple_of(32) => Ok(()),
             _ => Err(Error::WrongLayout { index: t.index }),
         };
         // Norm weights: plain float only.

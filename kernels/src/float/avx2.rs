@@ -210,18 +210,43 @@ pub(crate) fn dot_q8_0_row_avx2(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     );
     // SAFETY: reachable only through a KernelSet selected under the AVX2+F16C contract of
     // `select`; shapes checked above.
-    unsafe { dot_q8_0_impl(w, q, d) }
+    unsafe { dot_blocks_impl::<false>(w, q, d) }
 }
 
+/// AVX2 [`super::scalar::dot_q4_0_row`], bit-identical: the 16 code bytes of a block expand to
+/// 32 signed weights `q − 8` (low nibbles then high nibbles, the activations' order), then the
+/// same exact block sums and float steps as [`dot_q8_0_row_avx2`].
+pub(crate) fn dot_q4_0_row_avx2(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    use crate::layout::{Q4_0_BLOCK_BYTES as BB, Q4_0_BLOCK_ELEMS as QK};
+    assert!(
+        w.len() == d.len() * BB && q.len() == d.len() * QK,
+        "dot_q4_0: shapes"
+    );
+    // SAFETY: reachable only through a KernelSet selected under the AVX2+F16C contract of
+    // `select`; shapes checked above.
+    unsafe { dot_blocks_impl::<true>(w, q, d) }
+}
+
+/// Q8_0 (`Q4 = false`, 34-byte blocks) or Q4_0 (`Q4 = true`, 18-byte blocks) row dot.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_q8_0_impl(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+unsafe fn dot_blocks_impl<const Q4: bool>(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    let bb = if Q4 { 18 } else { 34 };
     let nb = d.len();
     let ones = _mm256_set1_epi16(1);
+    let low4 = _mm_set1_epi8(0x0F);
+    let eight = _mm256_set1_epi8(8);
     let block_sum = |b: usize| -> __m256i {
-        // SAFETY: callers pass b < nb, so block b's 34 bytes and 32 activations exist; the
+        // SAFETY: callers pass b < nb, so block b's `bb` bytes and 32 activations exist; the
         // enclosing function enables avx2.
         unsafe {
-            let wv = _mm256_loadu_si256(w.as_ptr().add(34 * b + 2).cast());
+            let wv = if Q4 {
+                let c = _mm_loadu_si128(w.as_ptr().add(bb * b + 2).cast());
+                let lo = _mm_and_si128(c, low4);
+                let hi = _mm_and_si128(_mm_srli_epi16::<4>(c), low4);
+                _mm256_sub_epi8(_mm256_set_m128i(hi, lo), eight)
+            } else {
+                _mm256_loadu_si256(w.as_ptr().add(bb * b + 2).cast())
+            };
             let xv = _mm256_loadu_si256(q.as_ptr().add(32 * b).cast());
             let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
             _mm256_madd_epi16(p, ones)
@@ -230,10 +255,10 @@ unsafe fn dot_q8_0_impl(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut b = 0;
     while b + 8 <= nb {
-        // Eight blocks are 272 bytes: prefetch the five lines that hold the bytes
-        // `DOT_PREFETCH_BYTES` ahead (a hint; `wrapping_add` as it may pass the row's end).
-        let p = w.as_ptr().wrapping_add(34 * b + DOT_PREFETCH_BYTES);
-        for l in 0..5 {
+        // Eight blocks are 272 (Q8_0) or 144 (Q4_0) bytes: prefetch the lines that hold the
+        // bytes `DOT_PREFETCH_BYTES` ahead (a hint; `wrapping_add` as it may pass the row's end).
+        let p = w.as_ptr().wrapping_add(bb * b + DOT_PREFETCH_BYTES);
+        for l in 0..(8 * bb).div_ceil(64) {
             _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l).cast());
         }
         let s: [__m256i; 8] = core::array::from_fn(|j| block_sum(b + j));
@@ -249,7 +274,7 @@ unsafe fn dot_q8_0_impl(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
         );
         let mut dw = [0u16; 8];
         for (j, v) in dw.iter_mut().enumerate() {
-            *v = u16::from_le_bytes([w[34 * (b + j)], w[34 * (b + j) + 1]]);
+            *v = u16::from_le_bytes([w[bb * (b + j)], w[bb * (b + j) + 1]]);
         }
         // SAFETY: `dw` holds 8 u16; d[b..b + 8] exists (b + 8 <= nb).
         let (dwv, dxv) = unsafe {
@@ -267,18 +292,8 @@ unsafe fn dot_q8_0_impl(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     // SAFETY: `lanes` holds 8 f32.
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
-    for bb in b..nb {
-        let blk = &w[34 * bb..34 * bb + 34];
-        let dw = half::f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32();
-        let s: i32 = blk[2..]
-            .iter()
-            .zip(&q[32 * bb..32 * bb + 32])
-            .map(|(&wq, &xq)| (wq as i8) as i32 * xq as i32)
-            .sum();
-        lanes[bb % 8] += (dw * d[bb]) * s as f32;
-    }
-    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
-        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+    super::scalar::block_dots::<Q4>(w, q, d, b, &mut lanes);
+    super::scalar::reduce8(&lanes)
 }
 
 /// AVX2 [`super::scalar::rescale_t_i32`], bit-identical (same f32 divisor and division): 8 rows

@@ -6,6 +6,9 @@
 //! F16 → f32 uses integer bit manipulation (the stable `vcvt_f32_f16` needs the unstable
 //! `f16` types): exact for every half value, normals, subnormals, zeros and infinities
 //! included; NaN becomes a quiet f32 NaN with the payload shifted up, as `half` converts it.
+//!
+//! Also the LM head's int8 path: the Q8_0 activation quantizer and the Q8_0 / Q4_0 row dots
+//! ([`dot_blocks`], shared with [`super::neon_dot`]), bit-identical to scalar as well.
 
 use core::arch::aarch64::*;
 
@@ -153,4 +156,173 @@ unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
         lanes[k % LANES] += scalar_elem::<FMT>(w, k) * x[k];
     }
     reduce32(&lanes)
+}
+
+/// NEON [`super::scalar::quantize_q8_0_act`], bit-identical: per block of 32, `max |x|` over
+/// the absolute values' bits compared as unsigned integers with NaN lanes zeroed first (the
+/// order of non-negative floats; NaN ignored as scalar's `a > amax` ignores it); `d` and
+/// `1/d` by the scalar expressions; `x · (1/d)` one IEEE multiply per lane; `vcvtnq_s32_f32`
+/// rounds half to even and maps NaN to 0 (scalar: `rintf`, then `as i8` of NaN is 0), and an
+/// integer clamp to [-127, 127] equals scalar's float clamp of an integral value.
+pub(crate) fn quantize_q8_0_act_neon(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    use crate::layout::Q8_0_BLOCK_ELEMS as QK;
+    assert!(
+        x.len().is_multiple_of(QK) && q.len() == x.len() && d.len() == x.len() / QK,
+        "quantize_q8_0_act: shapes"
+    );
+    // SAFETY: reachable only through a KernelSet selected under the NEON contract of
+    // `select`; shapes checked above.
+    unsafe { quantize_q8_0_impl(x, q, d) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn quantize_q8_0_impl(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    let abs_mask = vdupq_n_u32(0x7FFF_FFFF);
+    let inf_bits = vdupq_n_u32(0x7F80_0000);
+    let (lo, hi) = (vdupq_n_s32(-127), vdupq_n_s32(127));
+    for (b, db) in d.iter_mut().enumerate() {
+        // SAFETY: block b covers x[32b..32b+32] and q[32b..32b+32] (shapes checked by caller).
+        unsafe {
+            let p = x.as_ptr().add(32 * b);
+            let v: [float32x4_t; 8] = core::array::from_fn(|k| vld1q_f32(p.add(4 * k)));
+            let mut m = vdupq_n_u32(0);
+            for vk in v {
+                let a = vandq_u32(vreinterpretq_u32_f32(vk), abs_mask);
+                m = vmaxq_u32(m, vandq_u32(a, vcleq_u32(a, inf_bits)));
+            }
+            let amax = f32::from_bits(vmaxvq_u32(m));
+            let dd = amax / 127.0;
+            let id = if dd != 0.0 { 1.0 / dd } else { 0.0 };
+            let s = vdupq_n_f32(id);
+            let c: [int32x4_t; 8] = core::array::from_fn(|k| {
+                vminq_s32(vmaxq_s32(vcvtnq_s32_f32(vmulq_f32(v[k], s)), lo), hi)
+            });
+            let n16 = |a: int32x4_t, b: int32x4_t| vqmovn_high_s32(vqmovn_s32(a), b);
+            let out = q.as_mut_ptr().add(32 * b);
+            vst1q_s8(
+                out,
+                vqmovn_high_s16(vqmovn_s16(n16(c[0], c[1])), n16(c[2], c[3])),
+            );
+            vst1q_s8(
+                out.add(16),
+                vqmovn_high_s16(vqmovn_s16(n16(c[4], c[5])), n16(c[6], c[7])),
+            );
+            *db = dd;
+        }
+    }
+}
+
+/// NEON [`super::scalar::dot_q8_0_row`], bit-identical (see [`dot_blocks`]).
+pub(crate) fn dot_q8_0_row_neon(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    use crate::layout::Q8_0_BLOCK_ELEMS as QK;
+    assert!(
+        w.len() == d.len() * 34 && q.len() == d.len() * QK,
+        "dot_q8_0: shapes"
+    );
+    // SAFETY: reachable only through a KernelSet selected under the NEON contract of
+    // `select`; shapes checked above.
+    unsafe { dot_blocks_neon::<false>(w, q, d) }
+}
+
+/// NEON [`super::scalar::dot_q4_0_row`], bit-identical (see [`dot_blocks`]).
+pub(crate) fn dot_q4_0_row_neon(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    use crate::layout::{Q4_0_BLOCK_BYTES as BB, Q4_0_BLOCK_ELEMS as QK};
+    assert!(
+        w.len() == d.len() * BB && q.len() == d.len() * QK,
+        "dot_q4_0: shapes"
+    );
+    // SAFETY: as for `dot_q8_0_row_neon`.
+    unsafe { dot_blocks_neon::<true>(w, q, d) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn dot_blocks_neon<const Q4: bool>(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    // Without dotprod: widening multiplies to int16 (two products per lane: at most
+    // 2 · 128 · 127 = 32512 with activations in [-127, 127]), pairwise-added into int32.
+    let sum = |w0: int8x16_t, w1: int8x16_t, x0: int8x16_t, x1: int8x16_t| -> int32x4_t {
+        let p0 = vmlal_high_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), w0, x0);
+        let p1 = vmlal_high_s8(vmull_s8(vget_low_s8(w1), vget_low_s8(x1)), w1, x1);
+        vpadalq_s16(vpaddlq_s16(p0), p1)
+    };
+    // SAFETY: forwarded (NEON enabled here; the wrapper checked the shapes).
+    unsafe { dot_blocks::<Q4>(w, q, d, sum) }
+}
+
+/// The 32 signed weights of the block at `blk` as two vectors (values 0..16 and 16..32):
+/// Q8_0's int8 `q`, or Q4_0's `code − 8` (low nibbles, then high nibbles).
+///
+/// # Safety
+/// `blk` must point at one whole block (34 bytes for Q8_0, 18 for Q4_0).
+#[inline(always)]
+unsafe fn block_weights<const Q4: bool>(blk: *const u8) -> (int8x16_t, int8x16_t) {
+    // SAFETY: the caller guarantees the block's bytes are readable; NEON is baseline on
+    // aarch64 and enabled on every caller.
+    unsafe {
+        if Q4 {
+            let c = vld1q_u8(blk.add(2));
+            let eight = vdupq_n_s8(8);
+            (
+                vsubq_s8(vreinterpretq_s8_u8(vandq_u8(c, vdupq_n_u8(0x0F))), eight),
+                vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8::<4>(c)), eight),
+            )
+        } else {
+            (vld1q_s8(blk.add(2).cast()), vld1q_s8(blk.add(18).cast()))
+        }
+    }
+}
+
+/// The block loop shared by the NEON and NEON + dotprod Q8_0 / Q4_0 row dots. `sum(w0, w1,
+/// x0, x1)` returns int32 lanes whose total is the block's exact integer sum `Σ w·x`. Eight
+/// blocks per step: their sums go to two `float32x4_t` accumulators whose lane `j` (of 8) is
+/// scalar's `acc[b % 8]`, updated by the same `(d_w · d_b) · s_b` multiplies and add (no FMA); the f16
+/// scales convert exactly ([`f16x4_to_f32`]); the last `nb % 8` blocks and the final reduction
+/// are scalar's ([`super::scalar::block_dots`], [`super::scalar::reduce8`]).
+///
+/// # Safety
+/// NEON (and what `sum` needs) must be available; `w`, `q`, `d` must have the shapes the
+/// wrappers check (`d.len()` blocks).
+#[inline(always)]
+pub(super) unsafe fn dot_blocks<const Q4: bool>(
+    w: &[u8],
+    q: &[i8],
+    d: &[f32],
+    sum: impl Fn(int8x16_t, int8x16_t, int8x16_t, int8x16_t) -> int32x4_t,
+) -> f32 {
+    let bb = if Q4 { 18 } else { 34 };
+    let nb = d.len();
+    // SAFETY: NEON is available (this function's contract).
+    let mut acc = [unsafe { vdupq_n_f32(0.0) }; 2];
+    let mut b = 0;
+    while b + 8 <= nb {
+        let mut s = [0i32; 8];
+        let mut dw = [0u16; 8];
+        for (j, (sj, dj)) in s.iter_mut().zip(&mut dw).enumerate() {
+            let k = b + j;
+            // SAFETY: block k < nb: its bytes and its 32 activations are in bounds.
+            unsafe {
+                let (w0, w1) = block_weights::<Q4>(w.as_ptr().add(bb * k));
+                let xp = q.as_ptr().add(32 * k);
+                *sj = vaddvq_s32(sum(w0, w1, vld1q_s8(xp), vld1q_s8(xp.add(16))));
+            }
+            *dj = u16::from_le_bytes([w[bb * k], w[bb * k + 1]]);
+        }
+        for (h, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `dw` and `s` hold 8 elements, d[b..b + 8] exists (b + 8 <= nb).
+            unsafe {
+                let dwv = f16x4_to_f32(vmovl_u16(vld1_u16(dw.as_ptr().add(4 * h))));
+                let dxv = vld1q_f32(d.as_ptr().add(b + 4 * h));
+                let sv = vcvtq_f32_s32(vld1q_s32(s.as_ptr().add(4 * h)));
+                *a = vaddq_f32(*a, vmulq_f32(vmulq_f32(dwv, dxv), sv));
+            }
+        }
+        b += 8;
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 f32.
+    unsafe {
+        vst1q_f32(lanes.as_mut_ptr(), acc[0]);
+        vst1q_f32(lanes.as_mut_ptr().add(4), acc[1]);
+    }
+    super::scalar::block_dots::<Q4>(w, q, d, b, &mut lanes);
+    super::scalar::reduce8(&lanes)
 }

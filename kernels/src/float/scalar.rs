@@ -134,6 +134,7 @@ pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
         Layout::Bf16 => |c| bf16_to_f32(c.try_into().unwrap()),
         Layout::T2_128 => return false,
         Layout::Q8_0 => return decode_q8_0_row(w, out),
+        Layout::Q4_0 => return decode_q4_0_row(w, out),
     };
     let eb = layout.info().block_bytes;
     if w.len() != out.len() * eb {
@@ -155,6 +156,22 @@ fn decode_q8_0_row(w: &[u8], out: &mut [f32]) -> bool {
         let d = f16_to_f32([b[0], b[1]]);
         for (v, &q) in o.iter_mut().zip(&b[2..]) {
             *v = d * (q as i8) as f32;
+        }
+    }
+    true
+}
+
+/// Decode a `Q4_0` row (`out.len()` a multiple of 32): `out[i] = d · (q[i] − 8)` in f32, as
+/// ggml's `dequantize_row_q4_0`.
+fn decode_q4_0_row(w: &[u8], out: &mut [f32]) -> bool {
+    use crate::layout::{Q4_0_BLOCK_BYTES as BB, Q4_0_BLOCK_ELEMS as QK, q4_0_code};
+    if !out.len().is_multiple_of(QK) || w.len() != out.len() / QK * BB {
+        return false;
+    }
+    for (o, b) in out.chunks_exact_mut(QK).zip(w.chunks_exact(BB)) {
+        let d = f16_to_f32([b[0], b[1]]);
+        for (i, v) in o.iter_mut().enumerate() {
+            *v = (q4_0_code(&b[2..], i) as i32 - 8) as f32 * d;
         }
     }
     true
@@ -208,20 +225,70 @@ pub fn dot_q8_0_row(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
         "dot_q8_0: shapes"
     );
     let mut acc = [0.0f32; 8];
-    for (b, (blk, (qb, &db))) in w
-        .chunks_exact(34)
-        .zip(q.chunks_exact(QK).zip(d))
+    block_dots::<false>(w, q, d, 0, &mut acc);
+    reduce8(&acc)
+}
+
+/// Dot of a `Q4_0` weight row `w` (n/32 blocks of 18 bytes) with activations quantized by
+/// [`quantize_q8_0_act`] (`q: (n,)`, `d: (n/32,)`): per block the exact integer sum
+/// `s_b = Σ (wq − 8)·q`, then `p_b = (d_w · d_b) · s_b` in f32, accumulated over 8 interleaved
+/// partial sums (`acc[b % 8] += p_b`) and reduced as `((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7))`,
+/// exactly as [`dot_q8_0_row`].
+///
+/// # Panics
+/// On length mismatches (caller bug).
+pub fn dot_q4_0_row(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
+    use crate::layout::{Q4_0_BLOCK_BYTES as BB, Q4_0_BLOCK_ELEMS as QK};
+    assert!(
+        w.len() == d.len() * BB && q.len() == d.len() * QK,
+        "dot_q4_0: shapes"
+    );
+    let mut acc = [0.0f32; 8];
+    block_dots::<true>(w, q, d, 0, &mut acc);
+    reduce8(&acc)
+}
+
+/// The exact integer sum `Σ w·x` of one whole block `blk` (scale included: 34 bytes of
+/// Q8_0, or 18 of Q4_0 when `Q4`) with its 32 activations `qb`.
+#[inline]
+pub(crate) fn block_sum<const Q4: bool>(blk: &[u8], qb: &[i8]) -> i32 {
+    use crate::layout::q4_0_code;
+    qb.iter()
         .enumerate()
-    {
+        .map(|(i, &xq)| {
+            let wq = if Q4 {
+                q4_0_code(&blk[2..], i) as i32 - 8
+            } else {
+                (blk[2 + i] as i8) as i32
+            };
+            wq * xq as i32
+        })
+        .sum()
+}
+
+/// `acc[b % 8] += (d_w · d_b) · s_b` for blocks `from..d.len()` of a Q8_0 (or Q4_0 when
+/// `Q4`) row: the block step of [`dot_q8_0_row`] / [`dot_q4_0_row`], also the SIMD
+/// variants' tail.
+pub(crate) fn block_dots<const Q4: bool>(
+    w: &[u8],
+    q: &[i8],
+    d: &[f32],
+    from: usize,
+    acc: &mut [f32; 8],
+) {
+    let bb = if Q4 { 18 } else { 34 };
+    for (b, &db) in d.iter().enumerate().skip(from) {
+        let blk = &w[bb * b..bb * (b + 1)];
         let dw = f16_to_f32([blk[0], blk[1]]);
-        let s: i32 = blk[2..]
-            .iter()
-            .zip(qb)
-            .map(|(&wq, &xq)| (wq as i8) as i32 * xq as i32)
-            .sum();
+        let s = block_sum::<Q4>(blk, &q[32 * b..32 * (b + 1)]);
         acc[b % 8] += (dw * db) * s as f32;
     }
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// The fixed reduction of the 8 block partial sums: `((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7))`.
+#[inline]
+pub(crate) fn reduce8(a: &[f32; 8]) -> f32 {
+    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
 #[cfg(test)]
@@ -252,5 +319,26 @@ mod tests {
         assert!(decode_row(Layout::F16, &w16, &mut out));
         assert_eq!(out, wf);
         assert!(!decode_row(Layout::T2_128, &w16, &mut out));
+    }
+
+    #[test]
+    fn q4_0_decode_and_dot() {
+        // One block: d = 0.5, codes q[i] = i % 16 (values (q - 8)/2), byte j = q[j] | q[j+16] << 4.
+        let mut b = [0u8; 18];
+        b[..2].copy_from_slice(&half::f16::from_f32(0.5).to_bits().to_le_bytes());
+        for j in 0..16 {
+            b[2 + j] = (j as u8) | ((j as u8) << 4);
+        }
+        let mut out = [0f32; 32];
+        assert!(decode_row(Layout::Q4_0, &b, &mut out));
+        for (i, &v) in out.iter().enumerate() {
+            assert_eq!(v, ((i % 16) as f32 - 8.0) * 0.5, "i={i}");
+        }
+        assert!(!decode_row(Layout::Q4_0, &b[..17], &mut out));
+        assert!(!decode_row(Layout::Q4_0, &b, &mut out[..16]));
+        // activations 1 (i < 16) and 2 (i >= 16), d_b = 2: s = Σ_{k<16} (k - 8) · (1 + 2)
+        // = -8 · 3 = -24, logit = (0.5 · 2) · -24
+        let q: [i8; 32] = core::array::from_fn(|i| if i < 16 { 1 } else { 2 });
+        assert_eq!(dot_q4_0_row(&b, &q, &[2.0]), -24.0);
     }
 }

@@ -578,6 +578,171 @@ fn q8_0_head_edges() {
     q8_check(&x, &[0.5; 64]);
 }
 
+/// Q4_0 blocks of `wf` (a multiple of 32 values) built here from ggml's definition,
+/// independently of the packer: per block the signed value of largest magnitude `max`,
+/// `d = max / -8` (stored as f16), `q = min(15, trunc(x / d + 8.5))`, byte `j` = `q[j] |
+/// q[j + 16] << 4`.
+fn q4_blocks(wf: &[f32]) -> Vec<u8> {
+    let mut w = Vec::new();
+    for b in wf.chunks(32) {
+        let max = b
+            .iter()
+            .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        let dd = max / -8.0;
+        let id = if dd != 0.0 { 1.0 / dd } else { 0.0 };
+        w.extend(half::f16::from_f32(dd).to_bits().to_le_bytes());
+        let q: Vec<u8> = b
+            .iter()
+            .map(|v| ((v * id + 8.5) as i8).clamp(0, 15) as u8)
+            .collect();
+        w.extend((0..16).map(|j| q[j] | q[j + 16] << 4));
+    }
+    w
+}
+
+/// Every variant's Q8_0 and Q4_0 row dots against scalar's, bit for bit, on given activations
+/// (`q` in [-127, 127], as the quantizer makes them) and raw weight blocks; scalar's against a
+/// plain f64 evaluation of the same integers and scales.
+fn block_dots_check(q: &[i8], d: &[f32], w8: &[u8], w4: &[u8]) {
+    let nb = d.len();
+    let exact = |w: &[u8], bb: usize, wq: &dyn Fn(&[u8], usize) -> i64| -> f64 {
+        (0..nb)
+            .map(|b| {
+                let blk = &w[bb * b..bb * (b + 1)];
+                let dw = half::f16::from_le_bytes([blk[0], blk[1]]).to_f64();
+                let s: i64 = (0..32).map(|i| wq(blk, i) * q[32 * b + i] as i64).sum();
+                dw * d[b] as f64 * s as f64
+            })
+            .sum()
+    };
+    let want8 = (SCALAR.dot_q8_0)(w8, q, d);
+    let want4 = (SCALAR.dot_q4_0)(w4, q, d);
+    let e8 = exact(w8, 34, &|blk, i| (blk[2 + i] as i8) as i64);
+    let e4 = exact(w4, 18, &|blk, i| {
+        let c = if i < 16 {
+            blk[2 + i] & 15
+        } else {
+            blk[2 + i - 16] >> 4
+        };
+        c as i64 - 8
+    });
+    // f32 products of scales and sums, summed in f32: relative error ~1e-6 of the magnitudes
+    let mag = |bb: usize, w: &[u8]| -> f64 {
+        (0..nb)
+            .map(|b| {
+                let dw = half::f16::from_le_bytes([w[bb * b], w[bb * b + 1]]).to_f64();
+                (dw * d[b] as f64).abs() * 32.0 * 128.0 * 127.0
+            })
+            .sum()
+    };
+    assert!(
+        (want8 as f64 - e8).abs() <= 1e-5 * (1.0 + mag(34, w8)),
+        "scalar q8 dot {want8} vs {e8}"
+    );
+    assert!(
+        (want4 as f64 - e4).abs() <= 1e-5 * (1.0 + mag(18, w4)),
+        "scalar q4 dot {want4} vs {e4}"
+    );
+    for k in variants() {
+        assert_eq!(
+            (k.dot_q8_0)(w8, q, d).to_bits(),
+            want8.to_bits(),
+            "{} dot_q8_0 blocks {nb}",
+            k.variant.name()
+        );
+        assert_eq!(
+            (k.dot_q4_0)(w4, q, d).to_bits(),
+            want4.to_bits(),
+            "{} dot_q4_0 blocks {nb}",
+            k.variant.name()
+        );
+    }
+}
+
+/// Quantize `x` with every variant (bit-identical to scalar), then [`block_dots_check`] with
+/// the weights `wf` as Q8_0 (via [`q8_check`]) and Q4_0 blocks.
+fn q4_check(x: &[f32], wf: &[f32]) {
+    q8_check(x, wf);
+    let n = x.len();
+    let mut q = vec![0i8; n];
+    let mut d = vec![0f32; n / 32];
+    (SCALAR.quantize_q8_0)(x, &mut q, &mut d);
+    let w4 = q4_blocks(wf);
+    let w8: Vec<u8> = w4
+        .chunks(18)
+        .flat_map(|b| {
+            let mut v = b[..2].to_vec();
+            v.extend((0..32).map(|i| {
+                let c = if i < 16 {
+                    b[2 + i] & 15
+                } else {
+                    b[2 + i - 16] >> 4
+                };
+                (c as i8 - 8) as u8
+            }));
+            v
+        })
+        .collect();
+    block_dots_check(&q, &d, &w8, &w4);
+    // the Q4_0 row equals the Q8_0 row holding the same values `q - 8`, bit for bit
+    assert_eq!(
+        (SCALAR.dot_q4_0)(&w4, &q, &d).to_bits(),
+        (SCALAR.dot_q8_0)(&w8, &q, &d).to_bits()
+    );
+}
+
+#[test]
+fn q4_0_head_edges() {
+    for n in [32usize, 64, 224, 256, 288, 512, 544, 2560] {
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.71)
+            .collect();
+        let w: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        q4_check(&x, &w);
+    }
+    // zero blocks (d = 0), NaN and a lone extreme value in the activations
+    let mut x = vec![0f32; 96];
+    x[3] = f32::NAN;
+    x[40] = 1.5;
+    x[41] = -2.5;
+    x[70] = 3.0e38;
+    let mut w = vec![0.5f32; 96];
+    w[64..].iter_mut().for_each(|v| *v = 0.0);
+    q4_check(&x, &w);
+}
+
+/// Extremes of the integer block sums: every weight at its most negative (Q8_0 -128, Q4_0
+/// code 0 = -8) or most positive code against activations of ±127, alternating or not, and f16
+/// scales from the smallest subnormal to the largest finite value, for block counts around the
+/// 8-block step.
+#[test]
+fn block_dots_extremes() {
+    let scales = [0x3C00u16, 0x0001, 0x7BFF, 0xFBFF, 0x8000, 0x3555];
+    for nb in [1usize, 7, 8, 9, 15, 16, 17, 80] {
+        for (wi, (b8, b4)) in [(0x80u8, 0x00u8), (0x7F, 0xFF), (0x81, 0x0F), (0x80, 0xF0)]
+            .into_iter()
+            .enumerate()
+        {
+            for xs in [[127i8, 127], [-127, -127], [127, -127]] {
+                let q: Vec<i8> = (0..32 * nb).map(|i| xs[i % 2]).collect();
+                let d: Vec<f32> = (0..nb).map(|b| [1.0, 0.5e-3, 3.0e-4][b % 3]).collect();
+                let mut w8 = Vec::new();
+                let mut w4 = Vec::new();
+                for b in 0..nb {
+                    let sc = scales[(b + wi) % scales.len()].to_le_bytes();
+                    w8.extend(sc);
+                    w8.extend([b8; 32]);
+                    w4.extend(sc);
+                    w4.extend([b4; 16]);
+                }
+                block_dots_check(&q, &d, &w8, &w4);
+            }
+        }
+    }
+}
+
 #[test]
 fn dot_edges() {
     for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 255, 256, 2560] {
@@ -711,6 +876,38 @@ proptest! {
     fn axpys_match_scalar(a in -10f32..10.0, v in proptest::collection::vec((-100f32..100.0, -100f32..100.0), 0..300)) {
         let (x, y): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
         axpy_check(a, &x, &y);
+    }
+
+    #[test]
+    fn q4_0_matches_scalar(v in proptest::collection::vec((-8f32..8.0, -100f32..100.0), 1..20usize).prop_flat_map(|v| {
+        let n = v.len() * 32;
+        (proptest::collection::vec(-100f32..100.0, n), proptest::collection::vec(-2f32..2.0, n))
+    })) {
+        q4_check(&v.0, &v.1);
+    }
+
+    /// Raw weight bytes (any int8 / any nibble) with finite f16 scales, raw activations in
+    /// [-127, 127].
+    #[test]
+    fn block_dots_raw_match_scalar(nb in 1usize..40, seed in any::<u64>()) {
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        // finite f16 scales only (exponent field < 31)
+        let scale = |r: u64| {
+            let h = r as u16;
+            if h & 0x7C00 == 0x7C00 { h & 0x83FF } else { h }
+        };
+        let (mut w8, mut w4, mut q, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..nb {
+            let sc = scale(next()).to_le_bytes();
+            w8.extend(sc);
+            w8.extend((0..32).map(|_| next() as u8));
+            w4.extend(sc);
+            w4.extend((0..16).map(|_| next() as u8));
+            q.extend((0..32).map(|_| ((next() % 255) as i32 - 127) as i8));
+            d.push(((next() % 1000) as f32 + 1.0) * 1e-4);
+        }
+        block_dots_check(&q, &d, &w8, &w4);
     }
 
     #[test]

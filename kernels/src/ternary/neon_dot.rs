@@ -49,7 +49,7 @@ pub(crate) fn matmul_t2_i8_neon_dot(
 /// `acc + sdot(w, x)`: each int32 lane gains the sum of its four int8 products.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-fn sdot(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+pub(crate) fn sdot(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
     let mut acc = acc;
     // SAFETY: `sdot` only reads and writes the three vector registers named here (no memory,
     // no stack, no flags); the dotprod feature is enabled on this function, and its callers

@@ -35,9 +35,10 @@ enum Cmd {
     Run(RunArgs),
     /// Measure prompt-processing and generation speed (llama-bench-like table or JSON).
     Bench(BenchArgs),
-    /// Pack a GGUF file or an HF safetensors directory into a .tern file.
+    /// Pack a GGUF file or an HF safetensors directory into a .tern file, or re-pack a .tern
+    /// file (e.g. with another --lm-head).
     Pack {
-        /// Input: .gguf file or safetensors directory.
+        /// Input: .gguf file, safetensors directory, or .tern file.
         input: PathBuf,
         /// Output .tern file.
         #[arg(short, long)]
@@ -89,7 +90,8 @@ struct PackArgs {
     /// FFN activation override when the source does not record it (see tools/pack/README.md).
     #[arg(long, value_enum)]
     ffn_act: Option<ActArg>,
-    /// LM head storage when packing: keep the source's layout, or Q8_0 (halves the head's bytes).
+    /// LM head storage when packing: keep the source's layout, or Q8_0 (halves the head's
+    /// bytes) or Q4_0 (quarters them).
     #[arg(long, value_enum, default_value = "keep")]
     lm_head: HeadArg,
 }
@@ -99,6 +101,8 @@ enum HeadArg {
     Keep,
     #[value(name = "q8_0")]
     Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -123,6 +127,7 @@ impl PackArgs {
             lm_head: match self.lm_head {
                 HeadArg::Keep => tern_pack::pack::LmHead::Keep,
                 HeadArg::Q8_0 => tern_pack::pack::LmHead::Q8_0,
+                HeadArg::Q4_0 => tern_pack::pack::LmHead::Q4_0,
             },
             ..Default::default()
         }

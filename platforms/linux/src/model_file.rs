@@ -8,9 +8,7 @@ use std::time::UNIX_EPOCH;
 use anyhow::{Context, Result, anyhow};
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
-use tern_core::Error as CoreError;
-use tern_core::error::Section;
-use tern_core::format::{Model, tensor_name_at};
+use tern_core::format::Model;
 use tern_pack::pack::PackOptions;
 
 /// A memory-mapped `.tern` file.
@@ -21,36 +19,7 @@ pub struct MappedModel {
     map: Mmap,
 }
 
-/// Turn a core error into a message naming the file and, where the error names a tensor
-/// index, the tensor.
-pub fn describe(path: &Path, bytes: &[u8], e: CoreError) -> anyhow::Error {
-    let idx = match e {
-        CoreError::UnknownLayout { index, .. }
-        | CoreError::TensorOutOfBounds { index }
-        | CoreError::Misaligned { index }
-        | CoreError::BadTensorLength { index, .. }
-        | CoreError::DuplicateTensor { index }
-        | CoreError::ShapeMismatch { index, .. }
-        | CoreError::WrongLayout { index } => Some(index),
-        CoreError::ChecksumMismatch {
-            section: Section::TensorData(i),
-        }
-        | CoreError::Malformed {
-            section: Section::TensorEntry(i),
-        }
-        | CoreError::Truncated {
-            section: Section::TensorData(i),
-        }
-        | CoreError::TrailingData {
-            section: Section::TensorData(i),
-        } => Some(i),
-        _ => None,
-    };
-    match idx.and_then(|i| tensor_name_at(bytes, i)) {
-        Some(name) => anyhow!("{}: tensor '{name}': {e}", path.display()),
-        None => anyhow!("{}: {e}", path.display()),
-    }
-}
+pub use tern_pack::import::tern::describe;
 
 impl MappedModel {
     /// Map `path` (a `.tern` file) read-only.
@@ -113,12 +82,16 @@ pub enum ModelBytes {
 }
 
 impl ModelBytes {
-    /// Resolve `model` (None: the bundled model) and map it.
+    /// Resolve `model` (None: the bundled model, re-packed into the cache once if `--lm-head`
+    /// asks for another head) and map it.
     ///
     /// # Errors
     /// As [`resolve`] and [`MappedModel::map`].
     pub fn open(model: Option<&Path>, opts: &PackOptions, quiet: bool) -> Result<ModelBytes> {
         match model {
+            None if opts.lm_head != tern_pack::pack::LmHead::Keep => Ok(ModelBytes::Mapped(
+                MappedModel::map(&resolve_bundled(opts, quiet)?)?,
+            )),
             None => Ok(ModelBytes::Bundled),
             Some(p) => Ok(ModelBytes::Mapped(MappedModel::map(&resolve(
                 p, opts, quiet,
@@ -211,7 +184,39 @@ fn fingerprint(input: &Path, opts: &PackOptions) -> Result<String> {
         .collect())
 }
 
-/// Resolve a user-given MODEL to a `.tern` file: a `.tern` stays as is; a GGUF file or a
+/// The bundled model re-packed with `opts` (another LM head) into [`cache_dir`], once (keyed
+/// by the bundled bytes' hash and the options).
+///
+/// # Errors
+/// I/O errors.
+fn resolve_bundled(opts: &PackOptions, quiet: bool) -> Result<PathBuf> {
+    let mut h = Sha256::new();
+    h.update(BUNDLED_MODEL);
+    h.update(format!("{:?}|{}", opts, env!("CARGO_PKG_VERSION")).as_bytes());
+    let fp: String = h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = cache_dir();
+    let out = dir.join(format!("demo-{fp}.tern"));
+    if out.is_file() {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating cache dir {}", dir.display()))?;
+    if !quiet {
+        eprintln!("packing {BUNDLED_NAME} -> {}", out.display());
+    }
+    let name = Path::new("demo.tern");
+    let mut m = tern_pack::import::tern::import_tern_bytes(name, BUNDLED_MODEL, opts, &|_| {})?;
+    tern_pack::import::apply_lm_head(&mut m, opts)?;
+    tern_pack::pack::write_tern_atomic(&m, &out, |_| {})
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
+/// Resolve a user-given MODEL to a `.tern` file: a `.tern` stays as is (unless `--lm-head`
+/// asks for another LM head: then it is re-packed like other inputs); a GGUF file or a
 /// safetensors directory is packed into [`cache_dir`] once (keyed by path, size, mtime and
 /// options) and the cached file reused.
 ///
@@ -221,7 +226,7 @@ pub fn resolve(input: &Path, opts: &PackOptions, quiet: bool) -> Result<PathBuf>
     if !input.exists() {
         return Err(anyhow!("{}: no such file or directory", input.display()));
     }
-    if input.is_file() && is_tern(input) {
+    if input.is_file() && is_tern(input) && opts.lm_head == tern_pack::pack::LmHead::Keep {
         return Ok(input.to_path_buf());
     }
     let stem = input

@@ -434,3 +434,55 @@ fn perplexity_scores_every_token_after_the_first() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--ctx must be between 1"));
 }
+
+/// `--lm-head` on `.tern` inputs: `tern pack demo.tern --lm-head q4_0` re-packs the bundled
+/// demo model with a Q4_0 head (a quarter of the BF16 head's bytes); `tern run` of that file,
+/// of `demo.tern --lm-head q4_0` (re-packed into the cache) and of the bundled model with
+/// `--lm-head q4_0` give the same tokens. A `.tern` without `--lm-head` is used as it is.
+#[test]
+fn lm_head_repacks_tern_inputs_and_the_bundled_model() {
+    let cache = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.tern");
+    let demo = demo.to_str().unwrap();
+    let q4 = cache.path().join("demo-q4.tern");
+    let q4 = q4.to_str().unwrap();
+    ok(&tern(
+        &["pack", demo, "-o", q4, "--lm-head", "q4_0"],
+        cache.path(),
+    ));
+    let out = ok(&tern(&["inspect", q4], cache.path()));
+    let line = out
+        .lines()
+        .find(|l| l.contains("token_embd.weight"))
+        .unwrap_or_else(|| panic!("no token_embd line:\n{out}"));
+    assert!(line.contains("Q4_0"), "{line}");
+    let (bf16_len, q4_len) = (
+        std::fs::metadata(demo).unwrap().len(),
+        std::fs::metadata(q4).unwrap().len(),
+    );
+    // 4096 x 256 head: 2 MiB in BF16, 576 KiB in Q4_0
+    assert_eq!(
+        bf16_len - q4_len,
+        4096 * 256 * 2 - 4096 * 256 / 32 * 18,
+        "file sizes"
+    );
+    let run = |args: &[&str]| {
+        let mut a = vec!["run"];
+        a.extend_from_slice(args);
+        a.extend(["-p", "And God said", "-n", "12", "--temp", "0", "--json"]);
+        ids(&json(&tern(&a, cache.path()))["generated_ids"])
+    };
+    let want = run(&[q4]);
+    assert_eq!(
+        run(&[demo, "--lm-head", "q4_0"]),
+        want,
+        "demo.tern --lm-head q4_0"
+    );
+    assert_eq!(run(&["--lm-head", "q4_0"]), want, "bundled --lm-head q4_0");
+    // the cache now holds the two re-packs; a plain .tern run adds nothing
+    let cached = || std::fs::read_dir(cache.path()).unwrap().count();
+    let n = cached();
+    run(&[demo]);
+    run(&[demo, "--lm-head", "q4_0"]);
+    assert_eq!(cached(), n);
+}

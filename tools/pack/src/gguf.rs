@@ -102,6 +102,8 @@ pub mod ggml_type {
     pub const F32: u32 = 0;
     /// float16
     pub const F16: u32 = 1;
+    /// Q4_0: 32 values, f16 scale + 16 bytes of 4-bit codes.
+    pub const Q4_0: u32 = 2;
     /// Q8_0: 32 values, f16 scale + 32 int8.
     pub const Q8_0: u32 = 8;
     /// Q6_K: 256 values in 210 bytes.
@@ -120,7 +122,7 @@ pub mod ggml_type {
         match t {
             F32 => "F32",
             F16 => "F16",
-            2 => "Q4_0",
+            Q4_0 => "Q4_0",
             3 => "Q4_1",
             6 => "Q5_0",
             7 => "Q5_1",

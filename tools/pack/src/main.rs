@@ -1,8 +1,9 @@
-//! `tern-pack`: import GGUF / safetensors BitNet b1.58 models into `.tern`, or synthesize one.
+//! `tern-pack`: import GGUF / safetensors BitNet b1.58 models into `.tern` (or re-pack a
+//! `.tern`), or synthesize one.
 //!
 //! ```text
-//! tern-pack pack IN -o OUT [--ffn-act relu2|silu] [--ctx N]
-//! tern-pack synth --shape 2b4t|tiny --seed N --vocab VOCAB -o OUT
+//! tern-pack pack IN -o OUT [--ffn-act relu2|silu] [--ctx N] [--lm-head keep|q8_0|q4_0]
+//! tern-pack synth --shape 2b4t|tiny|small --seed N --vocab VOCAB -o OUT [--lm-head keep|q8_0|q4_0]
 //! ```
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum HeadArg {
     Keep,
     #[value(name = "q8_0")]
     Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -50,9 +53,10 @@ enum Shape {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Import a GGUF file or a Hugging Face safetensors directory and write a .tern file.
+    /// Import a GGUF file or a Hugging Face safetensors directory and write a .tern file, or
+    /// re-pack a .tern file (e.g. with another --lm-head).
     Pack {
-        /// GGUF file, or directory with config.json + model.safetensors (or shards).
+        /// GGUF file, directory with config.json + model.safetensors (or shards), or .tern file.
         input: PathBuf,
         /// Output .tern file (written atomically).
         #[arg(short, long)]
@@ -63,7 +67,8 @@ enum Cmd {
         /// Default context length recorded in the file, tokens (at most the model's).
         #[arg(long)]
         ctx: Option<u32>,
-        /// LM head storage: keep the source's layout, or quantize it to Q8_0 (8.5 bpw).
+        /// LM head storage: keep the source's layout, or quantize it to Q8_0 (8.5 bpw) or Q4_0
+        /// (4.5 bpw).
         #[arg(long, value_enum, default_value = "keep")]
         lm_head: HeadArg,
     },
@@ -82,7 +87,7 @@ enum Cmd {
         /// Output .tern file (written atomically).
         #[arg(short, long)]
         out: PathBuf,
-        /// LM head storage: the synthetic F16 embedding, or Q8_0.
+        /// LM head storage: the synthetic F16 embedding, or Q8_0 or Q4_0.
         #[arg(long, value_enum, default_value = "keep")]
         lm_head: HeadArg,
     },
@@ -93,6 +98,7 @@ impl HeadArg {
         match self {
             HeadArg::Keep => tern_pack::pack::LmHead::Keep,
             HeadArg::Q8_0 => tern_pack::pack::LmHead::Q8_0,
+            HeadArg::Q4_0 => tern_pack::pack::LmHead::Q4_0,
         }
     }
 }

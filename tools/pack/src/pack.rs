@@ -21,20 +21,44 @@ pub struct PackOptions {
     /// Default context length recorded in the file, tokens (`--ctx N`); default
     /// `min(model max_ctx, 4096)`, and never more than the model's `max_ctx`.
     pub ctx_len: Option<u32>,
-    /// Storage of the LM head (`--lm-head`): as in the source, or quantized to Q8_0 (the tied
-    /// embedding is then Q8_0 too). Q8_0 halves the bytes decode reads for the head (the
-    /// largest tensor of 2B4T) at a small accuracy cost; see README "Performance".
+    /// Storage of the LM head (`--lm-head`): as in the source, or quantized to Q8_0 or Q4_0
+    /// (the tied embedding is then quantized too). Q8_0 halves the bytes decode reads for the
+    /// head (the largest tensor of 2B4T) at a small accuracy cost, Q4_0 quarters them at a
+    /// larger one; see README "Performance".
     pub lm_head: LmHead,
 }
 
 /// LM head storage choice.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LmHead {
-    /// Keep the source's float layout (Q8_0 / Q6_K GGUF embeddings are dequantized to F32).
+    /// Keep the source's layout: F32/F16/BF16 bits, a `.tern` input's head as it is, a GGUF
+    /// Q4_0 embedding as Q4_0 (Q8_0 / Q6_K GGUF embeddings are dequantized to F32).
     #[default]
     Keep,
     /// ggml Q8_0: 32 values per f16 scale, 8.5 bpw.
     Q8_0,
+    /// ggml Q4_0: 32 4-bit values per f16 scale, 4.5 bpw.
+    Q4_0,
+}
+
+impl LmHead {
+    /// The layout this choice asks for (`None`: keep the source's).
+    pub fn layout(self) -> Option<tern_kernels::layout::Layout> {
+        use tern_kernels::layout::Layout;
+        match self {
+            LmHead::Keep => None,
+            LmHead::Q8_0 => Some(Layout::Q8_0),
+            LmHead::Q4_0 => Some(Layout::Q4_0),
+        }
+    }
+    /// The CLI spelling (`keep`, `q8_0`, `q4_0`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LmHead::Keep => "keep",
+            LmHead::Q8_0 => "q8_0",
+            LmHead::Q4_0 => "q4_0",
+        }
+    }
 }
 
 /// What [`pack_path`] did.

@@ -1,8 +1,10 @@
 //! Float element decoders: F32 / F16 / BF16 element arrays and the GGML block formats used for
-//! embeddings (Q8_0, Q6_K), dequantized exactly as ggml does.
+//! embeddings (Q8_0, Q4_0, Q6_K), dequantized exactly as ggml does; the Q8_0 and Q4_0
+//! quantizers of `--lm-head`.
 //!
-//! Source: ggml `ggml-common.h` (`block_q8_0`, `block_q6_K`) and `ggml-quants.c`
-//! (`dequantize_row_q8_0`, `dequantize_row_q6_K`), llama.cpp `0c1e57098`.
+//! Source: ggml `ggml-common.h` (`block_q8_0`, `block_q4_0`, `block_q6_K`) and `ggml-quants.c`
+//! (`dequantize_row_q8_0`, `dequantize_row_q4_0`, `dequantize_row_q6_K`,
+//! `quantize_row_q8_0_ref`, `quantize_row_q4_0_ref`), llama.cpp `0c1e57098`.
 
 use anyhow::{Result, bail};
 use half::{bf16, f16};
@@ -44,6 +46,7 @@ pub fn to_f32(layout: Layout, bytes: &[u8]) -> Result<Vec<f32>> {
         }
         Layout::T2_128 => bail!("T2_128 is not a float layout"),
         Layout::Q8_0 => dequant_q8_0(bytes)?,
+        Layout::Q4_0 => dequant_q4_0(bytes)?,
     })
 }
 
@@ -64,6 +67,41 @@ pub fn quantize_q8_0(v: &[f32]) -> Result<Vec<u8>> {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         out.extend(f16::from_f32(d).to_bits().to_le_bytes());
         out.extend(b.iter().map(|x| (x * id).round() as i8 as u8));
+    }
+    Ok(out)
+}
+
+/// Quantize f32 values (`v.len()` a multiple of 32) to Q4_0 blocks exactly as ggml's
+/// `quantize_row_q4_0_ref`: per block of 32, `max` is the value of largest magnitude (the
+/// first one on a tie, sign kept), `d = max / −8`, `id = 1/d` (0 if `d` is 0), code
+/// `q = min(15, trunc(x·id + 8.5))` (all in f32), `d` stored as f16 (round to nearest even);
+/// byte `j` of the block holds `q[j] | q[j + 16] << 4`. The value of largest magnitude maps
+/// to code 0 (exactly `max`), the other end of the range is clipped to code 15 (`−7/8 · max`).
+///
+/// For finite inputs this is ggml's arithmetic step for step (its `(int8_t)` conversion
+/// truncates toward zero, as Rust's `as` does in range). Non-finite values, where C's
+/// conversion is undefined, use Rust's saturating `as i8` (NaN → 0) clamped to the code range.
+///
+/// # Errors
+/// A length that is not a multiple of 32.
+pub fn quantize_q4_0(v: &[f32]) -> Result<Vec<u8>> {
+    if !v.len().is_multiple_of(Q8_0_BLOCK_ELEMS) {
+        bail!("Q4_0 needs a multiple of 32 values, got {}", v.len());
+    }
+    let mut out = Vec::with_capacity(v.len() / 32 * Q4_0_BLOCK_BYTES);
+    for b in v.chunks_exact(32) {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &x in b {
+            if amax < x.abs() {
+                amax = x.abs();
+                max = x;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend(f16::from_f32(d).to_bits().to_le_bytes());
+        let code = |x: f32| ((x * id + 8.5) as i8).clamp(0, 15) as u8;
+        out.extend((0..16).map(|j| code(b[j]) | code(b[j + 16]) << 4));
     }
     Ok(out)
 }
@@ -101,6 +139,31 @@ pub fn dequant_q8_0(bytes: &[u8]) -> Result<Vec<f32>> {
     for b in bytes.chunks_exact(Q8_0_BLOCK_BYTES) {
         let d = f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
         y.extend(b[2..].iter().map(|&q| (q as i8) as f32 * d));
+    }
+    Ok(y)
+}
+
+/// Bytes of one Q4_0 block (32 values): f16 `d` + 16 bytes of 4-bit codes.
+pub const Q4_0_BLOCK_BYTES: usize = 18;
+
+/// Dequantize Q4_0 blocks (`bytes: (n_blocks * 18,)`) to f32: `y[j] = (lo(qs[j]) − 8) · d`,
+/// `y[j + 16] = (hi(qs[j]) − 8) · d`.
+///
+/// # Errors
+/// A byte length that is not a whole number of blocks.
+pub fn dequant_q4_0(bytes: &[u8]) -> Result<Vec<f32>> {
+    if !bytes.len().is_multiple_of(Q4_0_BLOCK_BYTES) {
+        bail!(
+            "Q4_0 data of {} bytes is not a whole number of 18-byte blocks",
+            bytes.len()
+        );
+    }
+    let mut y = Vec::with_capacity(bytes.len() / Q4_0_BLOCK_BYTES * 32);
+    for b in bytes.chunks_exact(Q4_0_BLOCK_BYTES) {
+        let d = f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
+        let qs = &b[2..];
+        y.extend(qs.iter().map(|&q| ((q & 0x0F) as i32 - 8) as f32 * d));
+        y.extend(qs.iter().map(|&q| ((q >> 4) as i32 - 8) as f32 * d));
     }
     Ok(y)
 }
@@ -160,6 +223,71 @@ mod tests {
         let y = dequant_q8_0(&b).unwrap();
         assert_eq!(&y[..3], &[2.0, -3.0, 0.0]);
         assert!(dequant_q8_0(&b[..33]).is_err());
+    }
+
+    #[test]
+    fn q4_0_block() {
+        // d = 0.25; byte 0 = 0x3C: value 0 has code 0xC (12 - 8 = 4), value 16 code 3 (-5)
+        let mut b = vec![0x88u8; 18];
+        b[..2].copy_from_slice(&f16::from_f32(0.25).to_bits().to_le_bytes());
+        b[2] = 0x3C;
+        b[17] = 0xF0; // value 15: code 0 (-8); value 31: code 15 (+7)
+        let y = dequant_q4_0(&b).unwrap();
+        assert_eq!(y.len(), 32);
+        assert_eq!(
+            (y[0], y[16], y[1], y[15], y[31]),
+            (1.0, -1.25, 0.0, -2.0, 1.75)
+        );
+        assert!(dequant_q4_0(&b[..17]).is_err());
+    }
+
+    #[test]
+    fn q4_0_quantizer_follows_ggml() {
+        // Hand-computed from ggml's definition. Block: max = -2 (|max| largest), d = 0.25,
+        // id = 4; x = 1.9 -> trunc(7.6 + 8.5) = 16 -> clipped to 15; x = 0.125 -> trunc(9.0) = 9;
+        // x = -0.125 -> trunc(8.0) = 8; x = -0.13 -> trunc(7.98) = 7; x = 0 -> 8; x = -2 -> 0.
+        let mut v = [0f32; 32];
+        v[0] = -2.0;
+        v[16] = 1.9;
+        v[1] = 0.125;
+        v[17] = -0.125;
+        v[2] = -0.13;
+        let b = quantize_q4_0(&v).unwrap();
+        assert_eq!(b.len(), 18);
+        assert_eq!(&b[..2], &f16::from_f32(0.25).to_bits().to_le_bytes());
+        assert_eq!(&b[2..6], &[0xF0, 0x89, 0x87, 0x88]);
+        assert!(b[6..].iter().all(|&x| x == 0x88));
+        // ties in |x|: the first wins, so the sign of d follows it
+        let mut v = [0f32; 32];
+        v[5] = 4.0;
+        v[9] = -4.0;
+        let b = quantize_q4_0(&v).unwrap();
+        assert_eq!(&b[..2], &f16::from_f32(-0.5).to_bits().to_le_bytes());
+        assert_eq!((b[2 + 5] & 15, b[2 + 9] & 15), (0, 15));
+        // a zero block: d = 0 / -8 = -0.0 (f16 0x8000, as ggml writes it), id = 0, every
+        // code trunc(8.5) = 8
+        let b = quantize_q4_0(&[0.0; 64]).unwrap();
+        assert_eq!(&b[..2], &[0x00, 0x80]);
+        assert!(b[2..18].iter().all(|&x| x == 0x88));
+        // round trip through the dequantizer: within d/2 except the clipped end
+        let v: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 29) as f32 - 14.0) * 0.03)
+            .collect();
+        let y = dequant_q4_0(&quantize_q4_0(&v).unwrap()).unwrap();
+        for (blk, (vb, yb)) in v.chunks(32).zip(y.chunks(32)).enumerate() {
+            let max = vb
+                .iter()
+                .fold(0f32, |m, &x| if x.abs() > m.abs() { x } else { m });
+            let d = (max / 8.0).abs();
+            for (x, yv) in vb.iter().zip(yb) {
+                let clipped = x * max.signum() < -7.0 / 8.0 * max.abs();
+                assert!(
+                    clipped || (x - yv).abs() <= d / 2.0 + 1e-3,
+                    "block {blk}: {x} -> {yv}"
+                );
+            }
+        }
+        assert!(quantize_q4_0(&[0.0; 33]).is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! (`bitnet-b1.58`, `bitnet-25`); tensor types in [`super::float`] and [`super::ternary`].
 //!
 //! Supported tensor types: F32, F16, BF16 everywhere; Q8_0 and Q6_K for the embedding and an
-//! untied output (dequantized exactly to F32); TQ1_0, TQ2_0 and I2_S (GGML type 36) for the
+//! untied output (dequantized exactly to F32); Q4_0 for those too (kept as `.tern` Q4_0, the
+//! same bytes); TQ1_0, TQ2_0 and I2_S (GGML type 36) for the
 //! ternary matrices (F32/F16/BF16 ternary matrices are ternarized, see
 //! [`super::ternary::ternarize_f32`]).
 //!
@@ -43,13 +44,7 @@ pub fn import_gguf(
     opts: &PackOptions,
     progress: &dyn Fn(ImportProgress<'_>),
 ) -> Result<OwnedModel> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    // SAFETY: the map is read-only and private to this call; the file is an input the user gave
-    // us, and (as with every mmap-based loader) we rely on nobody truncating it while we read.
-    // Every access below is bounds-checked against `map.len()`.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("{}: cannot map", path.display()))?;
+    let map = super::map_file(path)?;
     import_gguf_bytes(path, &map, opts, progress).with_context(|| format!("{}", path.display()))
 }
 
@@ -175,6 +170,7 @@ fn byte_size(t: &TensorInfo) -> Result<Option<u64>> {
     Ok(Some(match t.ggml_type {
         gt::F32 => mul(4)?,
         gt::F16 | gt::BF16 => mul(2)?,
+        gt::Q4_0 => blocks(32, 18)?,
         gt::Q8_0 => blocks(32, 34)?,
         gt::Q6_K => blocks(256, 210)?,
         gt::TQ1_0 => blocks(256, 54)?,
@@ -254,6 +250,8 @@ fn fetch<'a>(
             layout: Layout::F32,
             bytes: float::f32_bytes(&float::dequant_q8_0(data).with_context(ctx)?).into(),
         },
+        // Byte-identical to `.tern` Q4_0: kept (a norm in Q4_0 is dequantized by `convert`).
+        (false, gt::Q4_0) => float(Layout::Q4_0),
         (false, gt::Q6_K) => Raw::Float {
             layout: Layout::F32,
             bytes: float::f32_bytes(&float::dequant_q6_k(data).with_context(ctx)?).into(),

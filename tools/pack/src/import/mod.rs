@@ -1,11 +1,13 @@
-//! Importers: the files users download (GGUF, HF safetensors directories) become an
-//! [`OwnedModel`] ready for [`crate::pack::write_tern_atomic`].
+//! Importers: the files users download (GGUF, HF safetensors directories), or an existing
+//! `.tern` file to re-pack, become an [`OwnedModel`] ready for
+//! [`crate::pack::write_tern_atomic`].
 //!
 //! Every importer follows the same conventions (`core/FORMAT.md`):
 //! * ternary matrices → `T2_128`, `weight_scale` = BitLinear's divisor (`1 / alpha`);
 //! * norms → F32 `(1, n)`, `weight_scale` 1.0;
-//! * embedding / untied output kept as F32/F16/BF16 (bit-exact), or dequantized exactly to F32
-//!   (Q8_0, Q6_K);
+//! * embedding / untied output kept as F32/F16/BF16 (bit-exact) or GGUF Q4_0 (byte-identical
+//!   blocks), or dequantized exactly to F32 (Q8_0, Q6_K); then `--lm-head` may quantize the LM
+//!   head ([`apply_lm_head`]);
 //! * tensors in canonical order (`token_embd`, `output_norm`, `output` if untied, then per
 //!   layer [`LayerTensor::ALL`]), named like llama.cpp's GGUF tensors.
 //!
@@ -14,6 +16,7 @@
 pub mod float;
 pub mod gguf;
 pub mod safetensors;
+pub mod tern;
 pub mod ternary;
 
 use std::borrow::Cow;
@@ -41,9 +44,10 @@ pub struct ImportProgress<'a> {
     pub total: usize,
 }
 
-/// Import a model: a GGUF file, or a Hugging Face safetensors directory (`config.json` +
-/// `model.safetensors` or shards listed in `model.safetensors.index.json`). Also accepts the
-/// path of a `.safetensors` file or `config.json` inside such a directory.
+/// Import a model: a GGUF file, a Hugging Face safetensors directory (`config.json` +
+/// `model.safetensors` or shards listed in `model.safetensors.index.json`), or a `.tern` file
+/// (re-packed, see [`tern`]). Also accepts the path of a `.safetensors` file or `config.json`
+/// inside such a directory.
 ///
 /// `progress` is called after each tensor.
 ///
@@ -61,14 +65,16 @@ pub fn import_path(
 }
 
 /// Convert the LM head (the untied `output`, else the tied `token_embd`) to the layout
-/// `opts.lm_head` asks for.
+/// `opts.lm_head` asks for: dequantized exactly to f32 ([`float::to_f32`]), then quantized
+/// ([`float::quantize_q8_0`], [`float::quantize_q4_0`]). A head already in that layout is
+/// left as it is (never requantized).
 ///
 /// # Errors
-/// A head whose row length is not a multiple of 32 (Q8_0 blocks).
+/// A head whose row length is not a multiple of 32 (Q8_0 / Q4_0 blocks).
 pub fn apply_lm_head(m: &mut OwnedModel, opts: &PackOptions) -> Result<()> {
-    if opts.lm_head == crate::pack::LmHead::Keep {
+    let Some(want) = opts.lm_head.layout() else {
         return Ok(());
-    }
+    };
     let role = if m.config.tied_embedding {
         TensorRole::TokenEmbd
     } else {
@@ -77,11 +83,14 @@ pub fn apply_lm_head(m: &mut OwnedModel, opts: &PackOptions) -> Result<()> {
     let Some(t) = m.tensors.iter_mut().find(|t| t.role == role) else {
         bail!("no LM head tensor to quantize");
     };
-    if t.layout != Layout::Q8_0 {
+    if t.layout != want {
         let v = float::to_f32(t.layout, &t.data).with_context(|| t.name.clone())?;
-        t.data = float::quantize_q8_0(&v)
-            .with_context(|| format!("tensor {}: --lm-head q8_0", t.name))?;
-        t.layout = Layout::Q8_0;
+        let ctx = || format!("tensor {}: --lm-head {}", t.name, opts.lm_head.name());
+        t.data = match want {
+            Layout::Q4_0 => float::quantize_q4_0(&v).with_context(ctx)?,
+            _ => float::quantize_q8_0(&v).with_context(ctx)?,
+        };
+        t.layout = want;
     }
     Ok(())
 }
@@ -94,12 +103,15 @@ fn import_source(
     if path.is_dir() {
         return safetensors::import_hf_dir(path, opts, progress);
     }
-    let mut magic = [0u8; 4];
+    let mut magic = [0u8; 8];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut magic))
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    if n == 4 && &magic == b"GGUF" {
+    if n >= 4 && &magic[..4] == b"GGUF" {
         return gguf::import_gguf(path, opts, progress);
+    }
+    if n == 8 && magic == tern_core::format::MAGIC {
+        return tern::import_tern(path, opts, progress);
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if (name.ends_with(".safetensors") || name == "config.json" || name.ends_with(".index.json"))
@@ -113,10 +125,23 @@ fn import_source(
         return safetensors::import_hf_dir(dir, opts, progress);
     }
     bail!(
-        "{}: not a GGUF file (magic {:?}, expected \"GGUF\") nor a Hugging Face safetensors directory",
+        "{}: not a GGUF file (magic {:?}, expected \"GGUF\"), a .tern file nor a Hugging Face safetensors directory",
         path.display(),
-        &magic[..n]
+        &magic[..n.min(4)]
     )
+}
+
+/// Map a whole input file read-only.
+///
+/// # Errors
+/// I/O errors, with the path.
+pub fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    // SAFETY: the map is read-only and private to the import; the file is an input the user
+    // gave us, and (as with every mmap-based loader) we rely on nobody truncating it while we
+    // read. Importers bounds-check every access against the map's length.
+    unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{}: cannot map", path.display()))
 }
 
 /// The `.tern` name of a tensor: llama.cpp's GGUF names.
@@ -184,9 +209,9 @@ pub fn wanted_tensors(c: &ModelConfig) -> Vec<Wanted> {
 /// A source tensor as an importer hands it over.
 #[derive(Debug)]
 pub enum Raw<'a> {
-    /// Plain float elements (F32, F16 or BF16 layout), row-major `(rows, cols)`.
+    /// Plain float elements (F32, F16 or BF16 layout), or Q4_0 blocks, row-major `(rows, cols)`.
     Float {
-        /// Element layout.
+        /// Element or block layout.
         layout: Layout,
         /// Little-endian element bytes.
         bytes: Cow<'a, [u8]>,
@@ -208,7 +233,6 @@ pub enum Raw<'a> {
 /// Float data of the wrong length, non-finite ternary weights; messages name `w.name`.
 pub fn convert(w: &Wanted, raw: Raw<'_>) -> Result<OwnedTensor> {
     let (rows, cols) = (w.shape.0 as usize, w.shape.1 as usize);
-    let n = rows * cols;
     let mk = |layout, weight_scale, data| OwnedTensor {
         name: w.name.clone(),
         role: w.role,
@@ -254,8 +278,7 @@ pub fn convert(w: &Wanted, raw: Raw<'_>) -> Result<OwnedTensor> {
             w.name
         );
     };
-    let elem = layout.row_bytes(1).unwrap_or(0);
-    if bytes.len() != n * elem {
+    if Some(bytes.len()) != layout.row_bytes(cols).and_then(|rb| rb.checked_mul(rows)) {
         bail!(
             "tensor {}: {} bytes of {:?} for shape {:?}",
             w.name,
@@ -318,8 +341,8 @@ pub fn options_string(opts: &PackOptions) -> String {
     if let Some(c) = opts.ctx_len {
         v.push(format!("--ctx {c}"));
     }
-    if opts.lm_head == crate::pack::LmHead::Q8_0 {
-        v.push("--lm-head q8_0".into());
+    if opts.lm_head != crate::pack::LmHead::Keep {
+        v.push(format!("--lm-head {}", opts.lm_head.name()));
     }
     v.join(" ")
 }
