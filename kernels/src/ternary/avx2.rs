@@ -10,10 +10,22 @@
 //! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: it expands each row's
 //! codes once per 10-block chunk to bytes and runs 2-row × 6-token register tiles over them
 //! (see [`matmul_impl`]).
+//!
+//! `T1_160` (5 base-3 codes per byte, see [`crate::layout::BlockT1`]): the code of trit `k` of
+//! byte `b` is the high byte of `3 · q_k` with `q_0 = b`, `q_{k+1} = 3 · q_k mod 256`. One
+//! `vpmaddubsw` by the byte pair `[3, 0]` computes exactly that 16-bit product for the even
+//! bytes of a 32-byte block — `3·q` with the code in the high byte and `q_{k+1}` in the low
+//! byte, ignoring whatever the high byte held before — and `[0, 3]` (then `[3, 0]`) for the odd
+//! bytes. So each trit costs two `vpmaddubsw` (decode), one shift and one byte blend (codes
+//! back in byte order), then the `vpmaddubsw(codes, x)` product as for `T2_128`
+//! ([`tile_t1`]). This was the cheapest exact sequence measured (see the README's kernel
+//! figures): unpacking to 16-bit lanes with `vpmullw`/`vpmulhuw` + `vpackuswb` and 8-bit
+//! compare-based decodes (`3q ≥ 256`, `3q ≥ 512`) both ran slower on Zen 3.
 
 use core::arch::x86_64::*;
 
-use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+use super::scalar::t1_tail_dot;
+use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU feature by the caller of
 /// [`crate::select`] (whose contract guarantees AVX2 before this can be reached).
@@ -93,12 +105,12 @@ fn tail_dot(row: &[u8], full: usize, tail: usize, x: &[i8]) -> i32 {
 
 /// Safe wrapper of the AVX2 matmul; see [`super::scalar::matmul_t2_i8_scalar`] for shapes.
 pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    if super::matmul_rows(w, cols, x, n_tok, out).is_none() {
+    if super::matmul_rows(w, cols, x, n_tok, out, t2_row_bytes(cols)).is_none() {
         return;
     }
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
-    unsafe { matmul_impl(w, cols, x, n_tok, out) }
+    unsafe { matmul_impl(&T2_CHUNKS, w, cols, x, n_tok, out) }
 }
 
 /// Blocks whose `vpmaddubsw` results are summed in int16 before widening. Each result lane
@@ -181,12 +193,46 @@ unsafe fn tile<const R: usize, const T: usize, const PF: usize>(
     core::array::from_fn(|i| core::array::from_fn(|t| unsafe { hsum_epi32(acc32[i][t]) }))
 }
 
-/// Matmul row group: rows whose codes are decoded together, one 10-block chunk at a time.
+/// Matmul row group: rows whose codes are decoded together, one chunk at a time.
 const MM_ROWS: usize = 4;
 /// Tokens per register tile of the matmul (2 rows × 6 tokens = 12 int16 accumulators).
 const MM_TOK: usize = 6;
-/// Weights per decoded chunk of one row (the int16 window, see [`I16_BLOCKS`]).
-const MM_CHUNK: usize = I16_BLOCKS * T2_BLOCK_ELEMS;
+/// Weights per decoded chunk of one row, for either layout: the int16 window of
+/// [`mm_tile`] (`T2_128`: [`I16_BLOCKS`] × 128 = 1280 weights, codes ≤ 3; `T1_160`:
+/// [`T1_I16_BLOCKS`] × 160 = 1920 weights, codes ≤ 2).
+const MM_CHUNK: usize = 1920;
+
+/// How one ternary layout feeds [`matmul_impl`]: its block geometry, the decode of a chunk of
+/// blocks to one code byte per weight, and the scalar partial last block.
+struct ChunkCodes {
+    /// Weights per block (32 bytes).
+    block_elems: usize,
+    /// Blocks per decoded chunk (`chunk_blocks * block_elems <= MM_CHUNK`, and within the
+    /// int16 window of [`mm_tile`] for the layout's largest code).
+    chunk_blocks: usize,
+    /// Row bytes for `cols`.
+    row_bytes: fn(usize) -> usize,
+    /// Decode blocks `b0 .. b0 + nb` of the row at `w` to code bytes in weight order.
+    decode: unsafe fn(*const u8, usize, usize, &mut [u8; MM_CHUNK]),
+    /// `Σ w·x` over the partial last block (`row, full, tail, x`).
+    tail_dot: fn(&[u8], usize, usize, &[i8]) -> i32,
+}
+
+static T2_CHUNKS: ChunkCodes = ChunkCodes {
+    block_elems: T2_BLOCK_ELEMS,
+    chunk_blocks: I16_BLOCKS,
+    row_bytes: t2_row_bytes,
+    decode: decode_codes,
+    tail_dot,
+};
+
+static T1_CHUNKS: ChunkCodes = ChunkCodes {
+    block_elems: T1_BLOCK_ELEMS,
+    chunk_blocks: T1_I16_BLOCKS,
+    row_bytes: t1_row_bytes,
+    decode: decode_codes_t1,
+    tail_dot: t1_tail_dot,
+};
 
 /// Expand the 2-bit codes of blocks `b0 .. b0 + nb` of the row at `w` into one code byte per
 /// weight, in weight order: `dec[128 j + 32 k + i] = c[128 (b0 + j) + 32 k + i]`.
@@ -196,9 +242,9 @@ const MM_CHUNK: usize = I16_BLOCKS * T2_BLOCK_ELEMS;
 #[target_feature(enable = "avx2")]
 unsafe fn decode_codes(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHUNK]) {
     let mask = _mm256_set1_epi8(3);
-    for j in 0..nb {
-        // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 16 × 128 bytes and
-        // j < nb <= 16.
+    for j in 0..nb.min(I16_BLOCKS) {
+        // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 1920 >= 10 × 128
+        // bytes and j < 10.
         unsafe {
             let q = _mm256_loadu_si256(w.add((b0 + j) * 32).cast());
             let d = dec.as_mut_ptr().add(j * T2_BLOCK_ELEMS);
@@ -217,7 +263,9 @@ unsafe fn decode_codes(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHU
 
 /// One matmul register tile over a decoded chunk: `R` rows (decoded codes `dec[i]`) × `T`
 /// tokens (`x[t]`, at the chunk's first weight) over `n` weights (`n <= MM_CHUNK`, a multiple
-/// of 32); returns Σ c·x for each (row, token). int16 sums are exact (see [`I16_BLOCKS`]).
+/// of 32); returns Σ c·x for each (row, token). The int16 lanes wrap, so only each lane's final
+/// sum must fit: it holds `n / 16` products of a code and an int8, so `n <= 1280` for codes
+/// ≤ 3 (`T2_128`, see [`I16_BLOCKS`]) and `n <= 1920` for codes ≤ 2 (`T1_160`).
 ///
 /// # Safety
 /// AVX2 must be available; `x[t]` must point at `n` readable bytes.
@@ -252,16 +300,29 @@ unsafe fn mm_tile<const R: usize, const T: usize>(
     })
 }
 
-/// The prefill matmul. Rows go in groups of [`MM_ROWS`]; per group, each chunk of 10 blocks
-/// is decoded once to one code byte per weight (a 5 KiB buffer that stays in L1), then every
-/// token runs over it in 2-row × 6-token register tiles, so the per-block shift-and-mask work
-/// is paid once per row instead of once per (row, token group), and the activations of a
-/// tile (6 × 2 KiB) stay in L1 across the rows of the group.
+/// The prefill matmul of either layout (`lay`). Rows go in groups of [`MM_ROWS`]; per group,
+/// each chunk of blocks (10 of `T2_128`, 12 of `T1_160`) is decoded once to one code byte per
+/// weight (a buffer of at most 7.5 KiB that stays in L1), then every token runs over it in
+/// 2-row × 6-token register tiles, so the per-block decode work is paid once per row instead
+/// of once per (row, token group), and the activations of a tile (6 × 2 KiB) stay in L1
+/// across the rows of the group.
+///
+/// # Safety
+/// AVX2 must be available; the shapes must have passed [`super::matmul_rows`] with
+/// `lay.row_bytes(cols)`.
 #[target_feature(enable = "avx2")]
-unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    let full = cols / T2_BLOCK_ELEMS;
-    let tail = cols - full * T2_BLOCK_ELEMS;
+unsafe fn matmul_impl(
+    lay: &ChunkCodes,
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    out: &mut [i32],
+) {
+    let bl = lay.block_elems;
+    let rb = (lay.row_bytes)(cols);
+    let full = cols / bl;
+    let tail = cols - full * bl;
     let rows = out.len() / n_tok;
     let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
     // Tokens go in chunks of up to 64 whose Σ x (over the full blocks) is computed once.
@@ -272,10 +333,7 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
     while t0 < n_tok {
         let nt = (n_tok - t0).min(NT);
         for t in 0..nt {
-            sum_x[t] = xrow(t0 + t)[..full * T2_BLOCK_ELEMS]
-                .iter()
-                .map(|&v| v as i32)
-                .sum();
+            sum_x[t] = xrow(t0 + t)[..full * bl].iter().map(|&v| v as i32).sum();
         }
         let mut r0 = 0;
         while r0 < rows {
@@ -283,18 +341,18 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
             let mut acc = [[0i32; NT]; MM_ROWS];
             let mut b0 = 0;
             while b0 < full {
-                let nb = (full - b0).min(I16_BLOCKS);
+                let nb = (full - b0).min(lay.chunk_blocks);
                 for (i, d) in dec.iter_mut().enumerate().take(nr) {
                     // SAFETY: row r0 + i < rows has `full * 32` bytes at its start, and
-                    // b0 + nb <= full, nb <= 16.
-                    unsafe { decode_codes(w[(r0 + i) * rb..].as_ptr(), b0, nb, d) };
+                    // b0 + nb <= full, nb <= chunk_blocks (the decoder's limit).
+                    unsafe { (lay.decode)(w[(r0 + i) * rb..].as_ptr(), b0, nb, d) };
                 }
-                let n = nb * T2_BLOCK_ELEMS;
-                let xp = |t: usize| xrow(t0 + t)[b0 * T2_BLOCK_ELEMS..].as_ptr();
+                let n = nb * bl;
+                let xp = |t: usize| xrow(t0 + t)[b0 * bl..].as_ptr();
                 macro_rules! run_tile {
                     ($R:literal, $T:literal, $r:expr, $t:expr) => {{
                         // SAFETY: tokens $t..$t+$T < nt: each x pointer is at weight
-                        // b0 * 128 of a `cols`-long row, with `n <= cols - b0 * 128` behind it.
+                        // b0 * bl of a `cols`-long row, with `n <= cols - b0 * bl` behind it.
                         let s = unsafe {
                             mm_tile::<$R, $T>(
                                 core::array::from_fn(|i| &dec[$r + i]),
@@ -341,7 +399,7 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
                 for t in 0..nt {
                     let mut v = acc[i][t] - sum_x[t];
                     if tail > 0 {
-                        v += tail_dot(&w[r * rb..(r + 1) * rb], full, tail, xrow(t0 + t));
+                        v += (lay.tail_dot)(&w[r * rb..(r + 1) * rb], full, tail, xrow(t0 + t));
                     }
                     out[r * n_tok + t0 + t] = v;
                 }
@@ -349,5 +407,179 @@ unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [
             r0 += nr;
         }
         t0 += nt;
+    }
+}
+
+/// Blocks of `T1_160` whose `vpmaddubsw` results [`tile_t1`] sums in int16 before widening:
+/// each lane gains two products of a code (≤ 2) and an int8 per trit, 5 trits per block, so
+/// |lane| ≤ 5 · 2 · 2 · 128 = 2560 per block and 12 blocks stay within 30720 (13 would not).
+/// Every byte decodes to codes ≤ 2, so this holds for any bytes.
+const T1_I16_BLOCKS: usize = 12;
+
+/// Safe wrapper of the `T1_160` matvec (`w: (rows, cols)`, `x: (cols,)`, `out: (rows,)`; see
+/// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU feature by the
+/// caller of [`crate::select`].
+pub(crate) fn matvec_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t1_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t1_i8: w must hold rows * row_bytes"
+    );
+    // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
+    // the caller asserted AVX2 (their `# Safety` contract); the lengths were checked above.
+    unsafe { matvec_t1_impl(w, cols, x, out) }
+}
+
+/// Safe wrapper of the `T1_160` prefill matmul; shapes as
+/// [`super::scalar::matmul_t1_i8_scalar`].
+pub(crate) fn matmul_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+    if super::matmul_rows(w, cols, x, n_tok, out, t1_row_bytes(cols)).is_none() {
+        return;
+    }
+    // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
+    // `select`; shapes checked above.
+    unsafe { matmul_impl(&T1_CHUNKS, w, cols, x, n_tok, out) }
+}
+
+/// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two
+/// decode registers and one accumulator (4 rows + constants fill the 16 ymm registers).
+const T1_MV_ROWS: usize = 4;
+
+#[target_feature(enable = "avx2")]
+unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t1_row_bytes(cols);
+    let full = cols / T1_BLOCK_ELEMS;
+    let tail = cols - full * T1_BLOCK_ELEMS;
+    let sum_x: i32 = x[..full * T1_BLOCK_ELEMS].iter().map(|&v| v as i32).sum();
+    let rows = out.len();
+    let wp = |r: usize| w[r * rb..].as_ptr();
+    let mut put = |r: usize, s: i32| {
+        out[r] = s - sum_x + t1_tail_dot(&w[r * rb..(r + 1) * rb], full, tail, x);
+    };
+    let mut r = 0;
+    while r + T1_MV_ROWS <= rows {
+        // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
+        // `cols >= full * 160` bytes.
+        let s = unsafe {
+            tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(
+                core::array::from_fn(|i| wp(r + i)),
+                x.as_ptr(),
+                full,
+            )
+        };
+        for i in 0..T1_MV_ROWS {
+            put(r + i, s[i]);
+        }
+        r += T1_MV_ROWS;
+    }
+    while r < rows {
+        // SAFETY: as above, for one row.
+        let s = unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>([wp(r)], x.as_ptr(), full) };
+        put(r, s[0]);
+        r += 1;
+    }
+}
+
+/// The `T1_160` decode of one trit for a 32-byte block: `e` and `o` hold the running
+/// `3 · q` products of the even and odd bytes in 16-bit lanes (both start as the raw block).
+/// Step `k` advances them (`vpmaddubsw` by `[3, 0]`, the odd bytes' first step by `[0, 3]`)
+/// and returns the 32 codes of trit `k` in byte order: the high byte of each 16-bit product
+/// is `(3 · q_k) >> 8`, the spec's code (see [`crate::layout::t1_code`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn t1_step<const K: usize>(e: &mut __m256i, o: &mut __m256i) -> __m256i {
+    let by3 = _mm256_set1_epi16(3); // bytes [3, 0]: 3 × the even (low) byte
+    let odd_first = _mm256_set1_epi16(3 << 8); // bytes [0, 3]: 3 × the odd (high) byte
+    *e = _mm256_maddubs_epi16(*e, by3);
+    *o = _mm256_maddubs_epi16(*o, if K == 0 { odd_first } else { by3 });
+    // even positions: the high byte of `e` shifted down; odd positions: the high byte of `o`.
+    _mm256_blendv_epi8(
+        _mm256_srli_epi16::<8>(*e),
+        *o,
+        _mm256_set1_epi16(0xFF00u16 as i16),
+    )
+}
+
+/// One `T1_160` register tile: `R` weight rows over all full blocks against `x`; returns
+/// Σ c·x per row (the caller subtracts Σ x and adds the partial tail block). Prefetches `PF`
+/// bytes ahead of the rows' weight stream as [`tile`] does.
+///
+/// # Safety
+/// AVX2 must be available; `w[i]` must point at `full * 32` readable bytes and `x` at
+/// `full * 160` readable bytes.
+#[target_feature(enable = "avx2")]
+unsafe fn tile_t1<const R: usize, const PF: usize>(
+    w: [*const u8; R],
+    x: *const i8,
+    full: usize,
+) -> [i32; R] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc32 = [_mm256_setzero_si256(); R];
+    let mut b = 0;
+    while b < full {
+        let bend = (b + T1_I16_BLOCKS).min(full);
+        let mut a = [_mm256_setzero_si256(); R];
+        for bb in b..bend {
+            if PF > 0 {
+                // `wrapping_add`: the address may lie past the allocation; it is only a hint.
+                let p = w[0].wrapping_add(PF + bb * R * 32);
+                let mut o = 0;
+                while o < R * 32 {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
+                    o += 64;
+                }
+            }
+            // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 160 at x + 160 bb (contract).
+            unsafe {
+                let mut e: [__m256i; R] =
+                    core::array::from_fn(|i| _mm256_loadu_si256(w[i].add(bb * 32).cast()));
+                let mut o = e;
+                macro_rules! trit {
+                    ($k:literal) => {
+                        let xv = _mm256_loadu_si256(x.add(bb * T1_BLOCK_ELEMS + 32 * $k).cast());
+                        for i in 0..R {
+                            let c = t1_step::<$k>(&mut e[i], &mut o[i]);
+                            a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c, xv));
+                        }
+                    };
+                }
+                trit!(0);
+                trit!(1);
+                trit!(2);
+                trit!(3);
+                trit!(4);
+            }
+        }
+        for i in 0..R {
+            acc32[i] = _mm256_add_epi32(acc32[i], _mm256_madd_epi16(a[i], ones));
+        }
+        b = bend;
+    }
+    // SAFETY: register arithmetic under the enabled feature.
+    core::array::from_fn(|i| unsafe { hsum_epi32(acc32[i]) })
+}
+
+/// Decode blocks `b0 .. b0 + nb` of the `T1_160` row at `w` into one code byte per weight, in
+/// weight order: `dec[160 j + 32 k + i] = code k of byte i of block b0 + j`.
+///
+/// # Safety
+/// AVX2 must be available; `w` must point at `(b0 + nb) * 32` readable bytes.
+#[target_feature(enable = "avx2")]
+unsafe fn decode_codes_t1(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHUNK]) {
+    for j in 0..nb.min(T1_I16_BLOCKS) {
+        // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 12 × 160 bytes and
+        // j < 12.
+        unsafe {
+            let mut e = _mm256_loadu_si256(w.add((b0 + j) * 32).cast());
+            let mut o = e;
+            let d = dec.as_mut_ptr().add(j * T1_BLOCK_ELEMS);
+            _mm256_storeu_si256(d.cast(), t1_step::<0>(&mut e, &mut o));
+            _mm256_storeu_si256(d.add(32).cast(), t1_step::<1>(&mut e, &mut o));
+            _mm256_storeu_si256(d.add(64).cast(), t1_step::<2>(&mut e, &mut o));
+            _mm256_storeu_si256(d.add(96).cast(), t1_step::<3>(&mut e, &mut o));
+            _mm256_storeu_si256(d.add(128).cast(), t1_step::<4>(&mut e, &mut o));
+        }
     }
 }
