@@ -7,7 +7,7 @@
 //! evaluation order written down in `shared/fixtures/README.md`.
 
 use tern_kernels::KernelSet;
-use tern_kernels::layout::t2_row_bytes;
+use tern_kernels::layout::TernaryLayout;
 
 use crate::config::FfnAct;
 use crate::exec::Exec;
@@ -24,11 +24,14 @@ pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// A ternary weight matrix in `T2_128` layout: `w: (rows, cols)`, with BitLinear's
-/// `weight_scale` (the divisor: effective weight = code / weight_scale).
+/// A ternary weight matrix `w: (rows, cols)` in one of the ternary layouts (`T2_128` or
+/// `T1_160`, per tensor), with BitLinear's `weight_scale` (the divisor: effective weight =
+/// code / weight_scale).
 #[derive(Clone, Copy, Debug)]
 pub struct TernaryWeight<'w> {
-    /// `rows * t2_row_bytes(cols)` bytes.
+    /// The layout of `data`; selects the kernel.
+    pub layout: TernaryLayout,
+    /// `rows * layout.row_bytes(cols)` bytes.
     pub data: &'w [u8],
     /// Output features.
     pub rows: usize,
@@ -57,9 +60,9 @@ pub fn bitlinear(
     acc: &mut [i32],
     out: &mut [f32],
 ) {
-    let rb = t2_row_bytes(w.cols);
+    let rb = w.layout.row_bytes(w.cols);
     let acc = &mut acc[..w.rows];
-    let mv = k.matvec_t2_i8;
+    let mv = k.matvec_ternary(w.layout);
     exec.par_chunks_i32(acc, 1, &|start, chunk| {
         mv(
             &w.data[start * rb..(start + chunk.len()) * rb],
@@ -91,9 +94,9 @@ pub fn bitlinear_batch(
     if n == 1 {
         return bitlinear(k, exec, w, &xq[..w.cols], s_a[0], acc, out);
     }
-    let rb = t2_row_bytes(w.cols);
+    let rb = w.layout.row_bytes(w.cols);
     let acc = &mut acc[..w.rows * n];
-    let mm = k.matmul_t2_i8;
+    let mm = k.matmul_ternary(w.layout);
     let x = &xq[..n * w.cols];
     exec.par_chunks_i32(acc, n, &|start, chunk| {
         let (r0, nr) = (start / n, chunk.len() / n);

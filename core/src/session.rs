@@ -4,7 +4,7 @@
 
 use tern_kernels::KernelSet;
 use tern_kernels::float::scalar::decode_row;
-use tern_kernels::layout::Layout;
+use tern_kernels::layout::{Layout, TernaryLayout};
 
 use crate::Error;
 use crate::exec::Exec;
@@ -410,7 +410,10 @@ impl<'m, 'a> Session<'m, 'a> {
         kind: LayerTensor,
     ) -> Result<TernaryWeight<'w>, Error> {
         let t = file.layer(l, kind).expect("validated at parse");
+        let layout =
+            TernaryLayout::from_layout(t.layout).ok_or(Error::WrongLayout { index: t.index })?;
         Ok(TernaryWeight {
+            layout,
             data: weights.tensor(file, t)?,
             rows: t.rows as usize,
             cols: t.cols as usize,
