@@ -226,9 +226,10 @@ pub const LAYOUTS: [LayoutInfo; 6] = [
 
 /// The ternary layouts: the subset of [`Layout`] a BitLinear weight may have (one scale per
 /// tensor, kernels `matvec_*_i8` / `matmul_*_i8`). A model may mix them per tensor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TernaryLayout {
-    /// [`BlockT2`], 2 bits per weight.
+    /// [`BlockT2`], 2 bits per weight (the default).
+    #[default]
     T2_128,
     /// [`BlockT1`], 1.6 bits per weight.
     T1_160,
@@ -244,6 +245,13 @@ impl TernaryLayout {
             Layout::T2_128 => Some(TernaryLayout::T2_128),
             Layout::T1_160 => Some(TernaryLayout::T1_160),
             _ => None,
+        }
+    }
+    /// Lower-case name as the CLIs spell it (`t2_128`, `t1_160`).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            TernaryLayout::T2_128 => "t2_128",
+            TernaryLayout::T1_160 => "t1_160",
         }
     }
     /// As a [`Layout`] (the on-disk id).

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tern_core::config::{FfnAct, ModelConfig};
 use tern_core::format::writer::OwnedModel;
+use tern_kernels::layout::TernaryLayout;
 
 use crate::import::{ImportProgress, import_path};
 
@@ -25,6 +26,10 @@ pub struct PackOptions {
     /// embedding is then Q8_0 too). Q8_0 halves the bytes decode reads for the head (the
     /// largest tensor of 2B4T) at a small accuracy cost; see README "Performance".
     pub lm_head: LmHead,
+    /// Layout of the ternary tensors (`--ternary t2_128|t1_160`): `T2_128` (2 bits per weight,
+    /// the default) or `T1_160` (1.6 bits per weight: 20 % fewer bytes for memory-bound devices
+    /// and streamed models, more decode work per weight). Same ternary values either way.
+    pub ternary: TernaryLayout,
 }
 
 /// LM head storage choice.
