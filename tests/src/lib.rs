@@ -72,17 +72,28 @@ pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
 /// # Panics
 /// If the import or the write fails.
 pub fn packed_bytes(src: &Path) -> &'static [u8] {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, &'static [u8]>>> = OnceLock::new();
+    packed_bytes_with(src, &PackOptions::default())
+}
+
+/// [`packed_bytes`] with pack options `opts` (e.g. `--ternary t1_160`); cached per (source,
+/// options).
+///
+/// # Panics
+/// If the import or the write fails.
+pub fn packed_bytes_with(src: &Path, opts: &PackOptions) -> &'static [u8] {
+    type Cache = Mutex<HashMap<(PathBuf, String), &'static [u8]>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(b) = cache.lock().unwrap().get(src) {
+    let key = (src.to_path_buf(), format!("{opts:?}"));
+    if let Some(b) = cache.lock().unwrap().get(&key) {
         return b;
     }
-    let m = tern_pack::import::import_path(src, &PackOptions::default(), &|_| {})
+    let m = tern_pack::import::import_path(src, opts, &|_| {})
         .unwrap_or_else(|e| panic!("importing {}: {e:#}", src.display()));
     let mut buf = Vec::new();
     m.write(&mut buf, |_| {}).unwrap();
     let leaked: &'static [u8] = Box::leak(buf.into_boxed_slice());
-    cache.lock().unwrap().insert(src.to_path_buf(), leaked);
+    cache.lock().unwrap().insert(key, leaked);
     leaked
 }
 
@@ -117,3 +128,17 @@ pub const PROMPTS: [&str; 5] = [
     "p3_mixed",
     "p4_long_en",
 ];
+
+/// A packed model (`bytes`, e.g. the bundled demo model) rewritten with its ternary tensors in
+/// `layout`: the same values and scales, so the same logits bit for bit.
+///
+/// # Panics
+/// If `bytes` does not parse.
+pub fn repacked(bytes: &[u8], layout: tern_kernels::layout::TernaryLayout) -> Vec<u8> {
+    let m = Model::parse(bytes).unwrap_or_else(|e| panic!("parsing packed model: {e}"));
+    let mut o = tern_core::format::writer::OwnedModel::from_model(&m).unwrap();
+    tern_pack::import::repack_ternary(&mut o, layout);
+    let mut out = Vec::new();
+    o.write(&mut out, |_| {}).unwrap();
+    out
+}
