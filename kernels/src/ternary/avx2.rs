@@ -13,14 +13,18 @@
 //!
 //! `T1_160` (5 base-3 codes per byte, see [`crate::layout::BlockT1`]): the code of trit `k` of
 //! byte `b` is the high byte of `3 · q_k` with `q_0 = b`, `q_{k+1} = 3 · q_k mod 256`. One
-//! `vpmaddubsw` by the byte pair `[3, 0]` computes exactly that 16-bit product for the even
-//! bytes of a 32-byte block — `3·q` with the code in the high byte and `q_{k+1}` in the low
-//! byte, ignoring whatever the high byte held before — and `[0, 3]` (then `[3, 0]`) for the odd
-//! bytes. So each trit costs two `vpmaddubsw` (decode), one shift and one byte blend (codes
-//! back in byte order), then the `vpmaddubsw(codes, x)` product as for `T2_128`
-//! ([`tile_t1`]). This was the cheapest exact sequence measured (see the README's kernel
-//! figures): unpacking to 16-bit lanes with `vpmullw`/`vpmulhuw` + `vpackuswb` and 8-bit
-//! compare-based decodes (`3q ≥ 256`, `3q ≥ 512`) both ran slower on Zen 3.
+//! `vpmaddubsw` by the byte pair `[9, 0]` computes `9 · q_k` for the even bytes of a 32-byte
+//! block in 16-bit lanes — `3·c_k + c_{k+1}` in the high byte, `q_{k+2}` in the low byte,
+//! ignoring whatever the high byte held before — and `[0, 9]` (then `[9, 0]`) for the odd
+//! bytes; a shift and a byte blend put the pairs back in byte order and two `vpshufb` lookups
+//! split them into codes ([`t1_pair`]); the fifth trit takes `3 · q_4` ([`t1_last`]). Then
+//! `vpmaddubsw(codes, x)` as for `T2_128` ([`tile_t1`]): 26 instructions per 160 weights and
+//! row, 11 of them multiplies. Of the exact sequences measured on Zen 3 (matvec 6912 × 2560,
+//! best of 5, same process), this was the fastest: 1.25× one trit per `vpmaddubsw` step,
+//! 1.35× 8-bit compares (`3q ≥ 256`, `3q ≥ 512`, xor-biased) and 1.4× `vpmullw`/`vpmulhuw` on
+//! unpacked 16-bit lanes + `vpackuswb`. It is still about 1.6× the work per byte of
+//! `T2_128`'s shift and mask, so on a core whose DRAM bandwidth it can saturate with
+//! `T2_128` the denser layout trades bytes for decode work (README, "Denser ternary layout").
 
 use core::arch::x86_64::*;
 
@@ -444,8 +448,9 @@ pub(crate) fn matmul_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
 }
 
 /// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two
-/// decode registers and one accumulator (4 rows + constants fill the 16 ymm registers).
-const T1_MV_ROWS: usize = 4;
+/// decode registers and one accumulator, and the decode needs 5 constants, so 2 rows fit the
+/// 16 ymm registers without spills (3 and 4 rows measured the same on Zen 3).
+const T1_MV_ROWS: usize = 2;
 
 #[target_feature(enable = "avx2")]
 unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
@@ -460,8 +465,8 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     };
     let mut r = 0;
     while r + T1_MV_ROWS <= rows {
-        // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
-        // `cols >= full * 160` bytes.
+        // SAFETY: rows r..r+T1_MV_ROWS <= rows: each pointer has `full * 32` bytes behind it,
+        // and x has `cols >= full * 160` bytes.
         let s = unsafe {
             tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(
                 core::array::from_fn(|i| wp(r + i)),
@@ -482,22 +487,49 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     }
 }
 
-/// The `T1_160` decode of one trit for a 32-byte block: `e` and `o` hold the running
-/// `3 · q` products of the even and odd bytes in 16-bit lanes (both start as the raw block).
-/// Step `k` advances them (`vpmaddubsw` by `[3, 0]`, the odd bytes' first step by `[0, 3]`)
-/// and returns the 32 codes of trit `k` in byte order: the high byte of each 16-bit product
-/// is `(3 · q_k) >> 8`, the spec's code (see [`crate::layout::t1_code`]).
+/// Advance the `T1_160` decode of a 32-byte block by two trits. `e` and `o` hold the running
+/// products of the even and odd bytes in 16-bit lanes (both start as the raw block): each step
+/// multiplies the lane's low byte `q_k` by 9 with one `vpmaddubsw` (the odd bytes' first step
+/// takes the high byte, `[0, 9]`), and `9 · q_k = 256 · (3·c_k + c_{k+1}) + q_{k+2}` puts the
+/// pair `p = 3·c_k + c_{k+1}` (0..=8, for any byte) in the high byte and `q_{k+2}` in the low
+/// byte. The pairs are gathered in byte order (shift + byte blend) and split by two
+/// `vpshufb` table lookups (`p / 3`, `p mod 3`). Returns the 32 codes of trits `k` and `k + 1`.
+/// This is the spec's decode exactly: `(3·q_k) >> 8 = c_k` and `3·q_k mod 256 = q_{k+1}`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn t1_step<const K: usize>(e: &mut __m256i, o: &mut __m256i) -> __m256i {
-    let by3 = _mm256_set1_epi16(3); // bytes [3, 0]: 3 × the even (low) byte
-    let odd_first = _mm256_set1_epi16(3 << 8); // bytes [0, 3]: 3 × the odd (high) byte
-    *e = _mm256_maddubs_epi16(*e, by3);
-    *o = _mm256_maddubs_epi16(*o, if K == 0 { odd_first } else { by3 });
+fn t1_pair<const FIRST: bool>(e: &mut __m256i, o: &mut __m256i) -> (__m256i, __m256i) {
+    let by9 = _mm256_set1_epi16(9); // bytes [9, 0]: 9 × the low byte
+    let odd_first = _mm256_set1_epi16(9 << 8); // bytes [0, 9]: 9 × the odd (high) byte
+    *e = _mm256_maddubs_epi16(*e, by9);
+    *o = _mm256_maddubs_epi16(*o, if FIRST { odd_first } else { by9 });
     // even positions: the high byte of `e` shifted down; odd positions: the high byte of `o`.
-    _mm256_blendv_epi8(
+    let p = _mm256_blendv_epi8(
         _mm256_srli_epi16::<8>(*e),
         *o,
+        _mm256_set1_epi16(0xFF00u16 as i16),
+    );
+    #[rustfmt::skip]
+    let div3 = _mm256_setr_epi8(
+        0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
+    );
+    #[rustfmt::skip]
+    let mod3 = _mm256_setr_epi8(
+        0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+    );
+    (_mm256_shuffle_epi8(div3, p), _mm256_shuffle_epi8(mod3, p))
+}
+
+/// The last trit (`k = 4`) after two [`t1_pair`] steps: `3 · q_4` by `vpmaddubsw` `[3, 0]`,
+/// codes from the high bytes in byte order.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn t1_last(e: __m256i, o: __m256i) -> __m256i {
+    let by3 = _mm256_set1_epi16(3);
+    _mm256_blendv_epi8(
+        _mm256_srli_epi16::<8>(_mm256_maddubs_epi16(e, by3)),
+        _mm256_maddubs_epi16(o, by3),
         _mm256_set1_epi16(0xFF00u16 as i16),
     )
 }
@@ -536,20 +568,25 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
                 let mut e: [__m256i; R] =
                     core::array::from_fn(|i| _mm256_loadu_si256(w[i].add(bb * 32).cast()));
                 let mut o = e;
-                macro_rules! trit {
-                    ($k:literal) => {
-                        let xv = _mm256_loadu_si256(x.add(bb * T1_BLOCK_ELEMS + 32 * $k).cast());
+                let xb = x.add(bb * T1_BLOCK_ELEMS);
+                macro_rules! pair {
+                    ($k:literal, $first:literal) => {
+                        let x0 = _mm256_loadu_si256(xb.add(32 * $k).cast());
+                        let x1 = _mm256_loadu_si256(xb.add(32 * $k + 32).cast());
                         for i in 0..R {
-                            let c = t1_step::<$k>(&mut e[i], &mut o[i]);
-                            a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c, xv));
+                            let (c0, c1) = t1_pair::<$first>(&mut e[i], &mut o[i]);
+                            a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c0, x0));
+                            a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c1, x1));
                         }
                     };
                 }
-                trit!(0);
-                trit!(1);
-                trit!(2);
-                trit!(3);
-                trit!(4);
+                pair!(0, true);
+                pair!(2, false);
+                let x4 = _mm256_loadu_si256(xb.add(128).cast());
+                for i in 0..R {
+                    let c = t1_last(e[i], o[i]);
+                    a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c, x4));
+                }
             }
         }
         for i in 0..R {
@@ -575,11 +612,11 @@ unsafe fn decode_codes_t1(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_
             let mut e = _mm256_loadu_si256(w.add((b0 + j) * 32).cast());
             let mut o = e;
             let d = dec.as_mut_ptr().add(j * T1_BLOCK_ELEMS);
-            _mm256_storeu_si256(d.cast(), t1_step::<0>(&mut e, &mut o));
-            _mm256_storeu_si256(d.add(32).cast(), t1_step::<1>(&mut e, &mut o));
-            _mm256_storeu_si256(d.add(64).cast(), t1_step::<2>(&mut e, &mut o));
-            _mm256_storeu_si256(d.add(96).cast(), t1_step::<3>(&mut e, &mut o));
-            _mm256_storeu_si256(d.add(128).cast(), t1_step::<4>(&mut e, &mut o));
+            let (c0, c1) = t1_pair::<true>(&mut e, &mut o);
+            let (c2, c3) = t1_pair::<false>(&mut e, &mut o);
+            for (k, c) in [c0, c1, c2, c3, t1_last(e, o)].into_iter().enumerate() {
+                _mm256_storeu_si256(d.add(32 * k).cast(), c);
+            }
         }
     }
 }

@@ -15,7 +15,9 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::neon::{DecTile, Tile, matmul_t1_decoded, matmul_tiled, t1_weights, tail_dot};
+use super::neon::{
+    DecTile, Tile, matmul_t1_decoded, matmul_tiled, t1_pair_weights, t1_weights, tail_dot,
+};
 use super::scalar::t1_tail_dot;
 use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 
@@ -276,17 +278,20 @@ unsafe fn t1_block_dot(
         let q0 = vld1q_u8(q);
         let q1 = vld1q_u8(q.add(16));
         let (mut s, mut t) = acc;
-        macro_rules! trit {
+        macro_rules! pair {
             ($k:literal) => {
-                s = sdot(s, t1_weights::<$k>(q0), vld1q_s8(xs.add(32 * $k)));
-                t = sdot(t, t1_weights::<$k>(q1), vld1q_s8(xs.add(32 * $k + 16)));
+                let (a0, b0) = t1_pair_weights::<$k>(q0);
+                let (a1, b1) = t1_pair_weights::<$k>(q1);
+                s = sdot(s, a0, vld1q_s8(xs.add(32 * $k)));
+                t = sdot(t, a1, vld1q_s8(xs.add(32 * $k + 16)));
+                s = sdot(s, b0, vld1q_s8(xs.add(32 * $k + 32)));
+                t = sdot(t, b1, vld1q_s8(xs.add(32 * $k + 48)));
             };
         }
-        trit!(0);
-        trit!(1);
-        trit!(2);
-        trit!(3);
-        trit!(4);
+        pair!(0);
+        pair!(2);
+        s = sdot(s, t1_weights::<4>(q0), vld1q_s8(xs.add(128)));
+        t = sdot(t, t1_weights::<4>(q1), vld1q_s8(xs.add(144)));
         (s, t)
     }
 }
