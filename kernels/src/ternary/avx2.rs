@@ -28,8 +28,8 @@
 
 use core::arch::x86_64::*;
 
-use super::scalar::t1_tail_dot;
-use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
+use super::scalar::t1_tail_dot_from;
+use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_get, t1_row_bytes, t2_get, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU feature by the caller of
 /// [`crate::select`] (whose contract guarantees AVX2 before this can be reached).
@@ -218,8 +218,9 @@ struct ChunkCodes {
     row_bytes: fn(usize) -> usize,
     /// Decode blocks `b0 .. b0 + nb` of the row at `w` to code bytes in weight order.
     decode: unsafe fn(*const u8, usize, usize, &mut [u8; MM_CHUNK]),
-    /// `Σ w·x` over the partial last block (`row, full, tail, x`).
-    tail_dot: fn(&[u8], usize, usize, &[i8]) -> i32,
+    /// Weight `i` (`-1, 0, +1`) of a block, as the layout module decodes it (for the last
+    /// `tail % 32` weights of a partial block).
+    get: fn(&[u8], usize) -> i8,
 }
 
 static T2_CHUNKS: ChunkCodes = ChunkCodes {
@@ -227,7 +228,7 @@ static T2_CHUNKS: ChunkCodes = ChunkCodes {
     chunk_blocks: I16_BLOCKS,
     row_bytes: t2_row_bytes,
     decode: decode_codes,
-    tail_dot,
+    get: t2_get,
 };
 
 static T1_CHUNKS: ChunkCodes = ChunkCodes {
@@ -235,7 +236,7 @@ static T1_CHUNKS: ChunkCodes = ChunkCodes {
     chunk_blocks: T1_I16_BLOCKS,
     row_bytes: t1_row_bytes,
     decode: decode_codes_t1,
-    tail_dot: t1_tail_dot,
+    get: t1_get,
 };
 
 /// Expand the 2-bit codes of blocks `b0 .. b0 + nb` of the row at `w` into one code byte per
@@ -327,6 +328,10 @@ unsafe fn matmul_impl(
     let rb = (lay.row_bytes)(cols);
     let full = cols / bl;
     let tail = cols - full * bl;
+    // Whole 32-weight vectors of the partial last block (its first `32 * tail_vecs` weights are
+    // codes 0..tail_vecs of bytes 0..32 in both layouts), and the columns the tiles cover.
+    let tail_vecs = tail / 32;
+    let vec_cols = full * bl + 32 * tail_vecs;
     let rows = out.len() / n_tok;
     let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
     // Tokens go in chunks of up to 64 whose Σ x (over the full blocks) is computed once.
@@ -337,26 +342,34 @@ unsafe fn matmul_impl(
     while t0 < n_tok {
         let nt = (n_tok - t0).min(NT);
         for t in 0..nt {
-            sum_x[t] = xrow(t0 + t)[..full * bl].iter().map(|&v| v as i32).sum();
+            sum_x[t] = xrow(t0 + t)[..vec_cols].iter().map(|&v| v as i32).sum();
         }
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(MM_ROWS);
             let mut acc = [[0i32; NT]; MM_ROWS];
+            // Chunks of whole blocks, then (if the partial last block holds whole 32-weight
+            // vectors) that block as one more chunk of `n = 32 * tail_vecs` weights.
             let mut b0 = 0;
-            while b0 < full {
-                let nb = (full - b0).min(lay.chunk_blocks);
+            while b0 < full || (b0 == full && tail_vecs > 0) {
+                let nb = if b0 < full {
+                    (full - b0).min(lay.chunk_blocks)
+                } else {
+                    1
+                };
                 for (i, d) in dec.iter_mut().enumerate().take(nr) {
-                    // SAFETY: row r0 + i < rows has `full * 32` bytes at its start, and
-                    // b0 + nb <= full, nb <= chunk_blocks (the decoder's limit).
+                    // SAFETY: row r0 + i < rows has `rb >= (b0 + nb) * 32` bytes at its start
+                    // (b0 + nb <= full, or the partial block b0 = full exists as tail > 0), and
+                    // nb <= chunk_blocks (the decoder's limit).
                     unsafe { (lay.decode)(w[(r0 + i) * rb..].as_ptr(), b0, nb, d) };
                 }
-                let n = nb * bl;
+                let n = if b0 < full { nb * bl } else { 32 * tail_vecs };
                 let xp = |t: usize| xrow(t0 + t)[b0 * bl..].as_ptr();
                 macro_rules! run_tile {
                     ($R:literal, $T:literal, $r:expr, $t:expr) => {{
                         // SAFETY: tokens $t..$t+$T < nt: each x pointer is at weight
-                        // b0 * bl of a `cols`-long row, with `n <= cols - b0 * bl` behind it.
+                        // b0 * bl of a `cols`-long row, with `n <= cols - b0 * bl` behind it
+                        // (a partial block's n = 32 * (tail / 32) <= tail).
                         let s = unsafe {
                             mm_tile::<$R, $T>(
                                 core::array::from_fn(|i| &dec[$r + i]),
@@ -402,8 +415,13 @@ unsafe fn matmul_impl(
                 let r = r0 + i;
                 for t in 0..nt {
                     let mut v = acc[i][t] - sum_x[t];
-                    if tail > 0 {
-                        v += (lay.tail_dot)(&w[r * rb..(r + 1) * rb], full, tail, xrow(t0 + t));
+                    if vec_cols < cols {
+                        // the last tail % 32 weights, scalar
+                        let blk = &w[r * rb + full * 32..r * rb + full * 32 + 32];
+                        let xr = &xrow(t0 + t)[full * bl..];
+                        for j in 32 * tail_vecs..tail {
+                            v += (lay.get)(blk, j) as i32 * xr[j] as i32;
+                        }
                     }
                     out[r * n_tok + t0 + t] = v;
                 }
@@ -448,30 +466,36 @@ pub(crate) fn matmul_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
 }
 
 /// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two
-/// decode registers and one accumulator, and the decode needs 5 constants, so 2 rows fit the
-/// 16 ymm registers without spills (3 and 4 rows measured the same on Zen 3).
-const T1_MV_ROWS: usize = 2;
+/// decode registers and one accumulator next to the decode's 6 constants. On Zen 3 (in
+/// cache, best of 5, runs interleaved) 3 rows were about 1.1× 2 or 4 rows and 1.2× one row,
+/// within the shared VM's run-to-run spread of ±10 %.
+const T1_MV_ROWS: usize = 3;
 
 #[target_feature(enable = "avx2")]
 unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let rb = t1_row_bytes(cols);
     let full = cols / T1_BLOCK_ELEMS;
     let tail = cols - full * T1_BLOCK_ELEMS;
-    let sum_x: i32 = x[..full * T1_BLOCK_ELEMS].iter().map(|&v| v as i32).sum();
+    // The partial last block's whole 32-weight vectors go through the tile too.
+    let tail_vecs = tail / 32;
+    let vec_cols = full * T1_BLOCK_ELEMS + 32 * tail_vecs;
+    let sum_x: i32 = x[..vec_cols].iter().map(|&v| v as i32).sum();
     let rows = out.len();
     let wp = |r: usize| w[r * rb..].as_ptr();
     let mut put = |r: usize, s: i32| {
-        out[r] = s - sum_x + t1_tail_dot(&w[r * rb..(r + 1) * rb], full, tail, x);
+        let row = &w[r * rb..(r + 1) * rb];
+        out[r] = s - sum_x + t1_tail_dot_from(row, full, 32 * tail_vecs, tail, x);
     };
     let mut r = 0;
     while r + T1_MV_ROWS <= rows {
-        // SAFETY: rows r..r+T1_MV_ROWS <= rows: each pointer has `full * 32` bytes behind it,
-        // and x has `cols >= full * 160` bytes.
+        // SAFETY: rows r..r+T1_MV_ROWS <= rows: each pointer has `rb` bytes behind it (the
+        // partial block included when tail_vecs > 0), and x has `cols >= vec_cols` bytes.
         let s = unsafe {
             tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(
                 core::array::from_fn(|i| wp(r + i)),
                 x.as_ptr(),
                 full,
+                tail_vecs,
             )
         };
         for i in 0..T1_MV_ROWS {
@@ -481,9 +505,52 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     }
     while r < rows {
         // SAFETY: as above, for one row.
-        let s = unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>([wp(r)], x.as_ptr(), full) };
+        let s =
+            unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>([wp(r)], x.as_ptr(), full, tail_vecs) };
         put(r, s[0]);
         r += 1;
+    }
+}
+
+/// The constants of the `T1_160` decode, made once per tile so they stay in registers.
+#[derive(Clone, Copy)]
+struct T1Consts {
+    /// Bytes `[9, 0]`: 9 × the low byte of each 16-bit lane.
+    by9: __m256i,
+    /// Bytes `[0, 9]`: 9 × the high (odd) byte, the odd bytes' first step.
+    odd9: __m256i,
+    /// Bytes `[3, 0]`.
+    by3: __m256i,
+    /// Byte blend mask: the odd bytes.
+    odd: __m256i,
+    /// `vpshufb` table `p / 3` for `p = 0..9`.
+    div3: __m256i,
+    /// `vpshufb` table `p mod 3`.
+    mod3: __m256i,
+}
+
+impl T1Consts {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new() -> T1Consts {
+        #[rustfmt::skip]
+        let div3 = _mm256_setr_epi8(
+            0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
+        );
+        #[rustfmt::skip]
+        let mod3 = _mm256_setr_epi8(
+            0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+            0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+        );
+        T1Consts {
+            by9: _mm256_set1_epi16(9),
+            odd9: _mm256_set1_epi16(9 << 8),
+            by3: _mm256_set1_epi16(3),
+            odd: _mm256_set1_epi16(0xFF00u16 as i16),
+            div3,
+            mod3,
+        }
     }
 }
 
@@ -497,57 +564,51 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
 /// This is the spec's decode exactly: `(3·q_k) >> 8 = c_k` and `3·q_k mod 256 = q_{k+1}`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn t1_pair<const FIRST: bool>(e: &mut __m256i, o: &mut __m256i) -> (__m256i, __m256i) {
-    let by9 = _mm256_set1_epi16(9); // bytes [9, 0]: 9 × the low byte
-    let odd_first = _mm256_set1_epi16(9 << 8); // bytes [0, 9]: 9 × the odd (high) byte
-    *e = _mm256_maddubs_epi16(*e, by9);
-    *o = _mm256_maddubs_epi16(*o, if FIRST { odd_first } else { by9 });
+fn t1_pair<const FIRST: bool>(
+    k: &T1Consts,
+    e: &mut __m256i,
+    o: &mut __m256i,
+) -> (__m256i, __m256i) {
+    *e = _mm256_maddubs_epi16(*e, k.by9);
+    *o = _mm256_maddubs_epi16(*o, if FIRST { k.odd9 } else { k.by9 });
     // even positions: the high byte of `e` shifted down; odd positions: the high byte of `o`.
-    let p = _mm256_blendv_epi8(
-        _mm256_srli_epi16::<8>(*e),
-        *o,
-        _mm256_set1_epi16(0xFF00u16 as i16),
-    );
-    #[rustfmt::skip]
-    let div3 = _mm256_setr_epi8(
-        0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
-    );
-    #[rustfmt::skip]
-    let mod3 = _mm256_setr_epi8(
-        0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
-    );
-    (_mm256_shuffle_epi8(div3, p), _mm256_shuffle_epi8(mod3, p))
+    let p = _mm256_blendv_epi8(_mm256_srli_epi16::<8>(*e), *o, k.odd);
+    (
+        _mm256_shuffle_epi8(k.div3, p),
+        _mm256_shuffle_epi8(k.mod3, p),
+    )
 }
 
 /// The last trit (`k = 4`) after two [`t1_pair`] steps: `3 · q_4` by `vpmaddubsw` `[3, 0]`,
 /// codes from the high bytes in byte order.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn t1_last(e: __m256i, o: __m256i) -> __m256i {
-    let by3 = _mm256_set1_epi16(3);
+fn t1_last(k: &T1Consts, e: __m256i, o: __m256i) -> __m256i {
     _mm256_blendv_epi8(
-        _mm256_srli_epi16::<8>(_mm256_maddubs_epi16(e, by3)),
-        _mm256_maddubs_epi16(o, by3),
-        _mm256_set1_epi16(0xFF00u16 as i16),
+        _mm256_srli_epi16::<8>(_mm256_maddubs_epi16(e, k.by3)),
+        _mm256_maddubs_epi16(o, k.by3),
+        k.odd,
     )
 }
 
-/// One `T1_160` register tile: `R` weight rows over all full blocks against `x`; returns
-/// Σ c·x per row (the caller subtracts Σ x and adds the partial tail block). Prefetches `PF`
-/// bytes ahead of the rows' weight stream as [`tile`] does.
+/// One `T1_160` register tile: `R` weight rows over all full blocks against `x`, then the
+/// first `tail_vecs` (0..=4) 32-weight vectors (codes 0..tail_vecs) of the partial block
+/// `full`; returns Σ c·x per row (the caller subtracts Σ x over those columns and adds the
+/// rest of the partial block). Prefetches `PF` bytes ahead of the rows' weight stream as
+/// [`tile`] does.
 ///
 /// # Safety
-/// AVX2 must be available; `w[i]` must point at `full * 32` readable bytes and `x` at
-/// `full * 160` readable bytes.
+/// AVX2 must be available; `w[i]` must point at `full * 32` readable bytes (`(full + 1) * 32`
+/// if `tail_vecs > 0`) and `x` at `full * 160 + 32 * tail_vecs` readable bytes.
 #[target_feature(enable = "avx2")]
 unsafe fn tile_t1<const R: usize, const PF: usize>(
     w: [*const u8; R],
     x: *const i8,
     full: usize,
+    tail_vecs: usize,
 ) -> [i32; R] {
     let ones = _mm256_set1_epi16(1);
+    let k = T1Consts::new();
     let mut acc32 = [_mm256_setzero_si256(); R];
     let mut b = 0;
     while b < full {
@@ -574,7 +635,7 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
                         let x0 = _mm256_loadu_si256(xb.add(32 * $k).cast());
                         let x1 = _mm256_loadu_si256(xb.add(32 * $k + 32).cast());
                         for i in 0..R {
-                            let (c0, c1) = t1_pair::<$first>(&mut e[i], &mut o[i]);
+                            let (c0, c1) = t1_pair::<$first>(&k, &mut e[i], &mut o[i]);
                             a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c0, x0));
                             a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c1, x1));
                         }
@@ -584,7 +645,7 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
                 pair!(2, false);
                 let x4 = _mm256_loadu_si256(xb.add(128).cast());
                 for i in 0..R {
-                    let c = t1_last(e[i], o[i]);
+                    let c = t1_last(&k, e[i], o[i]);
                     a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c, x4));
                 }
             }
@@ -593,6 +654,25 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
             acc32[i] = _mm256_add_epi32(acc32[i], _mm256_madd_epi16(a[i], ones));
         }
         b = bend;
+    }
+    if tail_vecs > 0 {
+        for i in 0..R {
+            // SAFETY: block `full` of row i (32 bytes) and x columns full * 160 ..
+            // full * 160 + 32 * tail_vecs are readable (contract).
+            unsafe {
+                let mut e = _mm256_loadu_si256(w[i].add(full * 32).cast());
+                let mut o = e;
+                let (c0, c1) = t1_pair::<true>(&k, &mut e, &mut o);
+                let (c2, c3) = t1_pair::<false>(&k, &mut e, &mut o);
+                let xb = x.add(full * T1_BLOCK_ELEMS);
+                let mut a = _mm256_setzero_si256();
+                for (t, c) in [c0, c1, c2, c3].into_iter().enumerate().take(tail_vecs) {
+                    let xv = _mm256_loadu_si256(xb.add(32 * t).cast());
+                    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(c, xv));
+                }
+                acc32[i] = _mm256_add_epi32(acc32[i], _mm256_madd_epi16(a, ones));
+            }
+        }
     }
     // SAFETY: register arithmetic under the enabled feature.
     core::array::from_fn(|i| unsafe { hsum_epi32(acc32[i]) })
@@ -605,6 +685,7 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
 /// AVX2 must be available; `w` must point at `(b0 + nb) * 32` readable bytes.
 #[target_feature(enable = "avx2")]
 unsafe fn decode_codes_t1(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHUNK]) {
+    let k = T1Consts::new();
     for j in 0..nb.min(T1_I16_BLOCKS) {
         // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 12 × 160 bytes and
         // j < 12.
@@ -612,10 +693,10 @@ unsafe fn decode_codes_t1(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_
             let mut e = _mm256_loadu_si256(w.add((b0 + j) * 32).cast());
             let mut o = e;
             let d = dec.as_mut_ptr().add(j * T1_BLOCK_ELEMS);
-            let (c0, c1) = t1_pair::<true>(&mut e, &mut o);
-            let (c2, c3) = t1_pair::<false>(&mut e, &mut o);
-            for (k, c) in [c0, c1, c2, c3, t1_last(e, o)].into_iter().enumerate() {
-                _mm256_storeu_si256(d.add(32 * k).cast(), c);
+            let (c0, c1) = t1_pair::<true>(&k, &mut e, &mut o);
+            let (c2, c3) = t1_pair::<false>(&k, &mut e, &mut o);
+            for (t, c) in [c0, c1, c2, c3, t1_last(&k, e, o)].into_iter().enumerate() {
+                _mm256_storeu_si256(d.add(32 * t).cast(), c);
             }
         }
     }

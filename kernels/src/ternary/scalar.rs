@@ -107,12 +107,19 @@ pub fn matvec_t1_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
 /// `Σ_i w[full·160 + i] · x[full·160 + i]`. Shared by every variant.
 #[inline]
 pub(crate) fn t1_tail_dot(row: &[u8], full: usize, tail: usize, x: &[i8]) -> i32 {
-    if tail == 0 {
+    t1_tail_dot_from(row, full, 0, tail, x)
+}
+
+/// [`t1_tail_dot`] over weights `from..tail` of the partial block only (a SIMD variant covers
+/// the whole 32-weight vectors before `from`).
+#[inline]
+pub(crate) fn t1_tail_dot_from(row: &[u8], full: usize, from: usize, tail: usize, x: &[i8]) -> i32 {
+    if from >= tail {
         return 0;
     }
     let blk = &row[full * 32..full * 32 + 32];
     let base = full * T1_BLOCK_ELEMS;
-    (0..tail)
+    (from..tail)
         .map(|i| (t1_code(blk[i % 32], i / 32) as i32 - 1) * x[base + i] as i32)
         .sum()
 }
