@@ -7,7 +7,7 @@
 //! evaluation order written down in `shared/fixtures/README.md`.
 
 use tern_kernels::KernelSet;
-use tern_kernels::layout::t2_row_bytes;
+use tern_kernels::layout::TernaryLayout;
 
 use crate::config::FfnAct;
 use crate::exec::Exec;
@@ -24,11 +24,14 @@ pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// A ternary weight matrix in `T2_128` layout: `w: (rows, cols)`, with BitLinear's
-/// `weight_scale` (the divisor: effective weight = code / weight_scale).
+/// A ternary weight matrix `w: (rows, cols)` in one of the ternary layouts (`T2_128` or
+/// `T1_160`, per tensor), with BitLinear's `weight_scale` (the divisor: effective weight =
+/// code / weight_scale).
 #[derive(Clone, Copy, Debug)]
 pub struct TernaryWeight<'w> {
-    /// `rows * t2_row_bytes(cols)` bytes.
+    /// The layout of `data`; selects the kernel.
+    pub layout: TernaryLayout,
+    /// `rows * layout.row_bytes(cols)` bytes.
     pub data: &'w [u8],
     /// Output features.
     pub rows: usize,
@@ -51,7 +54,9 @@ pub fn quantize_input(k: &KernelSet, x: &[f32], xq: &mut [i8]) -> f32 {
 /// them from one quantized input (one pass, one parallel call, one set of prefill tables).
 #[derive(Clone, Copy, Debug)]
 pub struct TernaryStack<'w, 's> {
-    /// `Σ rows_i * t2_row_bytes(cols)` bytes.
+    /// The layout of every matrix of the stack.
+    pub layout: TernaryLayout,
+    /// `Σ rows_i * layout.row_bytes(cols)` bytes.
     pub data: &'w [u8],
     /// Input features.
     pub cols: usize,
@@ -80,6 +85,7 @@ pub fn bitlinear(
 ) {
     let segs = [(w.rows, w.weight_scale)];
     let st = TernaryStack {
+        layout: w.layout,
         data: w.data,
         cols: w.cols,
         segs: &segs,
@@ -106,6 +112,7 @@ pub fn bitlinear_batch(
 ) {
     let segs = [(w.rows, w.weight_scale)];
     let st = TernaryStack {
+        layout: w.layout,
         data: w.data,
         cols: w.cols,
         segs: &segs,
@@ -132,10 +139,10 @@ pub fn bitlinear_stack(
     out: &mut [f32],
 ) {
     let (n, rows, cols) = (s_a.len(), w.rows(), w.cols);
-    let rb = t2_row_bytes(cols);
+    let rb = w.layout.row_bytes(cols);
     if n == 1 {
         let acc = &mut acc[..rows];
-        let mv = k.matvec_t2_i8;
+        let mv = k.matvec_ternary(w.layout);
         exec.par_chunks_i32(acc, 1, &|start, chunk| {
             mv(
                 &w.data[start * rb..(start + chunk.len()) * rb],
@@ -154,7 +161,7 @@ pub fn bitlinear_stack(
         }
         return;
     }
-    let mm = k.matmul_t2_i8;
+    let mm = k.matmul_ternary(w.layout);
     let (acc, out) = (&mut acc[..rows * n], &mut out[..n * rows]);
     exec.par_items_i32_f32(acc, rows, out, rows, BATCH_GRAIN_TOKENS, &|t0, a, o| {
         // a: this chunk's sums (rows, nt), o: its outputs (nt, rows)

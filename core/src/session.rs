@@ -4,7 +4,7 @@
 
 use tern_kernels::KernelSet;
 use tern_kernels::float::scalar::decode_row;
-use tern_kernels::layout::Layout;
+use tern_kernels::layout::{Layout, TernaryLayout};
 
 use crate::Error;
 use crate::exec::Exec;
@@ -116,8 +116,8 @@ impl<'m> Weights<'m, '_> {
     }
 }
 
-/// A [`TernaryStack`]'s span and its matrices' `(rows, weight_scale)`.
-type Stacked<'m, const N: usize> = (&'m [u8], [(usize, f32); N]);
+/// A [`TernaryStack`]'s layout, span and its matrices' `(rows, weight_scale)`.
+type Stacked<'m, const N: usize> = (TernaryLayout, &'m [u8], [(usize, f32); N]);
 
 /// A mutable KV cache region.
 #[derive(Debug)]
@@ -417,7 +417,10 @@ impl<'m, 'a> Session<'m, 'a> {
         kind: LayerTensor,
     ) -> Result<TernaryWeight<'w>, Error> {
         let t = file.layer(l, kind).expect("validated at parse");
+        let layout =
+            TernaryLayout::from_layout(t.layout).ok_or(Error::WrongLayout { index: t.index })?;
         Ok(TernaryWeight {
+            layout,
             data: weights.tensor(file, t)?,
             rows: t.rows as usize,
             cols: t.cols as usize,
@@ -452,7 +455,9 @@ impl<'m, 'a> Session<'m, 'a> {
             first.offset as usize,
             (ts[N - 1].offset + ts[N - 1].len) as usize,
         );
+        let layout = TernaryLayout::from_layout(first.layout)?;
         Some((
+            layout,
             &bytes[start..end],
             ts.map(|t| (t.rows as usize, t.weight_scale)),
         ))
@@ -566,9 +571,10 @@ impl<'m, 'a> Session<'m, 'a> {
             bitlinear_input(k, exec, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
             const QKV: [LayerTensor; 3] = [LayerTensor::Q, LayerTensor::K, LayerTensor::V];
-            if let Some((data, segs)) = Self::stacked(w, file, l, QKV) {
+            if let Some((layout, data, segs)) = Self::stacked(w, file, l, QKV) {
                 // one BitLinear over Q, K, V back to back: (n, q_dim + 2 kv_dim) in hb
                 let st = TernaryStack {
+                    layout,
                     data,
                     cols: dim,
                     segs: &segs,
@@ -653,10 +659,11 @@ impl<'m, 'a> Session<'m, 'a> {
             bitlinear_input(k, exec, &self.x[..n * dim], norm, self.xb, self.xq, s_a);
             let xq = &self.xq[..n * dim];
             const GATE_UP: [LayerTensor; 2] = [LayerTensor::Gate, LayerTensor::Up];
-            if let Some((data, segs)) = Self::stacked(w, file, l, GATE_UP) {
+            if let Some((layout, data, segs)) = Self::stacked(w, file, l, GATE_UP) {
                 // one BitLinear over gate and up back to back: (n, 2 hidden) in hb, then
                 // act(gate) * up per token, compacted to (n, hidden)
                 let st = TernaryStack {
+                    layout,
                     data,
                     cols: dim,
                     segs: &segs,

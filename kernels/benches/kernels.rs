@@ -1,22 +1,28 @@
-//! Kernel micro-benchmarks: ternary matvec at BitNet b1.58 2B4T shapes and the F16 LM-head row
-//! dot, for every kernel variant this CPU runs. Throughput is bytes of *weights* read per call
-//! (criterion `Throughput::Bytes`), so criterion reports GB/s comparable with the machine's
-//! memory bandwidth. After criterion, a short best-of-N timing prints each variant's speed-up
-//! over scalar (criterion has no cross-benchmark ratio).
+//! Kernel micro-benchmarks: ternary matvec (decode) and matmul (prefill, [`MATMUL_TOKENS`]
+//! tokens) at BitNet b1.58 2B4T shapes in both ternary layouts (`T2_128`, `T1_160`), and the
+//! F16 LM-head row dot, for every kernel variant this CPU runs. Throughput is bytes of
+//! *weights* read per call (criterion `Throughput::Bytes`), so criterion reports GB/s
+//! comparable with the machine's memory bandwidth (the matvec weights of one call fit in the
+//! last-level cache; the LM-head slice does not). After criterion, a short best-of-N timing
+//! prints each variant's GB/s, GMAC/s (multiply-accumulates of weights × tokens per second)
+//! and speed-up over scalar (criterion has no cross-benchmark ratio).
 //!
 //! Run: `cargo bench -p tern-kernels` (a few seconds per benchmark); filter with
-//! `cargo bench -p tern-kernels -- matvec_t2_i8/avx2`.
+//! `cargo bench -p tern-kernels -- matvec_t1_i8/avx2`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use tern_kernels::layout::{t2_encode_row, t2_row_bytes};
+use tern_kernels::layout::TernaryLayout;
 use tern_kernels::{CpuFeatures, KernelSet, KernelVariant, select_variant};
 
 /// Ternary matvec shapes of one 2B4T layer, `(rows, cols)`: Q and O (and K/V at 640 rows),
 /// gate and up, down.
 const MATVEC_SHAPES: [(usize, usize); 3] = [(2560, 2560), (6912, 2560), (2560, 6912)];
+
+/// Tokens per matmul call (a prefill batch).
+const MATMUL_TOKENS: usize = 32;
 
 /// LM-head slice `(rows, cols)`: 32768 of the 128256 vocabulary rows of 2560 F16 values
 /// (168 MB, far above any last-level cache, so it streams from DRAM as the real head does).
@@ -66,18 +72,26 @@ impl Rng {
     }
 }
 
-/// Random ternary weights `(rows, cols)` in T2_128 layout (about a third zeros).
-fn ternary_matrix(rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
-    let rb = t2_row_bytes(cols);
+/// Random ternary weights `(rows, cols)` in layout `l` (about a third zeros).
+fn ternary_matrix(l: TernaryLayout, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    let rb = l.row_bytes(cols);
     let mut w = vec![0u8; rows * rb];
     let mut row = vec![0i8; cols];
     for r in 0..rows {
         for v in row.iter_mut() {
             *v = (rng.next() % 3) as i8 - 1;
         }
-        t2_encode_row(&row, &mut w[r * rb..(r + 1) * rb]);
+        l.encode_row(&row, &mut w[r * rb..(r + 1) * rb]);
     }
     w
+}
+
+/// Benchmark name of a layout's kernels (`t2`, `t1`).
+fn short(l: TernaryLayout) -> &'static str {
+    match l {
+        TernaryLayout::T2_128 => "t2",
+        TernaryLayout::T1_160 => "t1",
+    }
 }
 
 fn int8_vec(n: usize, rng: &mut Rng) -> Vec<i8> {
@@ -101,8 +115,15 @@ fn lm_head(k: &KernelSet, head: &[u8], x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// One ternary matvec case: `w: (rows, cols)` in T2_128 layout and `x: (cols,)`.
-type MatvecCase = ((usize, usize), Vec<u8>, Vec<i8>);
+/// One ternary case: `w: (rows, cols)` in layout `l`, `x: (MATMUL_TOKENS, cols)` (the matvec
+/// uses the first token).
+struct MatvecCase {
+    l: TernaryLayout,
+    rows: usize,
+    cols: usize,
+    w: Vec<u8>,
+    x: Vec<i8>,
+}
 
 struct Inputs {
     matvec: Vec<MatvecCase>,
@@ -112,16 +133,18 @@ struct Inputs {
 
 fn inputs() -> Inputs {
     let mut rng = Rng(0x7E57_5EED);
-    let matvec = MATVEC_SHAPES
-        .iter()
-        .map(|&(r, c)| {
-            (
-                (r, c),
-                ternary_matrix(r, c, &mut rng),
-                int8_vec(c, &mut rng),
-            )
-        })
-        .collect();
+    let mut matvec = Vec::new();
+    for &(rows, cols) in &MATVEC_SHAPES {
+        for l in TernaryLayout::ALL {
+            matvec.push(MatvecCase {
+                l,
+                rows,
+                cols,
+                w: ternary_matrix(l, rows, cols, &mut rng),
+                x: int8_vec(MATMUL_TOKENS * cols, &mut rng),
+            });
+        }
+    }
     let head = f16_bytes(HEAD_ROWS * HEAD_COLS, &mut rng);
     let hx = (0..HEAD_COLS)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
@@ -130,19 +153,50 @@ fn inputs() -> Inputs {
 }
 
 fn criterion_benches(c: &mut Criterion, inp: &Inputs, ks: &[&'static KernelSet]) {
-    let mut g = c.benchmark_group("matvec_t2_i8");
-    for ((rows, cols), w, x) in &inp.matvec {
-        g.throughput(Throughput::Bytes(w.len() as u64));
-        let mut out = vec![0i32; *rows];
-        for k in ks {
-            g.bench_with_input(
-                BenchmarkId::new(k.variant.name(), format!("{rows}x{cols}")),
-                &(),
-                |b, _| b.iter(|| (k.matvec_t2_i8)(black_box(w), *cols, black_box(x), &mut out)),
-            );
+    for l in TernaryLayout::ALL {
+        let mut g = c.benchmark_group(format!("matvec_{}_i8", short(l)));
+        for m in inp.matvec.iter().filter(|m| m.l == l) {
+            g.throughput(Throughput::Bytes(m.w.len() as u64));
+            let mut out = vec![0i32; m.rows];
+            let x = &m.x[..m.cols];
+            for k in ks {
+                let mv = k.matvec_ternary(l);
+                g.bench_with_input(
+                    BenchmarkId::new(k.variant.name(), format!("{}x{}", m.rows, m.cols)),
+                    &(),
+                    |b, _| b.iter(|| mv(black_box(&m.w), m.cols, black_box(x), &mut out)),
+                );
+            }
         }
+        g.finish();
+        let mut g = c.benchmark_group(format!("matmul_{}_i8", short(l)));
+        for m in inp.matvec.iter().filter(|m| m.l == l) {
+            g.throughput(Throughput::Bytes(m.w.len() as u64));
+            let mut out = vec![0i32; m.rows * MATMUL_TOKENS];
+            for k in ks {
+                let mm = k.matmul_ternary(l);
+                g.bench_with_input(
+                    BenchmarkId::new(
+                        k.variant.name(),
+                        format!("{}x{}x{MATMUL_TOKENS}", m.rows, m.cols),
+                    ),
+                    &(),
+                    |b, _| {
+                        b.iter(|| {
+                            mm(
+                                black_box(&m.w),
+                                m.cols,
+                                black_box(&m.x),
+                                MATMUL_TOKENS,
+                                &mut out,
+                            )
+                        })
+                    },
+                );
+            }
+        }
+        g.finish();
     }
-    g.finish();
 
     let mut g = c.benchmark_group("lm_head_f16");
     g.throughput(Throughput::Bytes(inp.head.len() as u64));
@@ -169,34 +223,69 @@ fn best_secs(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// One line per (benchmark, variant): GB/s of weights and the ratio to scalar.
+/// One line per (benchmark, variant): GB/s of weights, GMAC/s and the ratio to scalar.
 fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
-    println!("\nspeed-up over scalar (best of 5, GB/s of weights read):");
+    println!("\nspeed-up over scalar (best of 5, GB/s of weights read, GMAC/s):");
     println!(
-        "{:<28} {:<9} {:>9} {:>8}",
-        "benchmark", "variant", "GB/s", "x scalar"
+        "{:<32} {:<9} {:>9} {:>9} {:>8}",
+        "benchmark", "variant", "GB/s", "GMAC/s", "x scalar"
     );
-    let line = |name: String, bytes: usize, secs: &[f64]| {
+    let line = |name: String, bytes: usize, macs: usize, secs: &[f64]| {
         for (k, s) in ks.iter().zip(secs) {
             println!(
-                "{name:<28} {:<9} {:>9.2} {:>8.2}",
+                "{name:<32} {:<9} {:>9.2} {:>9.2} {:>8.2}",
                 k.variant.name(),
                 bytes as f64 / s / 1e9,
+                macs as f64 / s / 1e9,
                 secs[0] / s
             );
         }
     };
-    for ((rows, cols), w, x) in &inp.matvec {
-        let mut out = vec![0i32; *rows];
+    for m in &inp.matvec {
+        let mut out = vec![0i32; m.rows];
         let secs: Vec<f64> = ks
             .iter()
             .map(|k| {
+                let mv = k.matvec_ternary(m.l);
                 best_secs(5, || {
-                    (k.matvec_t2_i8)(black_box(w), *cols, black_box(x), &mut out)
+                    mv(black_box(&m.w), m.cols, black_box(&m.x[..m.cols]), &mut out)
                 })
             })
             .collect();
-        line(format!("matvec_t2_i8 {rows}x{cols}"), w.len(), &secs);
+        let name = format!("matvec_{}_i8 {}x{}", short(m.l), m.rows, m.cols);
+        line(name, m.w.len(), m.rows * m.cols, &secs);
+    }
+    for m in &inp.matvec {
+        let mut out = vec![0i32; m.rows * MATMUL_TOKENS];
+        let secs: Vec<f64> = ks
+            .iter()
+            .map(|k| {
+                let mm = k.matmul_ternary(m.l);
+                best_secs(
+                    if k.variant == KernelVariant::Scalar {
+                        1
+                    } else {
+                        5
+                    },
+                    || {
+                        mm(
+                            black_box(&m.w),
+                            m.cols,
+                            black_box(&m.x),
+                            MATMUL_TOKENS,
+                            &mut out,
+                        )
+                    },
+                )
+            })
+            .collect();
+        let name = format!(
+            "matmul_{}_i8 {}x{}x{MATMUL_TOKENS}",
+            short(m.l),
+            m.rows,
+            m.cols
+        );
+        line(name, m.w.len(), m.rows * m.cols * MATMUL_TOKENS, &secs);
     }
     let mut out = vec![0f32; HEAD_ROWS];
     let secs: Vec<f64> = ks
@@ -210,6 +299,7 @@ fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
     line(
         format!("lm_head_f16 {HEAD_ROWS}x{HEAD_COLS}"),
         inp.head.len(),
+        HEAD_ROWS * HEAD_COLS,
         &secs,
     );
 }

@@ -62,6 +62,88 @@ pub fn t2_encode_row(w: &[i8], out: &mut [u8]) {
     }
 }
 
+/// Weights per [`BlockT1`] block.
+pub const T1_BLOCK_ELEMS: usize = 160;
+
+/// `T1_160`: ternary weights, 5 per byte in base 3, 160 weights in 32 bytes (1.6 bpw), no
+/// per-block scale (one scale per tensor, in the tensor table). For memory-bound devices and
+/// storage-streamed models: 20 % fewer bytes than [`BlockT2`] per weight.
+///
+/// Within a block of 160 consecutive weights `w[0..160]` of one row, byte `j` (0..32) holds the
+/// five codes `c[32k + j]` (`k = 0..5`, `c = w + 1` ∈ {0, 1, 2}) as llama.cpp's TQ1_0 stores
+/// them: the base-3 number `v = Σ_k c[32k + j] · 3^(4 − k)` (k = 0 is the most significant
+/// trit, `v` ∈ 0..243) in "fixed point", `byte = (v · 256 + 242) / 243` (integer division,
+/// i.e. `ceil(v · 256 / 243)`). Decoding trit `k` of a byte: `q = (byte · 3^k) mod 256` (an 8-bit
+/// wrapping multiply), `c = (q · 3) >> 8` (in 16 bits) — see [`t1_code`]. Every byte 0..=255
+/// decodes to codes in {0, 1, 2} this way (there is no invalid code), and every kernel uses
+/// exactly this decode, so all variants agree bit for bit on any bytes. Rows are padded with
+/// zero weights (code 1) to a multiple of 160, so a row of `cols` weights takes
+/// `ceil(cols / 160) * 32` bytes.
+///
+/// Why this order: one 32-byte load and five multiply-and-take-the-high-byte steps give five
+/// 32-weight code vectors (AVX2), or 2 × 16-byte loads and `vmulq_u8` + a widening multiply
+/// (NEON), like [`BlockT2`]'s shift and mask. It is the first 160 weights of a TQ1_0 block
+/// (`qs[0..32]`), but without the per-block f16 scale and with 160-weight blocks, so any `cols`
+/// works and rows never share a block.
+///
+/// Source: ggml `ggml-quants.c` (`quantize_row_tq1_0_ref`, `dequantize_row_tq1_0`, the first
+/// 32 bytes of `qs`), llama.cpp PR #8151 (TQ1_0 / TQ2_0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockT1 {
+    /// 32 packed bytes, 5 codes each.
+    pub qs: [u8; 32],
+}
+const _: () = assert!(core::mem::size_of::<BlockT1>() == 32);
+
+/// `3^k` for trit `k` of a `T1_160` byte (`k = 0..5`), as the 8-bit multipliers of the decode.
+pub const T1_POW3: [u8; 5] = [1, 3, 9, 27, 81];
+
+/// Bytes of one `T1_160` row of `cols` weights (padded to a multiple of 160).
+pub const fn t1_row_bytes(cols: usize) -> usize {
+    cols.div_ceil(T1_BLOCK_ELEMS) * 32
+}
+
+/// Code `k` (0..5) of a `T1_160` byte: `((byte · 3^k) mod 256) · 3 >> 8`, in {0, 1, 2} for
+/// every byte (the decode every kernel variant uses; see [`BlockT1`]).
+#[inline]
+pub const fn t1_code(byte: u8, k: usize) -> u8 {
+    let q = byte.wrapping_mul(T1_POW3[k]);
+    ((q as u16 * 3) >> 8) as u8
+}
+
+/// The `T1_160` byte of five codes `c` (each in {0, 1, 2}; `c[0]` is the most significant
+/// trit): `(v · 256 + 242) / 243` with `v = Σ c[k] · 3^(4 − k)`.
+#[inline]
+pub const fn t1_encode_byte(c: [u8; 5]) -> u8 {
+    let v =
+        (((c[0] as u16 * 3 + c[1] as u16) * 3 + c[2] as u16) * 3 + c[3] as u16) * 3 + c[4] as u16;
+    // (v · 256 + 242) / 243, written as the ceiling division it is
+    (v * 256).div_ceil(243) as u8
+}
+
+/// Decode weight `i` (0..160) of a `T1_160` block: `code - 1`, i.e. -1, 0 or +1 (for any bytes).
+#[inline]
+pub fn t1_get(block: &[u8], i: usize) -> i8 {
+    t1_code(block[i % 32], i / 32) as i8 - 1
+}
+
+/// Encode one row of ternary values (`w: (cols,)`, each in {-1, 0, 1}) into `T1_160` bytes
+/// (`out: (t1_row_bytes(cols),)`). Values outside {-1, 0, 1} are clamped; padding weights are 0.
+pub fn t1_encode_row(w: &[i8], out: &mut [u8]) {
+    debug_assert_eq!(out.len(), t1_row_bytes(w.len()));
+    for (b, blk) in out.chunks_exact_mut(32).enumerate() {
+        let base = b * T1_BLOCK_ELEMS;
+        for (j, o) in blk.iter_mut().enumerate() {
+            let c: [u8; 5] = core::array::from_fn(|k| {
+                w.get(base + 32 * k + j)
+                    .map_or(1, |&v| (v.clamp(-1, 1) + 1) as u8)
+            });
+            *o = t1_encode_byte(c);
+        }
+    }
+}
+
 /// Element layouts a tensor may have in a `.tern` file. The discriminant is the on-disk id.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +160,8 @@ pub enum Layout {
     Q8_0 = 4,
     /// 4-bit blocks, see [`BlockQ4_0`] (LM head / embedding).
     Q4_0 = 5,
+    /// Ternary, 1.6 bits per weight, see [`BlockT1`].
+    T1_160 = 6,
 }
 
 /// One row of the layout table.
@@ -95,8 +179,9 @@ pub struct LayoutInfo {
     pub ternary: bool,
 }
 
-/// The layout table, indexed by on-disk id.
-pub const LAYOUTS: [LayoutInfo; 6] = [
+/// The layout table, in on-disk id order (ids need not be contiguous: look a layout up with
+/// [`Layout::from_id`] / [`Layout::info`], never by indexing with the id).
+pub const LAYOUTS: [LayoutInfo; 7] = [
     LayoutInfo {
         layout: Layout::F32,
         name: "F32",
@@ -139,7 +224,77 @@ pub const LAYOUTS: [LayoutInfo; 6] = [
         block_bytes: Q4_0_BLOCK_BYTES,
         ternary: false,
     },
+    LayoutInfo {
+        layout: Layout::T1_160,
+        name: "T1_160",
+        block_elems: T1_BLOCK_ELEMS,
+        block_bytes: 32,
+        ternary: true,
+    },
 ];
+
+/// The ternary layouts: the subset of [`Layout`] a BitLinear weight may have (one scale per
+/// tensor, kernels `matvec_*_i8` / `matmul_*_i8`). A model may mix them per tensor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TernaryLayout {
+    /// [`BlockT2`], 2 bits per weight (the default).
+    #[default]
+    T2_128,
+    /// [`BlockT1`], 1.6 bits per weight.
+    T1_160,
+}
+
+impl TernaryLayout {
+    /// Both ternary layouts.
+    pub const ALL: [TernaryLayout; 2] = [TernaryLayout::T2_128, TernaryLayout::T1_160];
+
+    /// The ternary layout of `l`, or `None` for a non-ternary layout.
+    pub fn from_layout(l: Layout) -> Option<TernaryLayout> {
+        match l {
+            Layout::T2_128 => Some(TernaryLayout::T2_128),
+            Layout::T1_160 => Some(TernaryLayout::T1_160),
+            _ => None,
+        }
+    }
+    /// Lower-case name as the CLIs spell it (`t2_128`, `t1_160`).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            TernaryLayout::T2_128 => "t2_128",
+            TernaryLayout::T1_160 => "t1_160",
+        }
+    }
+    /// As a [`Layout`] (the on-disk id).
+    pub fn layout(self) -> Layout {
+        match self {
+            TernaryLayout::T2_128 => Layout::T2_128,
+            TernaryLayout::T1_160 => Layout::T1_160,
+        }
+    }
+    /// Bytes of one row of `cols` weights.
+    pub const fn row_bytes(self, cols: usize) -> usize {
+        match self {
+            TernaryLayout::T2_128 => t2_row_bytes(cols),
+            TernaryLayout::T1_160 => t1_row_bytes(cols),
+        }
+    }
+    /// Encode one row (`w: (cols,)` in {-1, 0, 1}) into `out: (row_bytes(cols),)`.
+    pub fn encode_row(self, w: &[i8], out: &mut [u8]) {
+        match self {
+            TernaryLayout::T2_128 => t2_encode_row(w, out),
+            TernaryLayout::T1_160 => t1_encode_row(w, out),
+        }
+    }
+    /// Decode one row (`row: (row_bytes(cols),)`) into `w: (cols,)` (values -1, 0, +1; a T2_128
+    /// code 3 reads as +2, as in the kernels).
+    pub fn decode_row(self, row: &[u8], w: &mut [i8]) {
+        for (i, v) in w.iter_mut().enumerate() {
+            *v = match self {
+                TernaryLayout::T2_128 => t2_get(&row[(i / T2_BLOCK_ELEMS) * 32..], i % 128),
+                TernaryLayout::T1_160 => t1_get(&row[(i / T1_BLOCK_ELEMS) * 32..], i % 160),
+            };
+        }
+    }
+}
 
 /// Values per [`BlockQ8_0`] block.
 pub const Q8_0_BLOCK_ELEMS: usize = 32;
@@ -195,11 +350,22 @@ pub fn q4_0_code(qs: &[u8], i: usize) -> u8 {
 impl Layout {
     /// The layout with on-disk id `id`, if any.
     pub fn from_id(id: u8) -> Option<Layout> {
-        LAYOUTS.get(id as usize).map(|l| l.layout)
+        LAYOUTS
+            .iter()
+            .find(|l| l.layout as u8 == id)
+            .map(|l| l.layout)
     }
     /// This layout's table row.
     pub fn info(self) -> &'static LayoutInfo {
-        &LAYOUTS[self as usize]
+        match self {
+            Layout::F32 => &LAYOUTS[0],
+            Layout::F16 => &LAYOUTS[1],
+            Layout::Bf16 => &LAYOUTS[2],
+            Layout::T2_128 => &LAYOUTS[3],
+            Layout::Q8_0 => &LAYOUTS[4],
+            Layout::Q4_0 => &LAYOUTS[5],
+            Layout::T1_160 => &LAYOUTS[6],
+        }
     }
     /// Bytes of one row of `cols` elements, or `None` on overflow.
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
@@ -215,10 +381,13 @@ mod tests {
     #[test]
     fn table_ids_match() {
         for (i, l) in LAYOUTS.iter().enumerate() {
-            assert_eq!(l.layout as usize, i);
-            assert_eq!(Layout::from_id(i as u8), Some(l.layout));
+            assert_eq!(Layout::from_id(l.layout as u8), Some(l.layout));
+            if i > 0 {
+                assert!(l.layout as u8 > LAYOUTS[i - 1].layout as u8, "ids in order");
+            }
         }
-        assert_eq!(Layout::from_id(LAYOUTS.len() as u8), None);
+        assert_eq!(Layout::from_id(7), None);
+        assert_eq!(Layout::from_id(255), None);
     }
     #[test]
     fn q4_0_nibble_order() {
@@ -251,5 +420,73 @@ mod tests {
         assert_eq!(t2_row_bytes(1), 32);
         assert_eq!(t2_row_bytes(128), 32);
         assert_eq!(t2_row_bytes(129), 64);
+    }
+
+    #[test]
+    fn every_layout_has_its_row() {
+        for l in LAYOUTS {
+            assert_eq!(l.layout.info().layout, l.layout);
+        }
+        assert_eq!(Layout::from_id(5), Some(Layout::Q4_0));
+        assert_eq!(Layout::from_id(6), Some(Layout::T1_160));
+        for t in TernaryLayout::ALL {
+            assert!(t.layout().info().ternary);
+            assert_eq!(TernaryLayout::from_layout(t.layout()), Some(t));
+            for cols in [0usize, 1, 159, 160, 161, 2560, 6912] {
+                assert_eq!(t.layout().row_bytes(cols), Some(t.row_bytes(cols)));
+            }
+        }
+    }
+
+    /// The spec in `core/FORMAT.md`: v = Σ c_k 3^(4-k), byte = (256 v + 242) / 243, and its
+    /// decode, for every one of the 243 code combinations; every byte decodes to codes 0..=2.
+    #[test]
+    fn t1_byte_roundtrip_and_every_byte_decodes() {
+        for v in 0u16..243 {
+            let c: [u8; 5] = core::array::from_fn(|k| ((v / 3u16.pow(4 - k as u32)) % 3) as u8);
+            let b = t1_encode_byte(c);
+            assert_eq!(b as u16, (v * 256).div_ceil(243), "v={v}");
+            for k in 0..5 {
+                assert_eq!(t1_code(b, k), c[k], "v={v} k={k}");
+            }
+        }
+        for b in 0..=255u8 {
+            for k in 0..5 {
+                assert!(t1_code(b, k) <= 2);
+            }
+        }
+    }
+
+    #[test]
+    fn t1_golden_and_roundtrip() {
+        // Golden (written out in core/FORMAT.md): w[0] = +1, w[32] = -1, w[64] = 0, w[96] = +1,
+        // w[128] = -1 → codes 2, 0, 1, 2, 0 → v = 2·81 + 0·27 + 1·9 + 2·3 + 0 = 177 →
+        // byte 0 = (177·256 + 242) / 243 = 187 = 0xBB; all-zero columns → v = 121 → 0x80.
+        let mut w = [0i8; 161];
+        w[0] = 1;
+        w[32] = -1;
+        w[96] = 1;
+        w[128] = -1;
+        w[160] = 1;
+        let mut out = [0u8; 64];
+        t1_encode_row(&w, &mut out);
+        assert_eq!(out[0], 0xBB);
+        assert_eq!(out[1], 0x80);
+        assert_eq!(out[31], 0x80);
+        // second block: w[160] = +1 then padding (0): codes 2,1,1,1,1 → v = 202 → 213 = 0xD5
+        assert_eq!(out[32], 0xD5);
+        assert_eq!(out[33], 0x80);
+        for (i, &v) in w.iter().enumerate() {
+            assert_eq!(t1_get(&out[(i / 160) * 32..], i % 160), v, "i={i}");
+        }
+        assert_eq!(t1_row_bytes(0), 0);
+        assert_eq!(t1_row_bytes(1), 32);
+        assert_eq!(t1_row_bytes(160), 32);
+        assert_eq!(t1_row_bytes(161), 64);
+        assert_eq!(t1_row_bytes(2560), 512);
+        assert_eq!(t1_row_bytes(6912), 1408);
+        let mut back = [0i8; 161];
+        TernaryLayout::T1_160.decode_row(&out, &mut back);
+        assert_eq!(back, w);
     }
 }

@@ -1,5 +1,6 @@
 //! Kernel selection from plain CPU feature bools (detection is the platform's job).
 
+use crate::layout::TernaryLayout;
 use crate::{float, quant, ternary};
 
 /// CPU features that matter to Tern's kernels, as plain bools filled in by the platform
@@ -84,6 +85,12 @@ pub struct KernelSet {
     /// Ternary matmul (prefill): `(w, cols, x: (n_tok, cols), n_tok, out: (rows, n_tok))`.
     /// See [`ternary::scalar::matmul_t2_i8_scalar`].
     pub matmul_t2_i8: fn(&[u8], usize, &[i8], usize, &mut [i32]),
+    /// Ternary matvec on `T1_160` weights: `(w, cols, x: (cols,), out: (rows,))`. See
+    /// [`ternary::scalar::matvec_t1_i8_scalar`].
+    pub matvec_t1_i8: fn(&[u8], usize, &[i8], &mut [i32]),
+    /// Ternary matmul (prefill) on `T1_160` weights: `(w, cols, x: (n_tok, cols), n_tok,
+    /// out: (rows, n_tok))`. See [`ternary::scalar::matmul_t1_i8_scalar`].
+    pub matmul_t1_i8: fn(&[u8], usize, &[i8], usize, &mut [i32]),
     /// Dot of an F16 row (little-endian bytes) with f32 `x` (LM head).
     pub dot_f16: fn(&[u8], &[f32]) -> f32,
     /// Dot of a BF16 row with f32 `x`.
@@ -109,11 +116,31 @@ pub struct KernelSet {
     pub dot_q4_0: fn(&[u8], &[i8], &[f32]) -> f32,
 }
 
+impl KernelSet {
+    /// The matvec of ternary layout `l` (`(w, cols, x: (cols,), out: (rows,))`).
+    pub fn matvec_ternary(&self, l: TernaryLayout) -> fn(&[u8], usize, &[i8], &mut [i32]) {
+        match l {
+            TernaryLayout::T2_128 => self.matvec_t2_i8,
+            TernaryLayout::T1_160 => self.matvec_t1_i8,
+        }
+    }
+    /// The prefill matmul of ternary layout `l` (`(w, cols, x: (n_tok, cols), n_tok,
+    /// out: (rows, n_tok))`).
+    pub fn matmul_ternary(&self, l: TernaryLayout) -> fn(&[u8], usize, &[i8], usize, &mut [i32]) {
+        match l {
+            TernaryLayout::T2_128 => self.matmul_t2_i8,
+            TernaryLayout::T1_160 => self.matmul_t1_i8,
+        }
+    }
+}
+
 static SCALAR: KernelSet = KernelSet {
     variant: KernelVariant::Scalar,
     quantize_i8: quant::scalar::quantize_row_i8_absmax,
     matvec_t2_i8: ternary::scalar::matvec_t2_i8_scalar,
     matmul_t2_i8: ternary::scalar::matmul_t2_i8_scalar,
+    matvec_t1_i8: ternary::scalar::matvec_t1_i8_scalar,
+    matmul_t1_i8: ternary::scalar::matmul_t1_i8_scalar,
     dot_f16: float::scalar::dot_f16_row,
     dot_bf16: float::scalar::dot_bf16_row,
     dot_f32: float::scalar::dot_f32_row,
@@ -131,6 +158,8 @@ static AVX2: KernelSet = KernelSet {
     quantize_i8: quant::avx2::quantize_row_i8_absmax_avx2,
     matvec_t2_i8: ternary::avx2::matvec_t2_i8_avx2,
     matmul_t2_i8: ternary::avx2::matmul_t2_i8_avx2,
+    matvec_t1_i8: ternary::avx2::matvec_t1_i8_avx2,
+    matmul_t1_i8: ternary::avx2::matmul_t1_i8_avx2,
     dot_f16: float::avx2::dot_f16_row_avx2,
     dot_bf16: float::avx2::dot_bf16_row_avx2,
     dot_f32: float::avx2::dot_f32_row_avx2,
@@ -148,6 +177,8 @@ static NEON: KernelSet = KernelSet {
     quantize_i8: quant::neon::quantize_row_i8_absmax_neon,
     matvec_t2_i8: ternary::neon::matvec_t2_i8_neon,
     matmul_t2_i8: ternary::neon::matmul_t2_i8_neon,
+    matvec_t1_i8: ternary::neon::matvec_t1_i8_neon,
+    matmul_t1_i8: ternary::neon::matmul_t1_i8_neon,
     dot_f16: float::neon::dot_f16_row_neon,
     dot_bf16: float::neon::dot_bf16_row_neon,
     dot_f32: float::neon::dot_f32_row_neon,
@@ -167,6 +198,8 @@ static NEON_DOT: KernelSet = KernelSet {
     matmul_t2_i8: ternary::neon_dot::matmul_t2_i8_neon_dot,
     dot_q8_0: float::neon_dot::dot_q8_0_row_neon_dot,
     dot_q4_0: float::neon_dot::dot_q4_0_row_neon_dot,
+    matvec_t1_i8: ternary::neon_dot::matvec_t1_i8_neon_dot,
+    matmul_t1_i8: ternary::neon_dot::matmul_t1_i8_neon_dot,
     // dotprod only helps the int8 kernels; the other slots share the NEON kernels.
     ..NEON
 };

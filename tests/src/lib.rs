@@ -75,7 +75,8 @@ pub fn packed_bytes(src: &Path) -> &'static [u8] {
     packed_bytes_with(src, &PackOptions::default())
 }
 
-/// [`packed_bytes`] with pack options `opts` (e.g. `--lm-head q4_0`); cached per (path,
+/// [`packed_bytes`] with pack options `opts` (e.g. `--lm-head q4_0`, `--ternary t1_160`);
+/// cached per (source,
 /// options).
 ///
 /// # Panics
@@ -128,3 +129,17 @@ pub const PROMPTS: [&str; 5] = [
     "p3_mixed",
     "p4_long_en",
 ];
+
+/// A packed model (`bytes`, e.g. the bundled demo model) rewritten with its ternary tensors in
+/// `layout`: the same values and scales, so the same logits bit for bit.
+///
+/// # Panics
+/// If `bytes` does not parse.
+pub fn repacked(bytes: &[u8], layout: tern_kernels::layout::TernaryLayout) -> Vec<u8> {
+    let m = Model::parse(bytes).unwrap_or_else(|e| panic!("parsing packed model: {e}"));
+    let mut o = tern_core::format::writer::OwnedModel::from_model(&m).unwrap();
+    tern_pack::import::repack_ternary(&mut o, layout);
+    let mut out = Vec::new();
+    o.write(&mut out, |_| {}).unwrap();
+    out
+}

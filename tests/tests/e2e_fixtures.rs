@@ -8,9 +8,12 @@ use tern_core::format::Model;
 use tern_core::plan::{KvDtype, RunOptions};
 use tern_core::sampler::argmax;
 use tern_core::session::Session;
+use tern_kernels::layout::{Layout, TernaryLayout};
 use tern_linux::arena::Arena;
+use tern_pack::pack::PackOptions;
 use tern_tests::{
-    PROMPTS, fixtures, json_ids as ids, micro_forms, packed_bytes, parse, read_f32, read_json,
+    PROMPTS, fixtures, json_ids as ids, micro_forms, packed_bytes, packed_bytes_with, parse,
+    read_f32, read_json,
 };
 
 /// Margin below which the reference itself is not stable (fixtures README, checks 3 and 4).
@@ -259,6 +262,109 @@ fn batched_prefill_is_bit_identical_to_token_by_token() {
             "batch {batch}: greedy after prefill"
         );
     }
+}
+
+/// `--ternary t1_160`: the micro (two forms) and tiny models packed as `T1_160` give logits
+/// bit-identical to `T2_128` at every position, token by token (matvec) and in batched
+/// prefill (matmul, 1 and 2 threads), and so pass the same reference checks.
+#[test]
+fn t1_160_logits_are_bit_identical_to_t2_128() {
+    let Some(fx) = fixtures("t1_160_logits_are_bit_identical_to_t2_128") else {
+        return;
+    };
+    let t1 = PackOptions {
+        ternary: TernaryLayout::T1_160,
+        ..Default::default()
+    };
+    let kernels = tern_linux::cpu::kernels().unwrap();
+    let pool = tern_linux::pool::ThreadPool::new(2);
+    for (label, dir, refroot) in [
+        ("micro hf-packed", "models/micro/hf-packed", "models/micro"),
+        (
+            "micro tq1_0",
+            "models/micro/gguf/micro-tq1_0.gguf",
+            "models/micro",
+        ),
+        ("tiny hf-packed", "models/tiny/hf-packed", "models/tiny"),
+    ] {
+        let src = fx.join(dir);
+        let a = parse(packed_bytes(&src));
+        let b = parse(packed_bytes_with(&src, &t1));
+        let n_t1 = b
+            .file
+            .entries()
+            .filter(|e| e.layout == Layout::T1_160 as u8)
+            .count();
+        assert_eq!(n_t1, 4 * 7, "{label}: every ternary tensor is T1_160");
+        let refroot = fx.join(refroot).join("reference/transformers");
+        for p in PROMPTS {
+            let r = read_json(&refroot.join(p).join("reference.json")).unwrap();
+            let prompt = ids(&r["token_ids"]);
+            let (ra, rb) = (run(&a, &prompt, 8), run(&b, &prompt, 8));
+            assert_eq!(ra.greedy, rb.greedy, "{label} {p}: greedy tokens");
+            assert!(
+                ra.logits == rb.logits,
+                "{label} {p}: T1_160 logits differ from T2_128"
+            );
+            let d = check_prompt(label, &b, &refroot.join(p));
+            eprintln!("{label} T1_160 {p}: last-position max |diff| = {d:.2e}");
+            assert!(d <= 1.5, "{label} {p}: last logits differ by {d}");
+            // batched prefill (the matmul kernels)
+            for (batch, exec) in [
+                (7u32, &SingleThread as &dyn tern_core::exec::Exec),
+                (64, &pool),
+            ] {
+                let opts = RunOptions {
+                    batch,
+                    ..RunOptions::new(prompt.len() as u32, KvDtype::F32)
+                };
+                let plan =
+                    tern_core::plan::MemoryPlan::new(&b.file.header.config, 0, opts).unwrap();
+                let mut arena = Arena::new(plan.arena_bytes);
+                let mut s = Session::new(&b, kernels, exec, opts, arena.bytes_mut()).unwrap();
+                let last = s.prefill(&prompt).unwrap().to_vec();
+                assert!(
+                    last == ra.logits[prompt.len() - 1],
+                    "{label} {p}: T1_160 batch {batch} prefill logits differ from T2_128"
+                );
+            }
+        }
+    }
+}
+
+/// The light form of [`t1_160_logits_are_bit_identical_to_t2_128`] that CI also runs with the
+/// scalar kernels and under qemu (NEON, NEON+dotprod): micro, one long prompt, every position
+/// token by token and one batched prefill.
+#[test]
+fn micro_t1_160_bit_identical() {
+    let Some(fx) = fixtures("micro_t1_160_bit_identical") else {
+        return;
+    };
+    let src = fx.join("models/micro/hf-packed");
+    let t1 = PackOptions {
+        ternary: TernaryLayout::T1_160,
+        ..Default::default()
+    };
+    let (a, b) = (
+        parse(packed_bytes(&src)),
+        parse(packed_bytes_with(&src, &t1)),
+    );
+    let r = read_json(&fx.join("models/micro/reference/transformers/p4_long_en/reference.json"))
+        .unwrap();
+    let prompt = ids(&r["token_ids"]);
+    let (ra, rb) = (run(&a, &prompt, 4), run(&b, &prompt, 4));
+    assert_eq!(ra.greedy, rb.greedy);
+    assert!(ra.logits == rb.logits, "T1_160 logits differ from T2_128");
+    let kernels = tern_linux::cpu::kernels().unwrap();
+    let opts = RunOptions::new(prompt.len() as u32, KvDtype::F32);
+    let plan = tern_core::plan::MemoryPlan::new(&b.file.header.config, 0, opts).unwrap();
+    let mut arena = Arena::new(plan.arena_bytes);
+    let mut s = Session::new(&b, kernels, &SingleThread, opts, arena.bytes_mut()).unwrap();
+    let last = s.prefill(&prompt).unwrap().to_vec();
+    assert!(
+        last == ra.logits[prompt.len() - 1],
+        "T1_160 batched prefill differs"
+    );
 }
 
 /// Mean negative log-likelihood (nats/token) of `prompt[1..]` given the logits of the

@@ -4,13 +4,14 @@
 //! enum = variant index; CRC-32/ISO-HDLC) and checked field by field below. If this test fails,
 //! the on-disk format changed: bump `VERSION` and update FORMAT.md, or fix the regression.
 
+use tern_core::Error;
 use tern_core::config::{FfnAct, FfnActSource, ModelConfig};
 use tern_core::format::writer::{OwnedModel, OwnedProvenance, OwnedTensor};
 use tern_core::format::{
     DefaultPlan, LayerTensor, TensorRole, TernFile, TokenizerInfo, TokenizerKind,
 };
+use tern_core::kernels::layout::{Layout, TernaryLayout};
 use tern_core::plan::KvDtype;
-use tern_core::{Error, kernels::layout::Layout};
 
 fn golden_model() -> OwnedModel {
     let config = ModelConfig {
@@ -165,6 +166,55 @@ fn tern_v1_golden_bytes() {
     assert_eq!(&out[384..416], &m.tensors[1].data[..]);
     assert_eq!(&out[448..704], &m.tensors[2].data[..]);
     // The header decodes; the graph is incomplete on purpose (only attn_q of layer 0).
+    match TernFile::parse(&out, out.len() as u64) {
+        Err(Error::MissingTensor {
+            role: TensorRole::Layer(LayerTensor::AttnNorm),
+            layer: 0,
+        }) => {}
+        other => panic!("unexpected parse result {other:?}"),
+    }
+}
+
+/// The same model with `blk.0.attn_q.weight` in `T1_160` (layout id 6): row 0 holds weights
+/// `[+1, -1, 0, 0, 0, 0, 0, 0]`, rows 1..8 zeros. Its data bytes follow from the written spec
+/// (`core/FORMAT.md`, "T1_160"): byte `j` of a row's one block is `(v · 256 + 242) / 243` with
+/// `v = Σ_k c[32k + j] · 3^(4 - k)`, padding code 1: codes (2,1,1,1,1) → v 202 → 0xD5,
+/// (0,1,1,1,1) → v 40 → 0x2B, (1,1,1,1,1) → v 121 → 0x80. Only the layout byte, the tensor CRC
+/// (0x09cd6a34, a 4-byte varint) and so the header length (198) and CRC change.
+#[test]
+fn tern_v1_golden_bytes_t1_160() {
+    let mut m = golden_model();
+    let row0 = [unhex(&["d52b"]), vec![0x80; 30]].concat();
+    let data = [row0, vec![0x80; 7 * 32]].concat();
+    // the spec's bytes are what the kernels' encoder writes, and decode back
+    let mut w = [0i8; 8];
+    w[0] = 1;
+    w[1] = -1;
+    let mut enc = [0u8; 32];
+    tern_core::kernels::layout::t1_encode_row(&w, &mut enc);
+    assert_eq!(&enc[..], &data[..32]);
+    let mut back = [0i8; 8];
+    TernaryLayout::T1_160.decode_row(&data[..32], &mut back);
+    assert_eq!(back, w);
+    m.tensors[2].layout = Layout::T1_160;
+    m.tensors[2].data = data.clone();
+    let mut golden: Vec<&str> = GOLDEN.to_vec();
+    // header_len 198 | header_crc32 0x1aeb5887 | data_offset 256
+    golden[1] = "c6000000 8758eb1a 0001000000000000";
+    // entry 2: ... | T1_160 = 06 | 8 | 8 | offset 448 | len 256 | 4.0 | crc32 0x09cd6a34
+    golden[9] =
+        "13626c6b2e302e6174746e5f712e776569676874 0301 00 06 08 08 c003 8002 00008040 b4d4b54e";
+    let golden = unhex(&golden);
+    assert_eq!(golden.len(), 32 + 198);
+    let mut out = Vec::new();
+    let n = m.write(&mut out, |_| {}).unwrap();
+    assert_eq!(
+        &out[..golden.len()],
+        &golden[..],
+        "T1_160 header bytes changed"
+    );
+    assert_eq!(n, 704);
+    assert_eq!(&out[448..704], &data[..]);
     match TernFile::parse(&out, out.len() as u64) {
         Err(Error::MissingTensor {
             role: TensorRole::Layer(LayerTensor::AttnNorm),

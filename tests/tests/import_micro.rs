@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tern_core::config::{FfnAct, FfnActSource};
 use tern_core::format::writer::{OwnedModel, OwnedTensor};
 use tern_core::format::{Model, TensorRole};
-use tern_core::kernels::layout::{Layout, t2_get, t2_row_bytes};
+use tern_core::kernels::layout::{Layout, TernaryLayout, t1_row_bytes, t2_get, t2_row_bytes};
 use tern_pack::import::{ImportProgress, import_path};
 use tern_pack::pack::{PackOptions, pack_path, write_tern_atomic};
 
@@ -113,6 +113,75 @@ fn all_micro_forms_import_identically() {
                         b.name
                     );
                     assert_eq!(a.data, b.data, "{f}: {}", a.name);
+                }
+            }
+        }
+    }
+}
+
+/// Decoded ternary values (-1, 0, +1) of a tensor in either ternary layout.
+fn values(t: &OwnedTensor) -> Vec<i8> {
+    let l = TernaryLayout::from_layout(t.layout).expect("a ternary tensor");
+    let (rows, cols) = (t.rows as usize, t.cols as usize);
+    let rb = l.row_bytes(cols);
+    assert_eq!(t.data.len(), rows * rb, "{}", t.name);
+    let mut v = vec![0i8; rows * cols];
+    for r in 0..rows {
+        l.decode_row(
+            &t.data[r * rb..(r + 1) * rb],
+            &mut v[r * cols..(r + 1) * cols],
+        );
+    }
+    v
+}
+
+/// `--ternary t1_160`: all six forms pack to `T1_160` tensors whose decoded values and scales
+/// are exactly the `T2_128` import's (and so the same in every form), every other tensor is
+/// unchanged, and the option is recorded in the provenance.
+#[test]
+fn all_micro_forms_import_identically_as_t1_160() {
+    let Some(dir) = micro() else { return };
+    let opts = PackOptions {
+        ternary: TernaryLayout::T1_160,
+        ..Default::default()
+    };
+    let mut first: Option<OwnedModel> = None;
+    for (f, _) in FORMS {
+        let t2 = import(&dir.join(f));
+        let t1 = import_path(&dir.join(f), &opts, &|_| {}).unwrap();
+        assert_eq!(t1.provenance.options, "--ternary t1_160", "{f}");
+        assert_eq!(t1.tensors.len(), t2.tensors.len());
+        let mut n_ternary = 0;
+        for (a, b) in t2.tensors.iter().zip(&t1.tensors) {
+            assert_eq!(
+                (&a.name, a.role, a.layer, a.rows, a.cols, a.weight_scale),
+                (&b.name, b.role, b.layer, b.rows, b.cols, b.weight_scale),
+                "{f}"
+            );
+            if a.layout == Layout::T2_128 {
+                n_ternary += 1;
+                assert_eq!(b.layout, Layout::T1_160, "{f}: {}", b.name);
+                assert_eq!(
+                    b.data.len(),
+                    b.rows as usize * t1_row_bytes(b.cols as usize),
+                    "{f}: {}",
+                    b.name
+                );
+                assert_eq!(values(a), values(b), "{f}: {} values differ", a.name);
+                assert_eq!(values(a), codes(a), "{f}: {}", a.name);
+            } else {
+                assert_eq!((a.layout, &a.data), (b.layout, &b.data), "{f}: {}", a.name);
+            }
+        }
+        assert_eq!(n_ternary, 4 * 7, "{f}");
+        // the T1_160 bytes of every form are the same (up to the embedding's F16/BF16 bits)
+        match &first {
+            None => first = Some(t1),
+            Some(r) => {
+                for (a, b) in r.tensors.iter().zip(&t1.tensors) {
+                    if a.layout == Layout::T1_160 {
+                        assert!(a.data == b.data, "{f}: {} T1_160 bytes differ", a.name);
+                    }
                 }
             }
         }

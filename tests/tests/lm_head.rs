@@ -188,6 +188,7 @@ fn tern_input_repacks_like_its_source() {
         lm_head: LmHead::Q4_0,
         ctx_len: Some(100),
         ffn_act: Some(tern_core::config::FfnAct::Silu),
+        ..PackOptions::default()
     };
     let via = import_path(&f16, &o, &|_| {}).unwrap();
     assert_eq!(via.tensors.len(), direct.tensors.len());

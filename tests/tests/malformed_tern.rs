@@ -262,3 +262,56 @@ fn block_layouts_only_for_whole_block_heads() {
         }
     }
 }
+
+/// Re-encode tensor `i` of `m` in `layout` (data of the right length for its shape).
+fn relayout(m: &mut OwnedModel, i: usize, layout: Layout) {
+    let t = &mut m.tensors[i];
+    t.layout = layout;
+    let len = t.rows as usize * layout.row_bytes(t.cols as usize).unwrap();
+    t.data = (0..len).map(|k| (k * 5 + i) as u8).collect();
+}
+
+fn parse_owned(m: &OwnedModel) -> Result<(), Error> {
+    let mut v = Vec::new();
+    m.write(&mut v, |_| {}).unwrap();
+    Model::parse(&v)?.verify_checksums()
+}
+
+/// Ternary roles take `T2_128` or `T1_160`, per tensor (a model may mix them, any bytes are
+/// valid `T1_160` data); any other role in `T1_160` is `WrongLayout`.
+#[test]
+fn ternary_layouts_per_role() {
+    let base = small_model();
+    let ternary: Vec<usize> = (0..base.tensors.len())
+        .filter(|&i| matches!(base.tensors[i].role, tern_core::format::TensorRole::Layer(l) if l.is_ternary()))
+        .collect();
+    assert_eq!(ternary.len(), 7);
+    // every ternary tensor in T1_160, and every other one mixed
+    let mut all = small_model();
+    for &i in &ternary {
+        relayout(&mut all, i, Layout::T1_160);
+    }
+    parse_owned(&all).unwrap();
+    let mut mixed = small_model();
+    for &i in ternary.iter().step_by(2) {
+        relayout(&mut mixed, i, Layout::T1_160);
+    }
+    parse_owned(&mixed).unwrap();
+    // the embedding (0), output norm (1) and a layer norm (2) may not be T1_160
+    for i in [0usize, 1, 2] {
+        let mut m = small_model();
+        relayout(&mut m, i, Layout::T1_160);
+        assert_eq!(
+            parse_owned(&m).unwrap_err(),
+            Error::WrongLayout { index: i as u32 },
+            "tensor {i}"
+        );
+    }
+    // a T1_160 tensor's length is rows * ceil(cols / 160) * 32, else BadTensorLength
+    let mut v = Vec::new();
+    all.write(&mut v, |_| {}).unwrap();
+    let m = Model::parse(&v).unwrap();
+    let e = m.file.entries().nth(ternary[0]).unwrap();
+    assert_eq!(e.layout, 6);
+    assert_eq!(e.len, e.rows as u64 * 32);
+}

@@ -58,6 +58,7 @@ fn norm_w(m: &Model<'_>, kind: LayerTensor) -> Vec<f32> {
 fn tw<'m>(m: &Model<'m>, kind: LayerTensor) -> TernaryWeight<'m> {
     let t = m.file.layer(0, kind).unwrap();
     TernaryWeight {
+        layout: tern_core::kernels::layout::TernaryLayout::from_layout(t.layout).unwrap(),
         data: m.data(t),
         rows: t.rows as usize,
         cols: t.cols as usize,

@@ -480,3 +480,62 @@ fn pinned_weights_are_read_once() {
     );
     assert_same(&want, &got, "pinned");
 }
+
+/// `T1_160` weights stream like `T2_128` ones: a synthetic tiny model (built-in byte
+/// vocabulary, no fixtures needed) packed in both layouts gives bit-identical logits resident
+/// and streamed (with and without pinned tensors), prefill batched and not, 1 and 2 threads.
+#[test]
+fn streamed_t1_160_equals_resident_and_t2_128() {
+    use tern_core::kernels::layout::TernaryLayout;
+    use tern_pack::synth::{SynthShape, synth_model_with};
+    let bytes = |l| {
+        let m = synth_model_with(SynthShape::Tiny, 3, std::path::Path::new("bytes"), l).unwrap();
+        let mut v = Vec::new();
+        m.write(&mut v, |_| {}).unwrap();
+        v
+    };
+    let (b2, b1) = (bytes(TernaryLayout::T2_128), bytes(TernaryLayout::T1_160));
+    let (m2, m1) = (Model::parse(&b2).unwrap(), Model::parse(&b1).unwrap());
+    assert!(m1.file.weight_bytes() < m2.file.weight_bytes());
+    let prompt = [256u32, 72, 101, 108, 108, 111, 32, 119];
+    for (batch, threads) in [(64, 1), (1, 1), (4, 2)] {
+        let opts = RunOptions {
+            batch,
+            ..RunOptions::new(40, KvDtype::F32)
+        };
+        let pool = ThreadPool::new(threads);
+        let what = format!("batch {batch}, {threads} threads");
+        let a = resident(&m2, opts, &pool, &prompt, 12);
+        let b = resident(&m1, opts, &pool, &prompt, 12);
+        assert_same(&a, &b, &format!("T1_160 vs T2_128 resident, {what}"));
+        let c = streamed(&m1, opts, &pool, &prompt, 12);
+        assert_same(&b, &c, &format!("T1_160 streamed, {what}"));
+        let o = RunOptions {
+            stream: true,
+            pin_bytes: m1.file.weight_bytes() as usize / 3,
+            ..opts
+        };
+        let d = streamed_with(&m1, o, &pool, &prompt, 12);
+        assert_same(&b, &d, &format!("T1_160 streamed, a third pinned, {what}"));
+    }
+}
+
+#[test]
+fn streamed_t1_160_equals_resident_on_fixture_models() {
+    let Some(fx) = tern_tests::fixtures("streamed_t1_160_equals_resident_on_fixture_models") else {
+        return;
+    };
+    let t1 = tern_pack::pack::PackOptions {
+        ternary: tern_core::kernels::layout::TernaryLayout::T1_160,
+        ..Default::default()
+    };
+    for name in ["tiny", "micro"] {
+        let src = fx.join(format!("models/{name}/hf-packed"));
+        let m2 = tern_tests::parse(tern_tests::packed_bytes(&src));
+        let m1 = tern_tests::parse(tern_tests::packed_bytes_with(&src, &t1));
+        let opts = RunOptions::new(48, KvDtype::F32);
+        let a = resident(&m2, opts, &SingleThread, &PROMPT[..5], 12);
+        let b = streamed(&m1, opts, &SingleThread, &PROMPT[..5], 12);
+        assert_same(&a, &b, name);
+    }
+}

@@ -545,7 +545,8 @@ impl<'a> TernFile<'a> {
                 };
                 shape(&t, kind.shape(c))?;
                 if kind.is_ternary() {
-                    if t.layout != Layout::T2_128 {
+                    // T2_128 or T1_160, chosen per tensor.
+                    if !t.layout.info().ternary {
                         return Err(Error::WrongLayout { index: t.index });
                     }
                 } else {

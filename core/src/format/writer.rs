@@ -70,6 +70,49 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl OwnedModel {
+    /// An owned copy of a parsed resident model: header fields, tokenizer blob and every
+    /// tensor's entry and bytes, in table order (writing it back gives the same file when the
+    /// source was written by this writer). For tools that rewrite a `.tern` file, e.g. to
+    /// re-encode its ternary tensors in another layout.
+    ///
+    /// # Errors
+    /// [`Error::UnknownLayout`] for an entry whose layout id this build does not know (not
+    /// possible for a model that parsed).
+    pub fn from_model(m: &Model<'_>) -> Result<OwnedModel, Error> {
+        let h = &m.file.header;
+        let mut tensors = Vec::new();
+        for (i, e) in m.file.entries().enumerate() {
+            let layout = Layout::from_id(e.layout).ok_or(Error::UnknownLayout {
+                index: i as u32,
+                layout: e.layout,
+            })?;
+            tensors.push(OwnedTensor {
+                name: e.name.into(),
+                role: e.role,
+                layer: e.layer,
+                layout,
+                rows: e.rows,
+                cols: e.cols,
+                weight_scale: e.weight_scale,
+                data: m.bytes[e.offset as usize..(e.offset + e.len) as usize].to_vec(),
+            });
+        }
+        Ok(OwnedModel {
+            config: h.config,
+            tokenizer: h.tokenizer.clone(),
+            tokenizer_blob: m.tokenizer_blob().to_vec(),
+            plan: h.plan,
+            provenance: OwnedProvenance {
+                source: h.provenance.source.into(),
+                source_format: h.provenance.source_format.into(),
+                source_sha256: h.provenance.source_sha256,
+                packer: h.provenance.packer.into(),
+                options: h.provenance.options.into(),
+            },
+            tensors,
+        })
+    }
+
     /// Encode the preamble + header for data starting at `data_offset`; returns the bytes and
     /// the tokenizer info with offsets filled in.
     fn encode_header(&self, data_offset: u64) -> io::Result<Vec<u8>> {

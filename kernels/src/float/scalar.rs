@@ -132,7 +132,7 @@ pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
         Layout::F32 => |c| f32::from_le_bytes(c.try_into().unwrap()),
         Layout::F16 => |c| f16_to_f32(c.try_into().unwrap()),
         Layout::Bf16 => |c| bf16_to_f32(c.try_into().unwrap()),
-        Layout::T2_128 => return false,
+        Layout::T2_128 | Layout::T1_160 => return false,
         Layout::Q8_0 => return decode_q8_0_row(w, out),
         Layout::Q4_0 => return decode_q4_0_row(w, out),
     };

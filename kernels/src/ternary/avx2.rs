@@ -7,14 +7,31 @@
 //! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
 //!
 //! The matvec (decode) streams its weights from DRAM, so it prefetches them 4 KiB ahead
-//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: blocks of 16 to 32
-//! tokens go through lookup tables vectorized over tokens (`lut.rs`: one load and two adds per
-//! 4 columns × 32 tokens); fewer tokens through 2-row × 6-token `vpmaddubsw` register tiles over
-//! codes expanded to bytes once per 10-block chunk (see [`matmul_impl`]).
+//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: for `T2_128`, blocks of
+//! 16 to 32 tokens go through lookup tables vectorized over tokens (`lut.rs`: one load and two
+//! adds per 4 columns × 32 tokens); fewer tokens, and `T1_160`, through 2-row × 6-token
+//! `vpmaddubsw` register tiles over codes expanded to bytes once per chunk of blocks (see
+//! [`matmul_tiles`]).
+//!
+//! `T1_160` (5 base-3 codes per byte, see [`crate::layout::BlockT1`]): the code of trit `k` of
+//! byte `b` is the high byte of `3 · q_k` with `q_0 = b`, `q_{k+1} = 3 · q_k mod 256`. One
+//! `vpmaddubsw` by the byte pair `[9, 0]` computes `9 · q_k` for the even bytes of a 32-byte
+//! block in 16-bit lanes — `3·c_k + c_{k+1}` in the high byte, `q_{k+2}` in the low byte,
+//! ignoring whatever the high byte held before — and `[0, 9]` (then `[9, 0]`) for the odd
+//! bytes; a shift and a byte blend put the pairs back in byte order and two `vpshufb` lookups
+//! split them into codes ([`t1_pair`]); the fifth trit takes `3 · q_4` ([`t1_last`]). Then
+//! `vpmaddubsw(codes, x)` as for `T2_128` ([`tile_t1`]): 26 instructions per 160 weights and
+//! row, 11 of them multiplies. Of the exact sequences measured on Zen 3 (matvec 6912 × 2560,
+//! best of 5, same process), this was the fastest: 1.25× one trit per `vpmaddubsw` step,
+//! 1.35× 8-bit compares (`3q ≥ 256`, `3q ≥ 512`, xor-biased) and 1.4× `vpmullw`/`vpmulhuw` on
+//! unpacked 16-bit lanes + `vpackuswb`. It is still about 1.6× the work per byte of
+//! `T2_128`'s shift and mask, so on a core whose DRAM bandwidth it can saturate with
+//! `T2_128` the denser layout trades bytes for decode work (README, "Denser ternary layout").
 
 use core::arch::x86_64::*;
 
-use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+use super::scalar::t1_tail_dot_from;
+use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_get, t1_row_bytes, t2_get, t2_row_bytes};
 
 mod lut;
 
@@ -96,12 +113,36 @@ fn tail_dot(row: &[u8], full: usize, tail: usize, x: &[i8]) -> i32 {
 
 /// Safe wrapper of the AVX2 matmul; see [`super::scalar::matmul_t2_i8_scalar`] for shapes.
 pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    if super::matmul_rows(w, cols, x, n_tok, out).is_none() {
+    if super::matmul_rows(w, cols, x, n_tok, out, t2_row_bytes(cols)).is_none() {
         return;
     }
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
-    unsafe { matmul_impl(w, cols, x, n_tok, out) }
+    unsafe { matmul_impl_t2(w, cols, x, n_tok, out) }
+}
+
+/// The `T2_128` prefill matmul: tokens go in blocks of [`lut::LUT_TOK`]; a block of at least
+/// [`lut::LUT_MIN_TOK`] tokens runs through the lookup tables ([`lut::matmul_lut`]), a smaller
+/// one (short prompts, the last few tokens) through the register tiles ([`matmul_tiles`]).
+///
+/// # Safety
+/// AVX2 must be available; the shapes must have passed [`super::matmul_rows`].
+#[target_feature(enable = "avx2")]
+unsafe fn matmul_impl_t2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+    let mut t0 = 0;
+    while t0 < n_tok {
+        let nt = (n_tok - t0).min(lut::LUT_TOK);
+        // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by
+        // `matmul_t2_i8_avx2` and tokens t0..t0+nt < n_tok.
+        unsafe {
+            if nt >= lut::LUT_MIN_TOK {
+                lut::matmul_lut(w, cols, x, n_tok, t0, nt, out);
+            } else {
+                matmul_tiles(&T2_CHUNKS, w, cols, x, n_tok, t0, t0 + nt, out);
+            }
+        }
+        t0 += nt;
+    }
 }
 
 /// Blocks whose `vpmaddubsw` results are summed in int16 before widening. Each result lane
@@ -184,12 +225,47 @@ unsafe fn tile<const R: usize, const T: usize, const PF: usize>(
     core::array::from_fn(|i| core::array::from_fn(|t| unsafe { hsum_epi32(acc32[i][t]) }))
 }
 
-/// Matmul row group: rows whose codes are decoded together, one 10-block chunk at a time.
+/// Matmul row group: rows whose codes are decoded together, one chunk at a time.
 const MM_ROWS: usize = 4;
 /// Tokens per register tile of the matmul (2 rows × 6 tokens = 12 int16 accumulators).
 const MM_TOK: usize = 6;
-/// Weights per decoded chunk of one row (the int16 window, see [`I16_BLOCKS`]).
-const MM_CHUNK: usize = I16_BLOCKS * T2_BLOCK_ELEMS;
+/// Weights per decoded chunk of one row, for either layout: the int16 window of
+/// [`mm_tile`] (`T2_128`: [`I16_BLOCKS`] × 128 = 1280 weights, codes ≤ 3; `T1_160`:
+/// [`T1_I16_BLOCKS`] × 160 = 1920 weights, codes ≤ 2).
+const MM_CHUNK: usize = 1920;
+
+/// How one ternary layout feeds [`matmul_tiles`]: its block geometry, the decode of a chunk of
+/// blocks to one code byte per weight, and the scalar partial last block.
+struct ChunkCodes {
+    /// Weights per block (32 bytes).
+    block_elems: usize,
+    /// Blocks per decoded chunk (`chunk_blocks * block_elems <= MM_CHUNK`, and within the
+    /// int16 window of [`mm_tile`] for the layout's largest code).
+    chunk_blocks: usize,
+    /// Row bytes for `cols`.
+    row_bytes: fn(usize) -> usize,
+    /// Decode blocks `b0 .. b0 + nb` of the row at `w` to code bytes in weight order.
+    decode: unsafe fn(*const u8, usize, usize, &mut [u8; MM_CHUNK]),
+    /// Weight `i` (`-1, 0, +1`) of a block, as the layout module decodes it (for the last
+    /// `tail % 32` weights of a partial block).
+    get: fn(&[u8], usize) -> i8,
+}
+
+static T2_CHUNKS: ChunkCodes = ChunkCodes {
+    block_elems: T2_BLOCK_ELEMS,
+    chunk_blocks: I16_BLOCKS,
+    row_bytes: t2_row_bytes,
+    decode: decode_codes,
+    get: t2_get,
+};
+
+static T1_CHUNKS: ChunkCodes = ChunkCodes {
+    block_elems: T1_BLOCK_ELEMS,
+    chunk_blocks: T1_I16_BLOCKS,
+    row_bytes: t1_row_bytes,
+    decode: decode_codes_t1,
+    get: t1_get,
+};
 
 /// Expand the 2-bit codes of blocks `b0 .. b0 + nb` of the row at `w` into one code byte per
 /// weight, in weight order: `dec[128 j + 32 k + i] = c[128 (b0 + j) + 32 k + i]`.
@@ -199,9 +275,9 @@ const MM_CHUNK: usize = I16_BLOCKS * T2_BLOCK_ELEMS;
 #[target_feature(enable = "avx2")]
 unsafe fn decode_codes(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHUNK]) {
     let mask = _mm256_set1_epi8(3);
-    for j in 0..nb {
-        // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 16 × 128 bytes and
-        // j < nb <= 16.
+    for j in 0..nb.min(I16_BLOCKS) {
+        // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 1920 >= 10 × 128
+        // bytes and j < 10.
         unsafe {
             let q = _mm256_loadu_si256(w.add((b0 + j) * 32).cast());
             let d = dec.as_mut_ptr().add(j * T2_BLOCK_ELEMS);
@@ -220,7 +296,9 @@ unsafe fn decode_codes(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHU
 
 /// One matmul register tile over a decoded chunk: `R` rows (decoded codes `dec[i]`) × `T`
 /// tokens (`x[t]`, at the chunk's first weight) over `n` weights (`n <= MM_CHUNK`, a multiple
-/// of 32); returns Σ c·x for each (row, token). int16 sums are exact (see [`I16_BLOCKS`]).
+/// of 32); returns Σ c·x for each (row, token). The int16 lanes wrap, so only each lane's final
+/// sum must fit: it holds `n / 16` products of a code and an int8, so `n <= 1280` for codes
+/// ≤ 3 (`T2_128`, see [`I16_BLOCKS`]) and `n <= 1920` for codes ≤ 2 (`T1_160`).
 ///
 /// # Safety
 /// AVX2 must be available; `x[t]` must point at `n` readable bytes.
@@ -255,34 +333,20 @@ unsafe fn mm_tile<const R: usize, const T: usize>(
     })
 }
 
-/// The prefill matmul: tokens go in blocks of [`lut::LUT_TOK`]; a block of at least
-/// [`lut::LUT_MIN_TOK`] tokens runs through the lookup tables ([`lut::matmul_lut`]), a smaller
-/// one (short prompts, the last few tokens) through the register tiles ([`matmul_tiles`]).
-#[target_feature(enable = "avx2")]
-unsafe fn matmul_impl(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    let mut t0 = 0;
-    while t0 < n_tok {
-        let nt = (n_tok - t0).min(lut::LUT_TOK);
-        // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by
-        // `matmul_t2_i8_avx2` and tokens t0..t0+nt < n_tok.
-        unsafe {
-            if nt >= lut::LUT_MIN_TOK {
-                lut::matmul_lut(w, cols, x, n_tok, t0, nt, out);
-            } else {
-                matmul_tiles(w, cols, x, n_tok, t0, t0 + nt, out);
-            }
-        }
-        t0 += nt;
-    }
-}
-
-/// The register-tile matmul for tokens `t_begin..t_end`. Rows go in groups of [`MM_ROWS`]; per
-/// group, each chunk of 10 blocks is decoded once to one code byte per weight (a 5 KiB buffer
-/// that stays in L1), then every token runs over it in 2-row × 6-token register tiles, so the
-/// per-block shift-and-mask work is paid once per row instead of once per (row, token group),
-/// and the activations of a tile (6 × 2 KiB) stay in L1 across the rows of the group.
+/// The register-tile matmul of either layout (`lay`) for tokens `t_begin..t_end` (of `n_tok`).
+/// Rows go in groups of [`MM_ROWS`]; per group,
+/// each chunk of blocks (10 of `T2_128`, 12 of `T1_160`) is decoded once to one code byte per
+/// weight (a buffer of at most 7.5 KiB that stays in L1), then every token runs over it in
+/// 2-row × 6-token register tiles, so the per-block decode work is paid once per row instead
+/// of once per (row, token group), and the activations of a tile (6 × 2 KiB) stay in L1
+/// across the rows of the group.
+///
+/// # Safety
+/// AVX2 must be available; the shapes must have passed [`super::matmul_rows`] with
+/// `lay.row_bytes(cols)`.
 #[target_feature(enable = "avx2")]
 unsafe fn matmul_tiles(
+    lay: &ChunkCodes,
     w: &[u8],
     cols: usize,
     x: &[i8],
@@ -291,9 +355,14 @@ unsafe fn matmul_tiles(
     t_end: usize,
     out: &mut [i32],
 ) {
-    let rb = t2_row_bytes(cols);
-    let full = cols / T2_BLOCK_ELEMS;
-    let tail = cols - full * T2_BLOCK_ELEMS;
+    let bl = lay.block_elems;
+    let rb = (lay.row_bytes)(cols);
+    let full = cols / bl;
+    let tail = cols - full * bl;
+    // Whole 32-weight vectors of the partial last block (its first `32 * tail_vecs` weights are
+    // codes 0..tail_vecs of bytes 0..32 in both layouts), and the columns the tiles cover.
+    let tail_vecs = tail / 32;
+    let vec_cols = full * bl + 32 * tail_vecs;
     let rows = out.len() / n_tok;
     let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
     // Tokens go in chunks of up to 64 whose Σ x (over the full blocks) is computed once.
@@ -304,29 +373,34 @@ unsafe fn matmul_tiles(
     while t0 < t_end {
         let nt = (t_end - t0).min(NT);
         for t in 0..nt {
-            sum_x[t] = xrow(t0 + t)[..full * T2_BLOCK_ELEMS]
-                .iter()
-                .map(|&v| v as i32)
-                .sum();
+            sum_x[t] = xrow(t0 + t)[..vec_cols].iter().map(|&v| v as i32).sum();
         }
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(MM_ROWS);
             let mut acc = [[0i32; NT]; MM_ROWS];
+            // Chunks of whole blocks, then (if the partial last block holds whole 32-weight
+            // vectors) that block as one more chunk of `n = 32 * tail_vecs` weights.
             let mut b0 = 0;
-            while b0 < full {
-                let nb = (full - b0).min(I16_BLOCKS);
+            while b0 < full || (b0 == full && tail_vecs > 0) {
+                let nb = if b0 < full {
+                    (full - b0).min(lay.chunk_blocks)
+                } else {
+                    1
+                };
                 for (i, d) in dec.iter_mut().enumerate().take(nr) {
-                    // SAFETY: row r0 + i < rows has `full * 32` bytes at its start, and
-                    // b0 + nb <= full, nb <= 16.
-                    unsafe { decode_codes(w[(r0 + i) * rb..].as_ptr(), b0, nb, d) };
+                    // SAFETY: row r0 + i < rows has `rb >= (b0 + nb) * 32` bytes at its start
+                    // (b0 + nb <= full, or the partial block b0 = full exists as tail > 0), and
+                    // nb <= chunk_blocks (the decoder's limit).
+                    unsafe { (lay.decode)(w[(r0 + i) * rb..].as_ptr(), b0, nb, d) };
                 }
-                let n = nb * T2_BLOCK_ELEMS;
-                let xp = |t: usize| xrow(t0 + t)[b0 * T2_BLOCK_ELEMS..].as_ptr();
+                let n = if b0 < full { nb * bl } else { 32 * tail_vecs };
+                let xp = |t: usize| xrow(t0 + t)[b0 * bl..].as_ptr();
                 macro_rules! run_tile {
                     ($R:literal, $T:literal, $r:expr, $t:expr) => {{
                         // SAFETY: tokens $t..$t+$T < nt: each x pointer is at weight
-                        // b0 * 128 of a `cols`-long row, with `n <= cols - b0 * 128` behind it.
+                        // b0 * bl of a `cols`-long row, with `n <= cols - b0 * bl` behind it
+                        // (a partial block's n = 32 * (tail / 32) <= tail).
                         let s = unsafe {
                             mm_tile::<$R, $T>(
                                 core::array::from_fn(|i| &dec[$r + i]),
@@ -372,8 +446,13 @@ unsafe fn matmul_tiles(
                 let r = r0 + i;
                 for t in 0..nt {
                     let mut v = acc[i][t] - sum_x[t];
-                    if tail > 0 {
-                        v += tail_dot(&w[r * rb..(r + 1) * rb], full, tail, xrow(t0 + t));
+                    if vec_cols < cols {
+                        // the last tail % 32 weights, scalar
+                        let blk = &w[r * rb + full * 32..r * rb + full * 32 + 32];
+                        let xr = &xrow(t0 + t)[full * bl..];
+                        for j in 32 * tail_vecs..tail {
+                            v += (lay.get)(blk, j) as i32 * xr[j] as i32;
+                        }
                     }
                     out[r * n_tok + t0 + t] = v;
                 }
@@ -381,5 +460,275 @@ unsafe fn matmul_tiles(
             r0 += nr;
         }
         t0 += nt;
+    }
+}
+
+/// Blocks of `T1_160` whose `vpmaddubsw` results [`tile_t1`] sums in int16 before widening:
+/// each lane gains two products of a code (≤ 2) and an int8 per trit, 5 trits per block, so
+/// |lane| ≤ 5 · 2 · 2 · 128 = 2560 per block and 12 blocks stay within 30720 (13 would not).
+/// Every byte decodes to codes ≤ 2, so this holds for any bytes.
+const T1_I16_BLOCKS: usize = 12;
+
+/// Safe wrapper of the `T1_160` matvec (`w: (rows, cols)`, `x: (cols,)`, `out: (rows,)`; see
+/// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU feature by the
+/// caller of [`crate::select`].
+pub(crate) fn matvec_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t1_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t1_i8: w must hold rows * row_bytes"
+    );
+    // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
+    // the caller asserted AVX2 (their `# Safety` contract); the lengths were checked above.
+    unsafe { matvec_t1_impl(w, cols, x, out) }
+}
+
+/// Safe wrapper of the `T1_160` prefill matmul; shapes as
+/// [`super::scalar::matmul_t1_i8_scalar`].
+pub(crate) fn matmul_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+    if super::matmul_rows(w, cols, x, n_tok, out, t1_row_bytes(cols)).is_none() {
+        return;
+    }
+    // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
+    // `select`; shapes checked above.
+    unsafe { matmul_tiles(&T1_CHUNKS, w, cols, x, n_tok, 0, n_tok, out) }
+}
+
+/// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two
+/// decode registers and one accumulator next to the decode's 6 constants. On Zen 3 (in
+/// cache, best of 5, runs interleaved) 3 rows were about 1.1× 2 or 4 rows and 1.2× one row,
+/// within the shared VM's run-to-run spread of ±10 %.
+const T1_MV_ROWS: usize = 3;
+
+#[target_feature(enable = "avx2")]
+unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t1_row_bytes(cols);
+    let full = cols / T1_BLOCK_ELEMS;
+    let tail = cols - full * T1_BLOCK_ELEMS;
+    // The partial last block's whole 32-weight vectors go through the tile too.
+    let tail_vecs = tail / 32;
+    let vec_cols = full * T1_BLOCK_ELEMS + 32 * tail_vecs;
+    let sum_x: i32 = x[..vec_cols].iter().map(|&v| v as i32).sum();
+    let rows = out.len();
+    let wp = |r: usize| w[r * rb..].as_ptr();
+    let mut put = |r: usize, s: i32| {
+        let row = &w[r * rb..(r + 1) * rb];
+        out[r] = s - sum_x + t1_tail_dot_from(row, full, 32 * tail_vecs, tail, x);
+    };
+    let mut r = 0;
+    while r + T1_MV_ROWS <= rows {
+        // SAFETY: rows r..r+T1_MV_ROWS <= rows: each pointer has `rb` bytes behind it (the
+        // partial block included when tail_vecs > 0), and x has `cols >= vec_cols` bytes.
+        let s = unsafe {
+            tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(
+                core::array::from_fn(|i| wp(r + i)),
+                x.as_ptr(),
+                full,
+                tail_vecs,
+            )
+        };
+        for i in 0..T1_MV_ROWS {
+            put(r + i, s[i]);
+        }
+        r += T1_MV_ROWS;
+    }
+    while r < rows {
+        // SAFETY: as above, for one row.
+        let s =
+            unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>([wp(r)], x.as_ptr(), full, tail_vecs) };
+        put(r, s[0]);
+        r += 1;
+    }
+}
+
+/// The constants of the `T1_160` decode, made once per tile so they stay in registers.
+#[derive(Clone, Copy)]
+struct T1Consts {
+    /// Bytes `[9, 0]`: 9 × the low byte of each 16-bit lane.
+    by9: __m256i,
+    /// Bytes `[0, 9]`: 9 × the high (odd) byte, the odd bytes' first step.
+    odd9: __m256i,
+    /// Bytes `[3, 0]`.
+    by3: __m256i,
+    /// Byte blend mask: the odd bytes.
+    odd: __m256i,
+    /// `vpshufb` table `p / 3` for `p = 0..9`.
+    div3: __m256i,
+    /// `vpshufb` table `p mod 3`.
+    mod3: __m256i,
+}
+
+impl T1Consts {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new() -> T1Consts {
+        #[rustfmt::skip]
+        let div3 = _mm256_setr_epi8(
+            0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
+        );
+        #[rustfmt::skip]
+        let mod3 = _mm256_setr_epi8(
+            0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+            0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+        );
+        T1Consts {
+            by9: _mm256_set1_epi16(9),
+            odd9: _mm256_set1_epi16(9 << 8),
+            by3: _mm256_set1_epi16(3),
+            odd: _mm256_set1_epi16(0xFF00u16 as i16),
+            div3,
+            mod3,
+        }
+    }
+}
+
+/// Advance the `T1_160` decode of a 32-byte block by two trits. `e` and `o` hold the running
+/// products of the even and odd bytes in 16-bit lanes (both start as the raw block): each step
+/// multiplies the lane's low byte `q_k` by 9 with one `vpmaddubsw` (the odd bytes' first step
+/// takes the high byte, `[0, 9]`), and `9 · q_k = 256 · (3·c_k + c_{k+1}) + q_{k+2}` puts the
+/// pair `p = 3·c_k + c_{k+1}` (0..=8, for any byte) in the high byte and `q_{k+2}` in the low
+/// byte. The pairs are gathered in byte order (shift + byte blend) and split by two
+/// `vpshufb` table lookups (`p / 3`, `p mod 3`). Returns the 32 codes of trits `k` and `k + 1`.
+/// This is the spec's decode exactly: `(3·q_k) >> 8 = c_k` and `3·q_k mod 256 = q_{k+1}`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn t1_pair<const FIRST: bool>(
+    k: &T1Consts,
+    e: &mut __m256i,
+    o: &mut __m256i,
+) -> (__m256i, __m256i) {
+    *e = _mm256_maddubs_epi16(*e, k.by9);
+    *o = _mm256_maddubs_epi16(*o, if FIRST { k.odd9 } else { k.by9 });
+    // even positions: the high byte of `e` shifted down; odd positions: the high byte of `o`.
+    let p = _mm256_blendv_epi8(_mm256_srli_epi16::<8>(*e), *o, k.odd);
+    (
+        _mm256_shuffle_epi8(k.div3, p),
+        _mm256_shuffle_epi8(k.mod3, p),
+    )
+}
+
+/// The last trit (`k = 4`) after two [`t1_pair`] steps: `3 · q_4` by `vpmaddubsw` `[3, 0]`,
+/// codes from the high bytes in byte order.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn t1_last(k: &T1Consts, e: __m256i, o: __m256i) -> __m256i {
+    _mm256_blendv_epi8(
+        _mm256_srli_epi16::<8>(_mm256_maddubs_epi16(e, k.by3)),
+        _mm256_maddubs_epi16(o, k.by3),
+        k.odd,
+    )
+}
+
+/// One `T1_160` register tile: `R` weight rows over all full blocks against `x`, then the
+/// first `tail_vecs` (0..=4) 32-weight vectors (codes 0..tail_vecs) of the partial block
+/// `full`; returns Σ c·x per row (the caller subtracts Σ x over those columns and adds the
+/// rest of the partial block). Prefetches `PF` bytes ahead of the rows' weight stream as
+/// [`tile`] does.
+///
+/// # Safety
+/// AVX2 must be available; `w[i]` must point at `full * 32` readable bytes (`(full + 1) * 32`
+/// if `tail_vecs > 0`) and `x` at `full * 160 + 32 * tail_vecs` readable bytes.
+#[target_feature(enable = "avx2")]
+unsafe fn tile_t1<const R: usize, const PF: usize>(
+    w: [*const u8; R],
+    x: *const i8,
+    full: usize,
+    tail_vecs: usize,
+) -> [i32; R] {
+    let ones = _mm256_set1_epi16(1);
+    let k = T1Consts::new();
+    let mut acc32 = [_mm256_setzero_si256(); R];
+    let mut b = 0;
+    while b < full {
+        let bend = (b + T1_I16_BLOCKS).min(full);
+        let mut a = [_mm256_setzero_si256(); R];
+        for bb in b..bend {
+            if PF > 0 {
+                // `wrapping_add`: the address may lie past the allocation; it is only a hint.
+                let p = w[0].wrapping_add(PF + bb * R * 32);
+                let mut o = 0;
+                while o < R * 32 {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
+                    o += 64;
+                }
+            }
+            // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 160 at x + 160 bb (contract).
+            unsafe {
+                let mut e: [__m256i; R] =
+                    core::array::from_fn(|i| _mm256_loadu_si256(w[i].add(bb * 32).cast()));
+                let mut o = e;
+                let xb = x.add(bb * T1_BLOCK_ELEMS);
+                macro_rules! pair {
+                    ($k:literal, $first:literal) => {
+                        let x0 = _mm256_loadu_si256(xb.add(32 * $k).cast());
+                        let x1 = _mm256_loadu_si256(xb.add(32 * $k + 32).cast());
+                        for i in 0..R {
+                            let (c0, c1) = t1_pair::<$first>(&k, &mut e[i], &mut o[i]);
+                            a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c0, x0));
+                            a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c1, x1));
+                        }
+                    };
+                }
+                pair!(0, true);
+                pair!(2, false);
+                let x4 = _mm256_loadu_si256(xb.add(128).cast());
+                for i in 0..R {
+                    let c = t1_last(&k, e[i], o[i]);
+                    a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(c, x4));
+                }
+            }
+        }
+        for i in 0..R {
+            acc32[i] = _mm256_add_epi32(acc32[i], _mm256_madd_epi16(a[i], ones));
+        }
+        b = bend;
+    }
+    if tail_vecs > 0 {
+        for i in 0..R {
+            // SAFETY: block `full` of row i (32 bytes) and x columns full * 160 ..
+            // full * 160 + 32 * tail_vecs are readable (contract).
+            unsafe {
+                let mut e = _mm256_loadu_si256(w[i].add(full * 32).cast());
+                let mut o = e;
+                let (c0, c1) = t1_pair::<true>(&k, &mut e, &mut o);
+                let (c2, c3) = t1_pair::<false>(&k, &mut e, &mut o);
+                let xb = x.add(full * T1_BLOCK_ELEMS);
+                let mut a = _mm256_setzero_si256();
+                for (t, c) in [c0, c1, c2, c3].into_iter().enumerate().take(tail_vecs) {
+                    let xv = _mm256_loadu_si256(xb.add(32 * t).cast());
+                    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(c, xv));
+                }
+                acc32[i] = _mm256_add_epi32(acc32[i], _mm256_madd_epi16(a, ones));
+            }
+        }
+    }
+    // SAFETY: register arithmetic under the enabled feature.
+    core::array::from_fn(|i| unsafe { hsum_epi32(acc32[i]) })
+}
+
+/// Decode blocks `b0 .. b0 + nb` of the `T1_160` row at `w` into one code byte per weight, in
+/// weight order: `dec[160 j + 32 k + i] = code k of byte i of block b0 + j`.
+///
+/// # Safety
+/// AVX2 must be available; `w` must point at `(b0 + nb) * 32` readable bytes.
+#[target_feature(enable = "avx2")]
+unsafe fn decode_codes_t1(w: *const u8, b0: usize, nb: usize, dec: &mut [u8; MM_CHUNK]) {
+    let k = T1Consts::new();
+    for j in 0..nb.min(T1_I16_BLOCKS) {
+        // SAFETY: block b0 + j < b0 + nb is readable (contract); dec holds 12 × 160 bytes and
+        // j < 12.
+        unsafe {
+            let mut e = _mm256_loadu_si256(w.add((b0 + j) * 32).cast());
+            let mut o = e;
+            let d = dec.as_mut_ptr().add(j * T1_BLOCK_ELEMS);
+            let (c0, c1) = t1_pair::<true>(&k, &mut e, &mut o);
+            let (c2, c3) = t1_pair::<false>(&k, &mut e, &mut o);
+            for (t, c) in [c0, c1, c2, c3, t1_last(&k, e, o)].into_iter().enumerate() {
+                _mm256_storeu_si256(d.add(32 * t).cast(), c);
+            }
+        }
     }
 }

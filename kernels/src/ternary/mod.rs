@@ -1,7 +1,9 @@
 //! Ternary weight × int8 activation kernels.
 //!
 //! `matvec_t2_i8*`: `out[r] = Σ_c w[r, c] · x[c]` as exact int32 sums, with `w: (rows, cols)`
-//! in [`crate::layout::BlockT2`] layout (`rows * t2_row_bytes(cols)` bytes) and `x: (cols,)`.
+//! in [`crate::layout::BlockT2`] layout (`rows * t2_row_bytes(cols)` bytes) and `x: (cols,)`;
+//! `matvec_t1_i8*` the same over [`crate::layout::BlockT1`] (`rows * t1_row_bytes(cols)`
+//! bytes). `matmul_*` are the prefill forms (`x: (n_tok, cols)`, `out: (rows, n_tok)`).
 //! The float rescale (`acc / (weight_scale * s_a)`) is the caller's, so that every variant
 //! can be compared bit for bit on its int32 output.
 
@@ -13,11 +15,9 @@ pub(crate) mod neon;
 pub(crate) mod neon_dot;
 pub mod scalar;
 
-use crate::layout::t2_row_bytes;
-
-/// The shape checks every `matmul_t2_i8*` variant makes: `x: (n_tok, cols)`,
-/// `out: (rows, n_tok)`, `w: rows * row_bytes`. Returns `rows`, or `None` when `n_tok` is 0
-/// (nothing to compute).
+/// The shape checks every `matmul_*_i8*` variant makes: `x: (n_tok, cols)`,
+/// `out: (rows, n_tok)`, `w: rows * rb` (`rb`: the layout's row bytes for `cols`). Returns
+/// `rows`, or `None` when `n_tok` is 0 (nothing to compute).
 ///
 /// # Panics
 /// On a shape mismatch (a caller bug).
@@ -27,25 +27,18 @@ pub(crate) fn matmul_rows(
     x: &[i8],
     n_tok: usize,
     out: &[i32],
+    rb: usize,
 ) -> Option<usize> {
-    assert_eq!(
-        x.len(),
-        n_tok * cols,
-        "matmul_t2_i8: x must be (n_tok, cols)"
-    );
+    assert_eq!(x.len(), n_tok * cols, "matmul_i8: x must be (n_tok, cols)");
     if n_tok == 0 {
         return None;
     }
-    assert_eq!(
-        out.len() % n_tok,
-        0,
-        "matmul_t2_i8: out must be (rows, n_tok)"
-    );
+    assert_eq!(out.len() % n_tok, 0, "matmul_i8: out must be (rows, n_tok)");
     let rows = out.len() / n_tok;
     assert_eq!(
         w.len(),
-        rows * t2_row_bytes(cols),
-        "matmul_t2_i8: w must hold rows * row_bytes"
+        rows * rb,
+        "matmul_i8: w must hold rows * row_bytes"
     );
     Some(rows)
 }
@@ -58,12 +51,12 @@ pub(crate) fn matmul_by_rows(
     x: &[i8],
     n_tok: usize,
     out: &mut [i32],
+    rb: usize,
     matvec: fn(&[u8], usize, &[i8], &mut [i32]),
 ) {
-    if matmul_rows(w, cols, x, n_tok, out).is_none() {
+    if matmul_rows(w, cols, x, n_tok, out, rb).is_none() {
         return;
     }
-    let rb = t2_row_bytes(cols);
     for (r, o) in out.chunks_exact_mut(n_tok).enumerate() {
         let row = &w[r * rb..(r + 1) * rb];
         for (t, ot) in o.iter_mut().enumerate() {

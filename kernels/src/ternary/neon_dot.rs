@@ -8,12 +8,18 @@
 //! The prefill matmul uses the tiling of [`super::neon::matmul_tiled`] (2 rows × 4 tokens,
 //! each decoded weight vector reused for 4 tokens) with one `sdot` int32 accumulator per
 //! (row, token).
+//!
+//! `T1_160`: the NEON decode ([`super::neon::t1_weights`]) feeding `sdot`; the prefill matmul
+//! is [`super::neon::matmul_t1_decoded`] with an `sdot` tile.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::neon::{Tile, matmul_tiled, tail_dot};
-use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+use super::neon::{
+    DecTile, Tile, matmul_t1_decoded, matmul_tiled, t1_pair_weights, t1_weights, tail_dot,
+};
+use super::scalar::t1_tail_dot;
+use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU features by the caller of
 /// [`crate::select`] (whose contract guarantees NEON and dotprod before this can be reached).
@@ -221,6 +227,161 @@ unsafe fn tile_dot<const R: usize, const T: usize>(
     for i in 0..R {
         for t in 0..T {
             sums[i][t] = vaddvq_s32(acc[i][t]);
+        }
+    }
+    sums
+}
+
+/// Safe wrapper of the `T1_160` matvec with `sdot` (shapes as
+/// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU features by the
+/// caller of [`crate::select`].
+pub(crate) fn matvec_t1_i8_neon_dot(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t1_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t1_i8: w must hold rows * row_bytes"
+    );
+    // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
+    // the caller asserted NEON + dotprod (their `# Safety` contract); lengths checked above.
+    unsafe { matvec_t1_impl(w, cols, x, out) }
+}
+
+/// Safe wrapper of the `T1_160` prefill matmul with `sdot` tiles over decoded weights.
+pub(crate) fn matmul_t1_i8_neon_dot(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    out: &mut [i32],
+) {
+    // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
+    // the caller asserted NEON + dotprod (their `# Safety` contract), which is all the decode
+    // and `DotDecTile` need; `matmul_t1_decoded` checks the shapes.
+    unsafe { matmul_t1_decoded::<DotDecTile>(w, cols, x, n_tok, out) }
+}
+
+/// One full `T1_160` block (160 weights) added into two int32x4 accumulators.
+///
+/// # Safety
+/// `q` and `xs` must point at 32 and 160 readable bytes.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn t1_block_dot(
+    acc: (int32x4_t, int32x4_t),
+    q: *const u8,
+    xs: *const i8,
+) -> (int32x4_t, int32x4_t) {
+    // SAFETY: the caller guarantees 32 readable bytes at `q` and 160 at `xs`.
+    unsafe {
+        let q0 = vld1q_u8(q);
+        let q1 = vld1q_u8(q.add(16));
+        let (mut s, mut t) = acc;
+        macro_rules! pair {
+            ($k:literal) => {
+                let (a0, b0) = t1_pair_weights::<$k>(q0);
+                let (a1, b1) = t1_pair_weights::<$k>(q1);
+                s = sdot(s, a0, vld1q_s8(xs.add(32 * $k)));
+                t = sdot(t, a1, vld1q_s8(xs.add(32 * $k + 16)));
+                s = sdot(s, b0, vld1q_s8(xs.add(32 * $k + 32)));
+                t = sdot(t, b1, vld1q_s8(xs.add(32 * $k + 48)));
+            };
+        }
+        pair!(0);
+        pair!(2);
+        s = sdot(s, t1_weights::<4>(q0), vld1q_s8(xs.add(128)));
+        t = sdot(t, t1_weights::<4>(q1), vld1q_s8(xs.add(144)));
+        (s, t)
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t1_row_bytes(cols);
+    let full = cols / T1_BLOCK_ELEMS;
+    let tail = cols - full * T1_BLOCK_ELEMS;
+    let rows = out.len();
+    let zero = (vdupq_n_s32(0), vdupq_n_s32(0));
+    let hsum = |a: (int32x4_t, int32x4_t)| vaddvq_s32(vaddq_s32(a.0, a.1));
+    let mut r = 0;
+    // Two rows per pass share the activation loads.
+    while r + 2 <= rows {
+        let (w0, w1) = (&w[r * rb..(r + 1) * rb], &w[(r + 1) * rb..(r + 2) * rb]);
+        let (mut a0, mut a1) = (zero, zero);
+        for b in 0..full {
+            // SAFETY: block b < full lies within both rows (rb = blocks * 32) and within x
+            // (full * 160 <= cols = x.len()).
+            unsafe {
+                let xs = x.as_ptr().add(b * T1_BLOCK_ELEMS);
+                a0 = t1_block_dot(a0, w0.as_ptr().add(b * 32), xs);
+                a1 = t1_block_dot(a1, w1.as_ptr().add(b * 32), xs);
+            }
+        }
+        out[r] = hsum(a0) + t1_tail_dot(w0, full, tail, x);
+        out[r + 1] = hsum(a1) + t1_tail_dot(w1, full, tail, x);
+        r += 2;
+    }
+    if r < rows {
+        let w0 = &w[r * rb..(r + 1) * rb];
+        let mut a0 = zero;
+        for b in 0..full {
+            // SAFETY: as above.
+            unsafe {
+                a0 = t1_block_dot(
+                    a0,
+                    w0.as_ptr().add(b * 32),
+                    x.as_ptr().add(b * T1_BLOCK_ELEMS),
+                );
+            }
+        }
+        out[r] = hsum(a0) + t1_tail_dot(w0, full, tail, x);
+    }
+}
+
+/// The NEON + dotprod (`sdot`) tile over decoded weights for [`matmul_t1_decoded`].
+struct DotDecTile;
+
+impl DecTile for DotDecTile {
+    unsafe fn tile<const R: usize, const T: usize>(
+        w: [*const i8; R],
+        x: [*const i8; T],
+        n: usize,
+    ) -> [[i32; T]; R] {
+        // SAFETY: forwarded contract (NEON + dotprod available, pointer extents).
+        unsafe { dec_tile_dot::<R, T>(w, x, n) }
+    }
+}
+
+/// See [`DecTile::tile`] (int32 `sdot` accumulators: exact for any `n`).
+///
+/// # Safety
+/// As [`DecTile::tile`], with NEON and dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dec_tile_dot<const R: usize, const T: usize>(
+    w: [*const i8; R],
+    x: [*const i8; T],
+    n: usize,
+) -> [[i32; T]; R] {
+    let mut acc = [[vdupq_n_s32(0); T]; R];
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 16 <= n: within the `n` readable bytes of every pointer (contract).
+        unsafe {
+            let wv: [int8x16_t; R] = core::array::from_fn(|r| vld1q_s8(w[r].add(i)));
+            for t in 0..T {
+                let xv = vld1q_s8(x[t].add(i));
+                for r in 0..R {
+                    acc[r][t] = sdot(acc[r][t], wv[r], xv);
+                }
+            }
+        }
+        i += 16;
+    }
+    let mut sums = [[0i32; T]; R];
+    for r in 0..R {
+        for t in 0..T {
+            sums[r][t] = vaddvq_s32(acc[r][t]);
         }
     }
     sums

@@ -173,3 +173,53 @@ fn streamed_from_read_seek_storage_gives_the_same_tokens() {
         Err(Error::Core(_))
     ));
 }
+
+/// The demo model with its ternary tensors in `T1_160`: resident and streamed bare-metal
+/// generation give the `T2_128` model's tokens and text (the same values, so the same logits),
+/// in a streamed arena no larger than the `T2_128` one.
+#[test]
+fn t1_160_model_gives_the_same_tokens_resident_and_streamed() {
+    use tern_kernels::layout::TernaryLayout;
+    // rewriting the demo model without a change is the identity
+    assert!(tern_tests::repacked(BUNDLED_MODEL, TernaryLayout::T2_128) == BUNDLED_MODEL);
+    let t1 = tern_tests::repacked(BUNDLED_MODEL, TernaryLayout::T1_160);
+    assert!(t1.len() < BUNDLED_MODEL.len());
+    let mut buf = Box::new(Buf([0; 1 << 20]));
+    let k = tern_kernels::select_scalar();
+    let (want_ids, want_text) = linux_ids(BUNDLED_MODEL, PROMPT, 12);
+    assert_eq!(linux_ids(&t1, PROMPT, 12).0, want_ids);
+    let (mut ids, mut text) = (Vec::new(), String::new());
+    generate_greedy(&t1, k, &SingleCore, &mut buf.0, PROMPT, 12, |id, t| {
+        ids.push(id);
+        text.push_str(t);
+    })
+    .unwrap();
+    assert_eq!((&ids, &text), (&want_ids, &want_text));
+    let need = |m: &[u8], buf: &mut [u8]| {
+        tern_baremetal::generate::arena_bytes_for_streamed(
+            MemStorage::new(m, 512),
+            &mut buf[..64 << 10],
+            PROMPT.len(),
+            12,
+        )
+        .unwrap()
+    };
+    let need1 = need(&t1, &mut buf.0);
+    assert!(need1 <= need(BUNDLED_MODEL, &mut buf.0));
+    let (mut ids, mut text) = (Vec::new(), String::new());
+    let stats = tern_baremetal::generate_greedy_streamed(
+        MemStorage::new(&t1, 512),
+        k,
+        &SingleCore,
+        &mut buf.0[..need1],
+        PROMPT,
+        12,
+        |id, t| {
+            ids.push(id);
+            text.push_str(t);
+        },
+    )
+    .unwrap();
+    assert_eq!((&ids, &text), (&want_ids, &want_text));
+    assert!(stats.bytes_read > 0);
+}

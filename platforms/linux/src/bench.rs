@@ -195,7 +195,7 @@ pub fn model_summary(
     let f = &model.file;
     let c = &f.header.config;
     let mut ternary_params = 0u64;
-    let mut ternary_layout = "none";
+    let mut layouts: Vec<&str> = Vec::new();
     let mut total = 0u64;
     for e in f.entries() {
         total += e.len;
@@ -203,9 +203,17 @@ pub fn model_summary(
             && l.info().ternary
         {
             ternary_params += e.rows as u64 * e.cols as u64;
-            ternary_layout = l.info().name;
+            if !layouts.contains(&l.info().name) {
+                layouts.push(l.info().name);
+            }
         }
     }
+    // e.g. `T2_128`, `T1_160`, or `T2_128+T1_160` for a model that mixes them
+    let ternary_layout = if layouts.is_empty() {
+        "none".to_string()
+    } else {
+        layouts.join("+")
+    };
     let head = f.lm_head();
     let emb = f.global(TensorRole::TokenEmbd);
     let mut n_params = ternary_params;

@@ -10,6 +10,7 @@ use tern_core::config::FfnAct;
 use tern_core::format::TernFile;
 use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::sampler::SamplerConfig;
+use tern_kernels::layout::{Layout, TernaryLayout};
 use tern_linux::generate::{
     GenOptions, Weights, generate_with, pack_with_progress, plan_for, tokenize,
 };
@@ -94,6 +95,19 @@ struct PackArgs {
     /// bytes) or Q4_0 (quarters them).
     #[arg(long, value_enum, default_value = "keep")]
     lm_head: HeadArg,
+    /// Ternary weight layout when packing: T2_128 (2 bits per weight) or T1_160 (1.6 bits per
+    /// weight: 20% fewer bytes to read, more decode work; for memory-bound devices and streamed
+    /// weights). Part of the cache key.
+    #[arg(long, value_enum, default_value = "t2_128")]
+    ternary: TernaryArg,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum TernaryArg {
+    #[value(name = "t2_128")]
+    T2_128,
+    #[value(name = "t1_160")]
+    T1_160,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -128,6 +142,10 @@ impl PackArgs {
                 HeadArg::Keep => tern_pack::pack::LmHead::Keep,
                 HeadArg::Q8_0 => tern_pack::pack::LmHead::Q8_0,
                 HeadArg::Q4_0 => tern_pack::pack::LmHead::Q4_0,
+            },
+            ternary: match self.ternary {
+                TernaryArg::T2_128 => TernaryLayout::T2_128,
+                TernaryArg::T1_160 => TernaryLayout::T1_160,
             },
             ..Default::default()
         }
@@ -606,20 +624,33 @@ fn cmd_inspect(model_path: &Path, run: InspectPlan, pack: &PackArgs) -> Result<(
         t.kind, t.n_tokens, t.bos, t.eos, t.stop_ids, t.add_bos
     );
     println!("tensors ({}):", h.n_tensors);
-    let mut ternary_params = 0u64;
+    // (layout, parameters, bytes) of the ternary tensors, per layout
+    let mut ternary: Vec<(&str, u64, u64)> = Vec::new();
     for e in model.file.entries() {
-        let layout = tern_kernels::layout::Layout::from_id(e.layout)
-            .map(|l| l.info().name)
-            .unwrap_or("?");
-        if layout == "T2_128" {
-            ternary_params += e.rows as u64 * e.cols as u64;
+        let layout = Layout::from_id(e.layout);
+        let name = layout.map_or("?", |l| l.info().name);
+        if layout.is_some_and(|l| l.info().ternary) {
+            let params = e.rows as u64 * e.cols as u64;
+            match ternary.iter_mut().find(|t| t.0 == name) {
+                Some(t) => (t.1, t.2) = (t.1 + params, t.2 + e.len),
+                None => ternary.push((name, params, e.len)),
+            }
         }
         println!(
             "  {:<28} {:>7} ({:>6} x {:>6}) {:>12} bytes  scale {}",
-            e.name, layout, e.rows, e.cols, e.len, e.weight_scale
+            e.name, name, e.rows, e.cols, e.len, e.weight_scale
         );
     }
-    println!("ternary parameters: {ternary_params}");
+    println!(
+        "ternary parameters: {}",
+        ternary.iter().map(|t| t.1).sum::<u64>()
+    );
+    for (name, params, bytes) in &ternary {
+        println!(
+            "ternary layout: {name}: {params} weights in {bytes} bytes ({:.3} bits per weight)",
+            *bytes as f64 * 8.0 / (*params).max(1) as f64
+        );
+    }
     let run = RunOptions {
         batch: run.batch.max(1),
         stream: run.stream,

@@ -246,3 +246,39 @@ pub fn resolve(input: &Path, opts: &PackOptions, quiet: bool) -> Result<PathBuf>
     crate::generate::pack_with_progress(input, &out, opts, quiet)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_kernels::layout::TernaryLayout;
+    use tern_pack::pack::LmHead;
+
+    /// Every option that changes the packed bytes changes the cache key (a T1_160 pack must
+    /// never be served for a T2_128 request, nor the other way round).
+    #[test]
+    fn cache_key_includes_the_pack_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.gguf");
+        std::fs::write(&f, b"GGUF").unwrap();
+        let key = |o: PackOptions| fingerprint(&f, &o).unwrap();
+        let base = key(PackOptions::default());
+        assert_eq!(base, key(PackOptions::default()));
+        let t1 = key(PackOptions {
+            ternary: TernaryLayout::T1_160,
+            ..Default::default()
+        });
+        let q8 = key(PackOptions {
+            lm_head: LmHead::Q8_0,
+            ..Default::default()
+        });
+        let both = key(PackOptions {
+            lm_head: LmHead::Q8_0,
+            ternary: TernaryLayout::T1_160,
+            ..Default::default()
+        });
+        let mut all = vec![base, t1, q8, both];
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 4);
+    }
+}

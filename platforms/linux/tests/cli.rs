@@ -486,3 +486,109 @@ fn lm_head_repacks_tern_inputs_and_the_bundled_model() {
     run(&[demo, "--lm-head", "q4_0"]);
     assert_eq!(cached(), n);
 }
+
+/// `--ternary t1_160` on `tern pack`, `tern run`, `tern inspect` and `tern bench` with a GGUF
+/// input: the option reaches the packer and the cache key (two cache entries, one per layout),
+/// `inspect` shows the layout, and the T1_160 model gives the T2_128 model's tokens and
+/// bit-identical logits.
+#[test]
+fn ternary_option_packs_t1_160_everywhere() {
+    let Some(fx) = fixtures("ternary_option_packs_t1_160_everywhere") else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let m = fx.join("models/micro/gguf/micro-tq1_0.gguf");
+    let m = m.to_str().unwrap();
+    let run = |ternary: &str, dump: &Path| {
+        json(&tern(
+            &[
+                "run",
+                m,
+                "-p",
+                "Hello world",
+                "-n",
+                "8",
+                "--temp",
+                "0",
+                "--json",
+                "--ternary",
+                ternary,
+                "--dump-logits",
+                dump.to_str().unwrap(),
+            ],
+            cache.path(),
+        ))
+    };
+    let (d2, d1) = (cache.path().join("t2.f32"), cache.path().join("t1.f32"));
+    let a = run("t2_128", &d2);
+    let b = run("t1_160", &d1);
+    assert_eq!(a["generated_ids"], b["generated_ids"]);
+    assert_eq!(std::fs::read(&d2).unwrap(), std::fs::read(&d1).unwrap());
+    let cached: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tern"))
+        .collect();
+    assert_eq!(cached.len(), 2, "one cache entry per layout: {cached:?}");
+
+    let out = ok(&tern(&["inspect", m, "--ternary", "t1_160"], cache.path()));
+    for want in [
+        "--ternary t1_160",
+        "blk.0.attn_q.weight",
+        "T1_160",
+        "ternary layout: T1_160",
+    ] {
+        assert!(out.contains(want), "inspect output lacks {want:?}:\n{out}");
+    }
+    assert!(!out.contains("T2_128"), "{out}");
+
+    let dst = cache.path().join("micro-t1.tern");
+    ok(&tern(
+        &[
+            "pack",
+            m,
+            "-o",
+            dst.to_str().unwrap(),
+            "--ternary",
+            "t1_160",
+        ],
+        cache.path(),
+    ));
+    let out = ok(&tern(&["inspect", dst.to_str().unwrap()], cache.path()));
+    assert!(out.contains("ternary layout: T1_160"), "{out}");
+    let c = json(&tern(
+        &[
+            "run",
+            dst.to_str().unwrap(),
+            "-p",
+            "Hello world",
+            "-n",
+            "8",
+            "--temp",
+            "0",
+            "--json",
+        ],
+        cache.path(),
+    ));
+    assert_eq!(c["generated_ids"], a["generated_ids"]);
+
+    let out = ok(&tern(
+        &[
+            "bench",
+            m,
+            "-p",
+            "8",
+            "-n",
+            "2",
+            "-r",
+            "1",
+            "-t",
+            "1",
+            "--json",
+            "--ternary",
+            "t1_160",
+        ],
+        cache.path(),
+    ));
+    assert!(out.contains("T1_160"), "{out}");
+}

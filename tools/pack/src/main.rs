@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! tern-pack pack IN -o OUT [--ffn-act relu2|silu] [--ctx N] [--lm-head keep|q8_0|q4_0]
-//! tern-pack synth --shape 2b4t|tiny|small --seed N --vocab VOCAB -o OUT [--lm-head keep|q8_0|q4_0]
+//!     [--ternary t2_128|t1_160]
+//! tern-pack synth --shape 2b4t|tiny|small --seed N --vocab VOCAB -o OUT [--lm-head ..] [--ternary ..]
 //! ```
 
 use std::path::PathBuf;
@@ -13,9 +14,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use tern_core::config::FfnAct;
+use tern_kernels::layout::TernaryLayout;
 use tern_pack::import::{ImportProgress, act_name, import_path};
 use tern_pack::pack::{PackOptions, write_tern_atomic};
-use tern_pack::synth::{SynthShape, synth_model};
+use tern_pack::synth::{SynthShape, synth_model_with};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +43,25 @@ enum HeadArg {
     Q8_0,
     #[value(name = "q4_0")]
     Q4_0,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TernaryArg {
+    /// 2 bits per weight (128 weights in 32 bytes).
+    #[value(name = "t2_128")]
+    T2_128,
+    /// 1.6 bits per weight (160 weights in 32 bytes, base 3): 20 % fewer bytes.
+    #[value(name = "t1_160")]
+    T1_160,
+}
+
+impl TernaryArg {
+    fn layout(self) -> TernaryLayout {
+        match self {
+            TernaryArg::T2_128 => TernaryLayout::T2_128,
+            TernaryArg::T1_160 => TernaryLayout::T1_160,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -71,6 +92,9 @@ enum Cmd {
         /// (4.5 bpw).
         #[arg(long, value_enum, default_value = "keep")]
         lm_head: HeadArg,
+        /// Layout of the ternary weights: T2_128 (2 bpw) or T1_160 (1.6 bpw, 20% smaller).
+        #[arg(long, value_enum, default_value = "t2_128")]
+        ternary: TernaryArg,
     },
     /// Generate a model with random ternary weights.
     Synth {
@@ -90,6 +114,9 @@ enum Cmd {
         /// LM head storage: the synthetic F16 embedding, or Q8_0 or Q4_0.
         #[arg(long, value_enum, default_value = "keep")]
         lm_head: HeadArg,
+        /// Layout of the ternary weights (the same values in either): T2_128 or T1_160.
+        #[arg(long, value_enum, default_value = "t2_128")]
+        ternary: TernaryArg,
     },
 }
 
@@ -136,6 +163,7 @@ fn main() -> Result<()> {
             ffn_act,
             ctx,
             lm_head,
+            ternary,
         } => {
             let ffn_act = ffn_act.map(|a| match a {
                 Act::Relu2 => FfnAct::Relu2,
@@ -145,6 +173,7 @@ fn main() -> Result<()> {
                 ffn_act,
                 ctx_len: ctx,
                 lm_head: lm_head.to_opt(),
+                ternary: ternary.layout(),
             };
             let t0 = Instant::now();
             let pb = bar(0, "importing [{bar:40}] {pos}/{len} {msg}");
@@ -179,6 +208,7 @@ fn main() -> Result<()> {
             vocab,
             out,
             lm_head,
+            ternary,
         } => {
             let shape = match shape {
                 Shape::B2b4t => SynthShape::B2b4t,
@@ -186,7 +216,7 @@ fn main() -> Result<()> {
                 Shape::Small => SynthShape::Small,
             };
             let t0 = Instant::now();
-            let mut model = synth_model(shape, seed, &vocab)?;
+            let mut model = synth_model_with(shape, seed, &vocab, ternary.layout())?;
             let opts = PackOptions {
                 lm_head: lm_head.to_opt(),
                 ..Default::default()

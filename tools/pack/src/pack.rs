@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tern_core::config::{FfnAct, ModelConfig};
 use tern_core::format::writer::OwnedModel;
+use tern_kernels::layout::TernaryLayout;
 
 use crate::import::{ImportProgress, import_path};
 
@@ -26,6 +27,10 @@ pub struct PackOptions {
     /// head (the largest tensor of 2B4T) at a small accuracy cost, Q4_0 quarters them at a
     /// larger one; see README "Performance".
     pub lm_head: LmHead,
+    /// Layout of the ternary tensors (`--ternary t2_128|t1_160`): `T2_128` (2 bits per weight,
+    /// the default) or `T1_160` (1.6 bits per weight: 20 % fewer bytes for memory-bound devices
+    /// and streamed models, more decode work per weight). Same ternary values either way.
+    pub ternary: TernaryLayout,
 }
 
 /// LM head storage choice.

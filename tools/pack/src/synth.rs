@@ -15,7 +15,7 @@ use tern_core::config::{FfnAct, FfnActSource, ModelConfig};
 use tern_core::format::writer::{OwnedModel, OwnedTensor};
 use tern_core::format::{DefaultPlan, TensorRole};
 use tern_core::plan::KvDtype;
-use tern_kernels::layout::{Layout, t2_row_bytes};
+use tern_kernels::layout::{Layout, TernaryLayout, t2_row_bytes};
 
 use crate::import::{
     Wanted, finish, float, packer_string, sha256_file, ternary, tokenizer_parts, wanted_tensors,
@@ -159,13 +159,31 @@ fn random_embedding(seed: u64, rows: usize, cols: usize) -> Vec<u8> {
     out
 }
 
-fn make_tensor(seed: u64, idx: usize, w: &Wanted) -> OwnedTensor {
+/// One synthetic tensor; ternary ones are drawn as `T2_128` and re-encoded in `ternary`, so
+/// both layouts hold the same values for a seed.
+fn make_tensor(seed: u64, idx: usize, w: &Wanted, ternary: TernaryLayout) -> OwnedTensor {
     let (rows, cols) = (w.shape.0 as usize, w.shape.1 as usize);
     let mut rng = SplitMix64::stream(seed, idx as u64);
     let (layout, weight_scale, data) = if w.is_ternary() {
         // Divisor ≈ sqrt(cols) keeps |y| = |Σ T·x| / ws of order |x|.
         let ws = (cols as f32).sqrt() * (0.75 + 0.5 * rng.unit());
-        (Layout::T2_128, ws, random_t2(&mut rng, rows, cols))
+        let t2 = random_t2(&mut rng, rows, cols);
+        if ternary == TernaryLayout::T2_128 {
+            (Layout::T2_128, ws, t2)
+        } else {
+            let mut t = OwnedTensor {
+                name: String::new(),
+                role: w.role,
+                layer: w.layer,
+                layout: Layout::T2_128,
+                rows: w.shape.0,
+                cols: w.shape.1,
+                weight_scale: ws,
+                data: t2,
+            };
+            crate::import::repack_tensor(&mut t, ternary);
+            (t.layout, ws, t.data)
+        }
     } else {
         (
             Layout::F32,
@@ -247,11 +265,63 @@ pub fn byte_level_vocab() -> Result<crate::tokenizer::TokenizerBuild> {
 /// # Errors
 /// An unreadable vocabulary source.
 pub fn synth_model(shape: SynthShape, seed: u64, vocab: &Path) -> Result<OwnedModel> {
+    synth_model_with(shape, seed, vocab, TernaryLayout::T2_128)
+}
+
+/// [`synth_model`] with the ternary tensors in `ternary` (`tern-pack synth --ternary`): the
+/// same values for a seed in either layout, so both files compute bit-identical logits.
+///
+/// # Errors
+/// An unreadable vocabulary source.
+pub fn synth_model_with(
+    shape: SynthShape,
+    seed: u64,
+    vocab: &Path,
+    ternary: TernaryLayout,
+) -> Result<OwnedModel> {
     let tok = vocab_tokenizer(vocab)?;
     if tok.0.n_tokens == 0 {
         bail!("{}: the vocabulary is empty", vocab.display());
     }
     let config = shape.config(tok.0.n_tokens);
+    let mut options = format!("--shape {} --seed {seed}", shape.name());
+    if ternary != TernaryLayout::T2_128 {
+        options += &format!(" --ternary {}", ternary.cli_name());
+    }
+    synth_from_config(config, tok, seed, vocab, ternary, options)
+}
+
+/// A random model of any `config` (its `vocab_size` must be the vocabulary's token count):
+/// what [`synth_model_with`] builds for a named shape, for tests that need other dimensions.
+///
+/// # Errors
+/// An unreadable vocabulary source, an invalid config.
+pub fn synth_config_model(
+    config: ModelConfig,
+    seed: u64,
+    vocab: &Path,
+    ternary: TernaryLayout,
+) -> Result<OwnedModel> {
+    let tok = vocab_tokenizer(vocab)?;
+    let config = ModelConfig {
+        vocab_size: tok.0.n_tokens,
+        ..config
+    };
+    let mut options = format!("--seed {seed}");
+    if ternary != TernaryLayout::T2_128 {
+        options += &format!(" --ternary {}", ternary.cli_name());
+    }
+    synth_from_config(config, tok, seed, vocab, ternary, options)
+}
+
+fn synth_from_config(
+    config: ModelConfig,
+    tok: (tern_core::format::TokenizerInfo, Vec<u8>),
+    seed: u64,
+    vocab: &Path,
+    ternary: TernaryLayout,
+    options: String,
+) -> Result<OwnedModel> {
     let wanted = wanted_tensors(&config);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut tensors: Vec<Option<OwnedTensor>> = vec![None; wanted.len()];
@@ -266,7 +336,7 @@ pub fn synth_model(shape: SynthShape, seed: u64, vocab: &Path) -> Result<OwnedMo
                     if w.role == TensorRole::TokenEmbd {
                         continue;
                     }
-                    let t = make_tensor(seed, i, w);
+                    let t = make_tensor(seed, i, w, ternary);
                     if let Ok(mut r) = results.lock() {
                         r.push((i, t));
                     }
@@ -310,7 +380,7 @@ pub fn synth_model(shape: SynthShape, seed: u64, vocab: &Path) -> Result<OwnedMo
             sha256_file(&hashed)?
         },
         packer: packer_string(),
-        options: format!("--shape {} --seed {seed}", shape.name()),
+        options,
     };
     let plan = DefaultPlan {
         ctx_len: config.max_ctx.min(4096),

@@ -44,7 +44,7 @@ pub fn to_f32(layout: Layout, bytes: &[u8]) -> Result<Vec<f32>> {
                 it.map(|b| bf16::from_bits(b).to_f32()).collect()
             }
         }
-        Layout::T2_128 => bail!("T2_128 is not a float layout"),
+        Layout::T2_128 | Layout::T1_160 => bail!("{layout:?} is not a float layout"),
         Layout::Q8_0 => dequant_q8_0(bytes)?,
         Layout::Q4_0 => dequant_q4_0(bytes)?,
     })

@@ -3,7 +3,8 @@
 //! [`crate::pack::write_tern_atomic`].
 //!
 //! Every importer follows the same conventions (`core/FORMAT.md`):
-//! * ternary matrices → `T2_128`, `weight_scale` = BitLinear's divisor (`1 / alpha`);
+//! * ternary matrices → `T2_128`, `weight_scale` = BitLinear's divisor (`1 / alpha`), then
+//!   [`repack_ternary`] to `T1_160` when `--ternary t1_160` asks for it;
 //! * norms → F32 `(1, n)`, `weight_scale` 1.0;
 //! * embedding / untied output kept as F32/F16/BF16 (bit-exact) or GGUF Q4_0 (byte-identical
 //!   blocks), or dequantized exactly to F32 (Q8_0, Q6_K); then `--lm-head` may quantize the LM
@@ -29,7 +30,7 @@ use tern_core::config::{FfnAct, FfnActSource, ModelConfig};
 use tern_core::format::writer::{OwnedModel, OwnedProvenance, OwnedTensor};
 use tern_core::format::{DefaultPlan, LayerTensor, TensorRole, TokenizerInfo};
 use tern_core::plan::KvDtype;
-use tern_kernels::layout::{Layout, t2_row_bytes};
+use tern_kernels::layout::{Layout, TernaryLayout, t2_row_bytes};
 
 use crate::pack::PackOptions;
 
@@ -61,7 +62,59 @@ pub fn import_path(
 ) -> Result<OwnedModel> {
     let mut m = import_source(path, opts, progress)?;
     apply_lm_head(&mut m, opts).with_context(|| format!("{}", path.display()))?;
+    repack_ternary(&mut m, opts.ternary);
     Ok(m)
+}
+
+/// Re-encode every ternary tensor of `m` in `layout` (the importers write `T2_128`; this is
+/// the named step that turns them into `T1_160` for `--ternary t1_160`). The ternary values
+/// and `weight_scale`s are unchanged, so the model computes bit-identical logits. Tensors run
+/// in parallel, one per thread at a time.
+pub fn repack_ternary(m: &mut OwnedModel, layout: TernaryLayout) {
+    let work = std::sync::Mutex::new(
+        m.tensors
+            .iter_mut()
+            .filter(|t| TernaryLayout::from_layout(t.layout).is_some_and(|from| from != layout)),
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let next = match work.lock() {
+                        Ok(mut it) => it.next(),
+                        Err(_) => None,
+                    };
+                    let Some(t) = next else { break };
+                    repack_tensor(t, layout);
+                }
+            });
+        }
+    });
+}
+
+/// Re-encode one ternary tensor in `layout` (row by row: decode to -1/0/+1, encode); other
+/// tensors are left alone.
+pub fn repack_tensor(t: &mut OwnedTensor, layout: TernaryLayout) {
+    let Some(from) = TernaryLayout::from_layout(t.layout) else {
+        return;
+    };
+    let (rows, cols) = (t.rows as usize, t.cols as usize);
+    let (rb_in, rb_out) = (from.row_bytes(cols), layout.row_bytes(cols));
+    let mut data = vec![0u8; rows * rb_out];
+    let mut w = vec![0i8; cols];
+    if rb_out > 0 {
+        for (src, dst) in t
+            .data
+            .chunks_exact(rb_in)
+            .zip(data.chunks_exact_mut(rb_out))
+        {
+            from.decode_row(src, &mut w);
+            layout.encode_row(&w, dst);
+        }
+    }
+    t.data = data;
+    t.layout = layout.layout();
 }
 
 /// Convert the LM head (the untied `output`, else the tied `token_embd`) to the layout
@@ -343,6 +396,9 @@ pub fn options_string(opts: &PackOptions) -> String {
     }
     if opts.lm_head != crate::pack::LmHead::Keep {
         v.push(format!("--lm-head {}", opts.lm_head.name()));
+    }
+    if opts.ternary != TernaryLayout::T2_128 {
+        v.push(format!("--ternary {}", opts.ternary.cli_name()));
     }
     v.join(" ")
 }
