@@ -143,3 +143,22 @@ pub fn repacked(bytes: &[u8], layout: tern_kernels::layout::TernaryLayout) -> Ve
     o.write(&mut out, |_| {}).unwrap();
     out
 }
+
+/// A packed model (`bytes`, e.g. the bundled demo model) re-packed as `tern-pack pack X.tern
+/// --lm-head head` does: every tensor copied, the LM head (tied embedding) requantized.
+///
+/// # Panics
+/// If `bytes` does not import.
+pub fn with_head(bytes: &[u8], head: tern_pack::pack::LmHead) -> Vec<u8> {
+    let o = PackOptions {
+        lm_head: head,
+        ..Default::default()
+    };
+    let mut m =
+        tern_pack::import::tern::import_tern_bytes(Path::new("model.tern"), bytes, &o, &|_| {})
+            .unwrap_or_else(|e| panic!("re-packing a .tern: {e}"));
+    tern_pack::import::apply_lm_head(&mut m, &o).unwrap();
+    let mut out = Vec::new();
+    m.write(&mut out, |_| {}).unwrap();
+    out
+}

@@ -226,20 +226,7 @@ fn held_out_perplexity_with_quantized_heads() {
         (tern_pack::pack::LmHead::Q8_0, 1e-3),
         (tern_pack::pack::LmHead::Q4_0, 1e-2),
     ] {
-        let o = tern_pack::pack::PackOptions {
-            lm_head: head,
-            ..Default::default()
-        };
-        let mut om = tern_pack::import::tern::import_tern_bytes(
-            std::path::Path::new("demo.tern"),
-            BUNDLED_MODEL,
-            &o,
-            &|_| {},
-        )
-        .unwrap();
-        tern_pack::import::apply_lm_head(&mut om, &o).unwrap();
-        let mut bytes = Vec::new();
-        om.write(&mut bytes, |_| {}).unwrap();
+        let bytes = tern_tests::with_head(BUNDLED_MODEL, head);
         let m = Model::parse(&bytes).unwrap();
         let stream = tern_linux::perplexity::token_stream(&m, &text, true).unwrap();
         let p = tern_linux::perplexity::perplexity(

@@ -2,8 +2,6 @@
 //! packs) with `--lm-head`, a GGUF Q4_0 embedding kept as Q4_0, and what Q4_0 and Q8_0 heads
 //! do to the trained demo model's logits. The demo-model tests need no fixtures.
 
-use std::path::Path;
-
 use tern_core::exec::SingleThread;
 use tern_core::format::{Model, TensorRole};
 use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
@@ -12,8 +10,7 @@ use tern_core::session::Session;
 use tern_kernels::layout::Layout;
 use tern_linux::arena::Arena;
 use tern_linux::model_file::BUNDLED_MODEL;
-use tern_pack::import::tern::import_tern_bytes;
-use tern_pack::import::{apply_lm_head, float, import_path};
+use tern_pack::import::{float, import_path};
 use tern_pack::pack::{LmHead, PackOptions};
 
 fn opts(head: LmHead) -> PackOptions {
@@ -25,12 +22,7 @@ fn opts(head: LmHead) -> PackOptions {
 
 /// `tern-pack pack <bytes as demo.tern> --lm-head head`, into memory.
 fn repack(bytes: &[u8], head: LmHead) -> Vec<u8> {
-    let o = opts(head);
-    let mut m = import_tern_bytes(Path::new("demo.tern"), bytes, &o, &|_| {}).unwrap();
-    apply_lm_head(&mut m, &o).unwrap();
-    let mut out = Vec::new();
-    m.write(&mut out, |_| {}).unwrap();
-    out
+    tern_tests::with_head(bytes, head)
 }
 
 fn parse(bytes: &[u8]) -> Model<'_> {

@@ -214,20 +214,7 @@ fn streamed_equals_resident_on_fixture_models() {
 fn streamed_equals_resident_with_quantized_heads() {
     use tern_pack::pack::{LmHead, PackOptions};
     for head in [LmHead::Q4_0, LmHead::Q8_0] {
-        let o = PackOptions {
-            lm_head: head,
-            ..Default::default()
-        };
-        let mut om = tern_pack::import::tern::import_tern_bytes(
-            std::path::Path::new("demo.tern"),
-            BUNDLED_MODEL,
-            &o,
-            &|_| {},
-        )
-        .unwrap();
-        tern_pack::import::apply_lm_head(&mut om, &o).unwrap();
-        let mut bytes = Vec::new();
-        om.write(&mut bytes, |_| {}).unwrap();
+        let bytes = tern_tests::with_head(BUNDLED_MODEL, head);
         let m = Model::parse(&bytes).unwrap();
         assert_eq!(Some(m.file.lm_head().layout), head.layout());
         for (batch, threads) in [(64, 1), (1, 2), (4, 3)] {
@@ -266,6 +253,10 @@ fn streamed_equals_resident_with_quantized_heads() {
         }
         if let Some(fx) = tern_tests::fixtures("streamed_equals_resident_with_quantized_heads") {
             let src = fx.join("models/micro/hf-packed");
+            let o = PackOptions {
+                lm_head: head,
+                ..Default::default()
+            };
             let m = tern_tests::parse(tern_tests::packed_bytes_with(&src, &o));
             let opts = RunOptions::new(48, KvDtype::F32);
             let a = resident(&m, opts, &SingleThread, &PROMPT[..5], 12);
