@@ -739,8 +739,12 @@ impl<'m, 'a> Session<'m, 'a> {
             let off = head.offset + (ci * chunk_rows * hrb) as u64;
             let hdata = w.fetch(file, off, logits.len() * hrb)?;
             exec.par_chunks_f32(logits, 1, &|start, chunk| {
-                for (i, o) in chunk.iter_mut().enumerate() {
-                    let row = &hdata[(start + i) * hrb..(start + i + 1) * hrb];
+                let rows = &hdata[start * hrb..(start + chunk.len()) * hrb];
+                if head.layout == Layout::Q4_0 {
+                    // the whole chunk in one call: the kernel prepares the activations once
+                    return (k.matvec_q4_0_q8_0)(rows, q, d, chunk);
+                }
+                for (o, row) in chunk.iter_mut().zip(rows.chunks_exact(hrb)) {
                     *o = match qdot {
                         Some(qdot) => qdot(row, q, d),
                         None => dot(row, xn),

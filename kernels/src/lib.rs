@@ -24,5 +24,6 @@ mod select;
 pub mod ternary;
 
 pub use select::{
-    CpuFeatures, KernelSet, KernelVariant, RescaleT, select, select_scalar, select_variant,
+    CpuFeatures, KernelSet, KernelVariant, MatvecQ8, RescaleT, select, select_scalar,
+    select_variant,
 };

@@ -69,6 +69,10 @@ impl KernelVariant {
     }
 }
 
+/// A block-quantized LM-head matvec `(w, q, d, out)`, see
+/// [`float::scalar::matvec_q4_0_q8_0`].
+pub type MatvecQ8 = fn(&[u8], &[i8], &[f32], &mut [f32]);
+
 /// The transposed BitLinear rescale `(a, rows, scale, s_a, o, o_stride)`, see
 /// [`float::scalar::rescale_t_i32`].
 pub type RescaleT = fn(&[i32], usize, f32, &[f32], &mut [f32], usize);
@@ -114,6 +118,9 @@ pub struct KernelSet {
     /// Dot of a Q4_0 row with Q8_0-quantized activations `(w, q, d) -> f32`. See
     /// [`float::scalar::dot_q4_0_row`].
     pub dot_q4_0: fn(&[u8], &[i8], &[f32]) -> f32,
+    /// LM-head matvec over Q4_0 rows `(w, q, d, out)`, `out: (rows,)`. See
+    /// [`float::scalar::matvec_q4_0_q8_0`].
+    pub matvec_q4_0_q8_0: MatvecQ8,
 }
 
 impl KernelSet {
@@ -150,6 +157,7 @@ static SCALAR: KernelSet = KernelSet {
     axpy_f16: float::scalar::axpy_f16_row,
     rescale_t_i32: float::scalar::rescale_t_i32,
     dot_q4_0: float::scalar::dot_q4_0_row,
+    matvec_q4_0_q8_0: float::scalar::matvec_q4_0_q8_0,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -169,6 +177,7 @@ static AVX2: KernelSet = KernelSet {
     axpy_f16: float::avx2::axpy_f16_row_avx2,
     rescale_t_i32: float::avx2::rescale_t_i32_avx2,
     dot_q4_0: float::avx2::dot_q4_0_row_avx2,
+    matvec_q4_0_q8_0: float::avx2::matvec_q4_0_q8_0_avx2,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -185,6 +194,7 @@ static NEON: KernelSet = KernelSet {
     quantize_q8_0: float::neon::quantize_q8_0_act_neon,
     dot_q8_0: float::neon::dot_q8_0_row_neon,
     dot_q4_0: float::neon::dot_q4_0_row_neon,
+    matvec_q4_0_q8_0: float::neon::matvec_q4_0_q8_0_neon,
     axpy_f32: float::neon::axpy_f32_row_neon,
     axpy_f16: float::neon::axpy_f16_row_neon,
     // the transposed rescale: not ported to NEON yet, the scalar reference
@@ -198,6 +208,7 @@ static NEON_DOT: KernelSet = KernelSet {
     matmul_t2_i8: ternary::neon_dot::matmul_t2_i8_neon_dot,
     dot_q8_0: float::neon_dot::dot_q8_0_row_neon_dot,
     dot_q4_0: float::neon_dot::dot_q4_0_row_neon_dot,
+    matvec_q4_0_q8_0: float::neon_dot::matvec_q4_0_q8_0_neon_dot,
     matvec_t1_i8: ternary::neon_dot::matvec_t1_i8_neon_dot,
     matmul_t1_i8: ternary::neon_dot::matmul_t1_i8_neon_dot,
     // dotprod only helps the int8 kernels; the other slots share the NEON kernels.

@@ -227,6 +227,109 @@ pub(crate) fn dot_q4_0_row_avx2(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     unsafe { dot_blocks_impl::<true>(w, q, d) }
 }
 
+/// AVX2 [`super::scalar::matvec_q4_0_q8_0`], bit-identical. The activations' block sums
+/// `Σ x` are computed once per call, so a block needs no sign trick: `Σ (c − 8)·x =
+/// Σ c·x − 8 Σ x` with the unsigned codes `c` straight into `vpmaddubsw` (|pair| ≤ 2·15·128);
+/// the integer block sums are exact either way, and the float steps are `dot_q4_0_row`'s.
+pub(crate) fn matvec_q4_0_q8_0_avx2(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
+    use crate::layout::{Q4_0_BLOCK_BYTES as BB, Q4_0_BLOCK_ELEMS as QK};
+    let nb = d.len();
+    assert!(
+        q.len() == nb * QK && w.len() == out.len() * nb * BB,
+        "matvec_q4_0: shapes"
+    );
+    if nb > Q4_ROWS_MAX_BLOCKS {
+        return super::scalar::rows_by(dot_q4_0_row_avx2, w, q, d, out);
+    }
+    // SAFETY: reachable only through a KernelSet selected under the AVX2+F16C contract of
+    // `select`; shapes checked above.
+    unsafe { q4_rows_impl(w, q, d, out) }
+}
+
+/// Most blocks per row [`q4_rows_impl`] prepares on the stack (rows of up to 32768 values).
+const Q4_ROWS_MAX_BLOCKS: usize = 1024;
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
+    const BB: usize = crate::layout::Q4_0_BLOCK_BYTES;
+    let nb = d.len();
+    let rb = nb * BB;
+    let ones8 = _mm256_set1_epi8(1);
+    let ones = _mm256_set1_epi16(1);
+    // 8 · Σ x of every block (the codes' offset), exact in i32
+    let mut sx8 = [0i32; Q4_ROWS_MAX_BLOCKS];
+    for (b, s) in sx8.iter_mut().enumerate().take(nb) {
+        // SAFETY: block b < nb has 32 activations.
+        let xv = unsafe { _mm256_loadu_si256(q.as_ptr().add(32 * b).cast()) };
+        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones);
+        let mut l = [0i32; 8];
+        // SAFETY: `l` holds 8 i32.
+        unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), p) };
+        *s = 8 * l.iter().sum::<i32>();
+    }
+    let low4 = _mm256_set1_epi8(0x0F);
+    let nib = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &w[r * rb..(r + 1) * rb];
+        let wp = row.as_ptr();
+        let block_sum = |b: usize| -> __m256i {
+            // SAFETY: b < nb: block b's 18 bytes are in the row, its 32 activations in q.
+            unsafe {
+                let c = _mm256_broadcastsi128_si256(_mm_loadu_si128(wp.add(BB * b + 2).cast()));
+                // low lane: low nibbles (values 0..16), high lane: high nibbles (16..32)
+                let wv = _mm256_and_si256(_mm256_srlv_epi32(c, nib), low4);
+                let xv = _mm256_loadu_si256(q.as_ptr().add(32 * b).cast());
+                _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), ones)
+            }
+        };
+        let mut acc = _mm256_setzero_ps();
+        let mut b = 0;
+        while b + 8 <= nb {
+            let p = wp.wrapping_add(BB * b + DOT_PREFETCH_BYTES);
+            for l in 0..(8 * BB).div_ceil(64) {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l).cast());
+            }
+            let s: [__m256i; 8] = core::array::from_fn(|j| block_sum(b + j));
+            let h01 = _mm256_hadd_epi32(s[0], s[1]);
+            let h23 = _mm256_hadd_epi32(s[2], s[3]);
+            let h45 = _mm256_hadd_epi32(s[4], s[5]);
+            let h67 = _mm256_hadd_epi32(s[6], s[7]);
+            let h0123 = _mm256_hadd_epi32(h01, h23);
+            let h4567 = _mm256_hadd_epi32(h45, h67);
+            // SAFETY: sx8[b..b + 8] exists (b + 8 <= nb <= Q4_ROWS_MAX_BLOCKS).
+            let off = unsafe { _mm256_loadu_si256(sx8.as_ptr().add(b).cast()) };
+            let sums = _mm256_sub_epi32(
+                _mm256_add_epi32(
+                    _mm256_permute2x128_si256::<0x20>(h0123, h4567),
+                    _mm256_permute2x128_si256::<0x31>(h0123, h4567),
+                ),
+                off,
+            );
+            let dw: [u16; 8] = core::array::from_fn(|j| {
+                // SAFETY: block b + j < nb starts with its 2-byte scale inside the row.
+                unsafe { wp.add(BB * (b + j)).cast::<u16>().read_unaligned() }.to_le()
+            });
+            // SAFETY: `dw` holds 8 u16; d[b..b + 8] exists (b + 8 <= nb).
+            let (dwv, dxv) = unsafe {
+                (
+                    _mm256_cvtph_ps(_mm_loadu_si128(dw.as_ptr().cast())),
+                    _mm256_loadu_ps(d.as_ptr().add(b)),
+                )
+            };
+            acc = _mm256_add_ps(
+                acc,
+                _mm256_mul_ps(_mm256_mul_ps(dwv, dxv), _mm256_cvtepi32_ps(sums)),
+            );
+            b += 8;
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        super::scalar::block_dots::<true>(row, q, d, b, &mut lanes);
+        *o = super::scalar::reduce8(&lanes);
+    }
+}
+
 /// Q8_0 (`Q4 = false`, 34-byte blocks) or Q4_0 (`Q4 = true`, 18-byte blocks) row dot.
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_blocks_impl<const Q4: bool>(w: &[u8], q: &[i8], d: &[f32]) -> f32 {

@@ -326,3 +326,8 @@ pub(super) unsafe fn dot_blocks<const Q4: bool>(
     super::scalar::block_dots::<Q4>(w, q, d, b, &mut lanes);
     super::scalar::reduce8(&lanes)
 }
+
+/// [`super::scalar::matvec_q4_0_q8_0`] row by row with the NEON dot.
+pub(crate) fn matvec_q4_0_q8_0_neon(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
+    super::scalar::rows_by(dot_q4_0_row_neon, w, q, d, out)
+}

@@ -38,3 +38,8 @@ unsafe fn dot_impl<const Q4: bool>(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     // SAFETY: forwarded (NEON + dotprod enabled here; the wrappers checked the shapes).
     unsafe { dot_blocks::<Q4>(w, q, d, sum) }
 }
+
+/// [`super::scalar::matvec_q4_0_q8_0`] row by row with the NEON + dotprod dot.
+pub(crate) fn matvec_q4_0_q8_0_neon_dot(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
+    super::scalar::rows_by(dot_q4_0_row_neon_dot, w, q, d, out)
+}

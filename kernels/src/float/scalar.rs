@@ -248,6 +248,37 @@ pub fn dot_q4_0_row(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     reduce8(&acc)
 }
 
+/// LM-head matvec over Q4_0 rows: `out[r] = dot_q4_0_row(row r of w, q, d)` for
+/// `w: (out.len(), row_bytes)` and activations quantized by [`quantize_q8_0_act`]. One call per
+/// chunk of rows lets a SIMD variant prepare the activations once (AVX2: their block sums).
+///
+/// # Panics
+/// On length mismatches (caller bug).
+pub fn matvec_q4_0_q8_0(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
+    rows_by(dot_q4_0_row, w, q, d, out)
+}
+
+/// `out[r] = dot(row r of w, q, d)` with rows of `w.len() / out.len()` bytes.
+///
+/// # Panics
+/// If `w` is not `out.len()` rows of equal length.
+pub(crate) fn rows_by(
+    dot: fn(&[u8], &[i8], &[f32]) -> f32,
+    w: &[u8],
+    q: &[i8],
+    d: &[f32],
+    out: &mut [f32],
+) {
+    if out.is_empty() {
+        return;
+    }
+    let rb = w.len() / out.len();
+    assert_eq!(rb * out.len(), w.len(), "matvec: w must hold whole rows");
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(rb)) {
+        *o = dot(row, q, d);
+    }
+}
+
 /// The exact integer sum `Σ w·x` of one whole block `blk` (scale included: 34 bytes of
 /// Q8_0, or 18 of Q4_0 when `Q4`) with its 32 activations `qb`.
 #[inline]

@@ -702,6 +702,29 @@ fn block_dots_check(q: &[i8], d: &[f32], w8: &[u8], w4: &[u8]) {
         (want4 as f64 - e4).abs() <= 1e-5 * (1.0 + mag(18, w4)),
         "scalar q4 dot {want4} vs {e4}"
     );
+    // the head matvec over 3 rows (the middle one with other codes) = the row dots
+    let mut rows = w4.to_vec();
+    rows.extend(w4.chunks(18).flat_map(|b| {
+        let mut v = b.to_vec();
+        v[2..].iter_mut().for_each(|c| *c ^= 0x5A);
+        v
+    }));
+    rows.extend_from_slice(w4);
+    let want_rows: Vec<u32> = rows
+        .chunks(18 * nb)
+        .map(|r| (SCALAR.dot_q4_0)(r, q, d).to_bits())
+        .collect();
+    for k in std::iter::once(&SCALAR).chain(variants()) {
+        let mut got = [f32::NAN; 3];
+        (k.matvec_q4_0_q8_0)(&rows, q, d, &mut got);
+        let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(
+            got,
+            want_rows,
+            "{} matvec_q4_0 blocks {nb}",
+            k.variant.name()
+        );
+    }
     for k in variants() {
         assert_eq!(
             (k.dot_q8_0)(w8, q, d).to_bits(),
