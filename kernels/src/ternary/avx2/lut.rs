@@ -236,9 +236,11 @@ pub(super) unsafe fn matmul_lut(
     } else {
         2
     };
+    // Row passes of equal size (at most LUT_ROWS): every pass pays the same table builds.
+    let per = rows.div_ceil(rows.div_ceil(LUT_ROWS).max(1));
     let mut r0 = 0;
     while r0 < rows {
-        let nr = (rows - r0).min(LUT_ROWS);
+        let nr = (rows - r0).min(per);
         let mut corrupt = false;
         for b in 0..nb {
             // Base-3 patterns of this block for the tile's rows.
