@@ -9,7 +9,11 @@
 //! as the mean ± sample standard deviation over the repetitions.
 //!
 //! Decode is memory-bandwidth bound, so its ceiling is `bandwidth / bytes read per token`
-//! (see [`ModelSummary::weight_bytes_per_token`] and [`measure_read_bandwidth`]).
+//! (see [`ModelSummary::weight_bytes_per_token`] and [`measure_read_bandwidth`]). A shared
+//! VM's bandwidth drifts by tens of percent over minutes, so with `--roofline` every timed `tg`
+//! repetition is paired with one probe pass right before it: the share of the ceiling is the
+//! median over repetitions of (bytes read per second) / (that pass's bandwidth), and the
+//! bandwidth shown is the mean of those passes.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -110,6 +114,9 @@ pub struct BenchRecord {
     pub n_threads: usize,
     /// Wall time of every timed repetition, nanoseconds.
     pub samples_ns: Vec<u64>,
+    /// With `--roofline`, `tg` only: the read bandwidth (bytes per second) of one probe pass
+    /// run right before each repetition (empty otherwise).
+    pub probe_bps: Vec<f64>,
     /// When the test started (UTC, RFC 3339).
     pub test_time: String,
 }
@@ -129,6 +136,28 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
 }
 
 impl BenchRecord {
+    /// With paired probes: the median over repetitions of the bytes read per second
+    /// (`weight_bytes_per_token` × that repetition's t/s) over the bandwidth of the probe pass
+    /// just before it.
+    pub fn ceiling_share(&self, weight_bytes_per_token: u64) -> Option<f64> {
+        if self.probe_bps.len() != self.samples_ns.len() || self.probe_bps.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self
+            .samples_ts()
+            .iter()
+            .zip(&self.probe_bps)
+            .map(|(ts, bw)| ts * weight_bytes_per_token as f64 / bw)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let k = v.len();
+        Some(if k % 2 == 1 {
+            v[k / 2]
+        } else {
+            (v[k / 2 - 1] + v[k / 2]) / 2.0
+        })
+    }
+
     /// Tokens one repetition processes.
     pub fn n_tokens(&self) -> usize {
         self.n_prompt + self.n_gen
@@ -380,7 +409,11 @@ pub fn run_bench(
             let test_time = utc_now_rfc3339();
             step(&mut s, &ids[..warm])?;
             let mut samples_ns = Vec::with_capacity(opts.reps);
+            let mut probe_bps = Vec::new();
             for _ in 0..opts.reps {
+                if let (TestKind::Gen, Some(buf)) = (kind, bw_buf.as_deref()) {
+                    probe_bps.push(measure_read_bandwidth(&pool, buf, 1));
+                }
                 let t0 = Instant::now();
                 step(&mut s, ids)?;
                 samples_ns.push(t0.elapsed().as_nanos() as u64);
@@ -395,6 +428,7 @@ pub fn run_bench(
                 n_gen,
                 n_threads: t,
                 samples_ns,
+                probe_bps,
                 test_time,
             };
             let (m, sd) = r.ts_stats();
@@ -402,7 +436,12 @@ pub fn run_bench(
             records.push(r);
         }
         if let Some(buf) = bw_buf.as_deref() {
-            let bps = measure_read_bandwidth(&pool, buf, 5);
+            // the tg test's paired probes, else (no tg test) a best of 5
+            let paired = records
+                .last()
+                .filter(|r: &&BenchRecord| r.n_threads == t && !r.probe_bps.is_empty())
+                .map(|r| mean_sd(&r.probe_bps).0);
+            let bps = paired.unwrap_or_else(|| measure_read_bandwidth(&pool, buf, 5));
             progress(&format!(
                 "read bandwidth threads {t}: {:.2} GB/s",
                 bps / 1e9
@@ -501,6 +540,9 @@ impl BenchReport {
                     v["mem_bw_gbs"] = json!(bw / 1e9);
                     v["roofline_ts"] = json!(bw / m.weight_bytes_per_token as f64);
                 }
+                if let Some(share) = r.ceiling_share(m.weight_bytes_per_token) {
+                    v["roofline_share"] = json!(share);
+                }
                 v
             })
             .collect();
@@ -556,6 +598,9 @@ impl BenchReport {
             };
             let ceiling = bw / m.weight_bytes_per_token as f64;
             let (avg, _) = r.ts_stats();
+            let share = r
+                .ceiling_share(m.weight_bytes_per_token)
+                .unwrap_or(avg / ceiling);
             rows.push([
                 r.n_threads.to_string(),
                 format!("{:.2}", bw / 1e9),
@@ -563,7 +608,7 @@ impl BenchReport {
                 format!("{ceiling:.2}"),
                 r.name(),
                 format!("{avg:.2}"),
-                format!("{:.0} %", 100.0 * avg / ceiling),
+                format!("{:.0} %", 100.0 * share),
             ]);
         }
         if rows.is_empty() {
@@ -668,10 +713,13 @@ mod tests {
             n_gen: 4,
             n_threads: 1,
             samples_ns: vec![1_000_000_000, 2_000_000_000],
+            probe_bps: vec![8e9, 2e9],
             test_time: String::new(),
         };
         assert_eq!(r.name(), "tg4");
         assert_eq!(r.samples_ts(), vec![4.0, 2.0]);
+        // 1e9 bytes per token: 4e9 B/s against 8e9, 2e9 against 2e9 -> median of 0.5 and 1.0
+        assert_eq!(r.ceiling_share(1_000_000_000), Some(0.75));
         assert_eq!(r.ts_stats().0, 3.0);
         assert_eq!(r.ns_stats().0, 1.5e9);
     }
