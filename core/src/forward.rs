@@ -245,7 +245,7 @@ impl<'c> KvRows<'c> {
 /// KV head `j` serves query heads `j*g .. (j+1)*g` with `g = n_heads / n_kv_heads`
 /// (transformers `repeat_kv`). Scores are `(k · q) * head_dim^-0.5` with the kernels' float row
 /// dot (32 interleaved partial sums, a fixed order), softmax in float32, and the output is
-/// `Σ_t p_t · v_t` accumulated position by position (the kernels' axpy).
+/// `Σ_t p_t · v_t` accumulated position by position (the kernels' `axpy_rows`).
 pub fn attention(
     ks: &KernelSet,
     q: &[f32],
@@ -289,19 +289,30 @@ pub fn attention_head(
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
     let qh = &q[h * head_dim..(h + 1) * head_dim];
     let scores = &mut scores[..n_pos];
+    out.fill(0.0);
+    if n_pos == 0 {
+        return;
+    }
     let ((kb, ke), (vb, ve)) = (k.bytes(), v.bytes());
-    let dot = if ke == 4 { ks.dot_f32 } else { ks.dot_f16 };
-    let axpy = if ve == 4 { ks.axpy_f32 } else { ks.axpy_f16 };
-    for (t, s) in scores.iter_mut().enumerate() {
-        let base = t * kv_dim + kvh * head_dim;
-        *s = dot(&kb[base * ke..(base + head_dim) * ke], qh) * scale;
+    let dots = if ke == 4 {
+        ks.dot_rows_f32
+    } else {
+        ks.dot_rows_f16
+    };
+    let axpys = if ve == 4 {
+        ks.axpy_rows_f32
+    } else {
+        ks.axpy_rows_f16
+    };
+    // KV head kvh's rows: position t at element t * kv_dim + kvh * head_dim.
+    let first = kvh * head_dim;
+    let end = (n_pos - 1) * kv_dim + first + head_dim;
+    dots(&kb[first * ke..end * ke], kv_dim * ke, qh, scores);
+    for s in scores.iter_mut() {
+        *s *= scale;
     }
     softmax(scores);
-    out.fill(0.0);
-    for (t, &p) in scores.iter().enumerate() {
-        let base = t * kv_dim + kvh * head_dim;
-        axpy(p, &vb[base * ve..(base + head_dim) * ve], out);
-    }
+    axpys(scores, &vb[first * ve..end * ve], kv_dim * ve, out);
 }
 
 /// Gated FFN activation in place: `gate[i] = act(gate[i]) * up[i]`, `gate, up: (hidden,)`.

@@ -24,6 +24,6 @@ mod select;
 pub mod ternary;
 
 pub use select::{
-    CpuFeatures, KernelSet, KernelVariant, MatvecQ8, RescaleT, select, select_scalar,
-    select_variant,
+    AxpyRows, CpuFeatures, DotRows, KernelSet, KernelVariant, MatvecQ8, RescaleT, select,
+    select_scalar, select_variant,
 };

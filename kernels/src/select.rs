@@ -77,6 +77,14 @@ pub type MatvecQ8 = fn(&[u8], &[i8], &[f32], &mut [f32]);
 /// [`float::scalar::rescale_t_i32`].
 pub type RescaleT = fn(&[i32], usize, f32, &[f32], &mut [f32], usize);
 
+/// Dots of strided float rows `(w, stride_bytes, x: (n,), out: (rows,))`, see
+/// [`float::scalar::dot_rows_f16`].
+pub type DotRows = fn(&[u8], usize, &[f32], &mut [f32]);
+
+/// Weighted sums of strided float rows `(a: (rows,), x, stride_bytes, y: (n,))`, see
+/// [`float::scalar::axpy_rows_f16`].
+pub type AxpyRows = fn(&[f32], &[u8], usize, &mut [f32]);
+
 /// A table of kernel entry points. Every slot is filled: unported variants point at scalar.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelSet {
@@ -107,11 +115,16 @@ pub struct KernelSet {
     /// Dot of a Q8_0 row with Q8_0-quantized activations `(w, q, d) -> f32`. See
     /// [`float::scalar::dot_q8_0_row`].
     pub dot_q8_0: fn(&[u8], &[i8], &[f32]) -> f32,
-    /// `y += a · x` for an F32 row `x` (attention values): `(a, x, y)`. See
-    /// [`float::scalar::axpy_f32_row`].
-    pub axpy_f32: fn(f32, &[u8], &mut [f32]),
-    /// `y += a · x` for an F16 row `x`. See [`float::scalar::axpy_f16_row`].
-    pub axpy_f16: fn(f32, &[u8], &mut [f32]),
+    /// Dots of strided F32 rows with `x` (attention scores): `(w, stride_bytes, x: (n,),
+    /// out: (rows,))`. See [`float::scalar::dot_rows_f32`].
+    pub dot_rows_f32: DotRows,
+    /// Dots of strided F16 rows with `x`. See [`float::scalar::dot_rows_f16`].
+    pub dot_rows_f16: DotRows,
+    /// `y += Σ_r a[r] · x_r` over strided F32 rows (attention values): `(a: (rows,), x,
+    /// stride_bytes, y: (n,))`. See [`float::scalar::axpy_rows_f32`].
+    pub axpy_rows_f32: AxpyRows,
+    /// The same over F16 rows. See [`float::scalar::axpy_rows_f16`].
+    pub axpy_rows_f16: AxpyRows,
     /// BitLinear's transposed rescale of batched sums `(a, rows, scale, s_a, o, o_stride)`. See
     /// [`float::scalar::rescale_t_i32`].
     pub rescale_t_i32: RescaleT,
@@ -153,8 +166,10 @@ static SCALAR: KernelSet = KernelSet {
     dot_f32: float::scalar::dot_f32_row,
     quantize_q8_0: float::scalar::quantize_q8_0_act,
     dot_q8_0: float::scalar::dot_q8_0_row,
-    axpy_f32: float::scalar::axpy_f32_row,
-    axpy_f16: float::scalar::axpy_f16_row,
+    dot_rows_f32: float::scalar::dot_rows_f32,
+    dot_rows_f16: float::scalar::dot_rows_f16,
+    axpy_rows_f32: float::scalar::axpy_rows_f32,
+    axpy_rows_f16: float::scalar::axpy_rows_f16,
     rescale_t_i32: float::scalar::rescale_t_i32,
     dot_q4_0: float::scalar::dot_q4_0_row,
     matvec_q4_0_q8_0: float::scalar::matvec_q4_0_q8_0,
@@ -173,8 +188,10 @@ static AVX2: KernelSet = KernelSet {
     dot_f32: float::avx2::dot_f32_row_avx2,
     quantize_q8_0: float::avx2::quantize_q8_0_act_avx2,
     dot_q8_0: float::avx2::dot_q8_0_row_avx2,
-    axpy_f32: float::avx2::axpy_f32_row_avx2,
-    axpy_f16: float::avx2::axpy_f16_row_avx2,
+    dot_rows_f32: float::avx2::dot_rows_f32_avx2,
+    dot_rows_f16: float::avx2::dot_rows_f16_avx2,
+    axpy_rows_f32: float::avx2::axpy_rows_f32_avx2,
+    axpy_rows_f16: float::avx2::axpy_rows_f16_avx2,
     rescale_t_i32: float::avx2::rescale_t_i32_avx2,
     dot_q4_0: float::avx2::dot_q4_0_row_avx2,
     matvec_q4_0_q8_0: float::avx2::matvec_q4_0_q8_0_avx2,
@@ -195,8 +212,10 @@ static NEON: KernelSet = KernelSet {
     dot_q8_0: float::neon::dot_q8_0_row_neon,
     dot_q4_0: float::neon::dot_q4_0_row_neon,
     matvec_q4_0_q8_0: float::neon::matvec_q4_0_q8_0_neon,
-    axpy_f32: float::neon::axpy_f32_row_neon,
-    axpy_f16: float::neon::axpy_f16_row_neon,
+    dot_rows_f32: float::neon::dot_rows_f32_neon,
+    dot_rows_f16: float::neon::dot_rows_f16_neon,
+    axpy_rows_f32: float::neon::axpy_rows_f32_neon,
+    axpy_rows_f16: float::neon::axpy_rows_f16_neon,
     // the transposed rescale: not ported to NEON yet, the scalar reference
     rescale_t_i32: float::scalar::rescale_t_i32,
 };

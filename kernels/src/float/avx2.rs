@@ -25,21 +25,36 @@ pub(crate) fn dot_f32_row_avx2(w: &[u8], x: &[f32]) -> f32 {
     unsafe { dot_impl::<F32>(w, x) }
 }
 
-/// AVX2 [`super::scalar::axpy_f32_row`], bit-identical (the same multiply and add per element).
-pub(crate) fn axpy_f32_row_avx2(a: f32, x: &[u8], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len() * 4, "axpy: row and y lengths differ");
-    // SAFETY: as for `dot_f16_row_avx2`.
-    unsafe { axpy_impl::<F32>(a, x, y) }
+/// AVX2 [`super::scalar::dot_rows_f32`], bit-identical.
+pub(crate) fn dot_rows_f32_avx2(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    super::scalar::check_rows(w.len(), stride_bytes, out.len(), x.len() * 4);
+    // SAFETY: as for `dot_f16_row_avx2`; shape checked above.
+    unsafe { dot_rows_impl::<F32>(w, stride_bytes, x, out) }
 }
 
-/// AVX2 + F16C [`super::scalar::axpy_f16_row`], bit-identical.
-pub(crate) fn axpy_f16_row_avx2(a: f32, x: &[u8], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len() * 2, "axpy: row and y lengths differ");
-    // SAFETY: as for `dot_f16_row_avx2`.
-    unsafe { axpy_impl::<F16>(a, x, y) }
+/// AVX2 + F16C [`super::scalar::dot_rows_f16`], bit-identical.
+pub(crate) fn dot_rows_f16_avx2(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    super::scalar::check_rows(w.len(), stride_bytes, out.len(), x.len() * 2);
+    // SAFETY: as for `dot_f16_row_avx2`; shape checked above.
+    unsafe { dot_rows_impl::<F16>(w, stride_bytes, x, out) }
 }
 
-/// Row element formats of [`dot_impl`] and [`axpy_impl`].
+/// AVX2 [`super::scalar::axpy_rows_f32`], bit-identical (the same multiply and add per
+/// element, rows in order).
+pub(crate) fn axpy_rows_f32_avx2(a: &[f32], x: &[u8], stride_bytes: usize, y: &mut [f32]) {
+    super::scalar::check_rows(x.len(), stride_bytes, a.len(), y.len() * 4);
+    // SAFETY: as for `dot_f16_row_avx2`; shape checked above.
+    unsafe { axpy_rows_impl::<F32>(a, x, stride_bytes, y) }
+}
+
+/// AVX2 + F16C [`super::scalar::axpy_rows_f16`], bit-identical.
+pub(crate) fn axpy_rows_f16_avx2(a: &[f32], x: &[u8], stride_bytes: usize, y: &mut [f32]) {
+    super::scalar::check_rows(x.len(), stride_bytes, a.len(), y.len() * 2);
+    // SAFETY: as for `dot_f16_row_avx2`; shape checked above.
+    unsafe { axpy_rows_impl::<F16>(a, x, stride_bytes, y) }
+}
+
+/// Row element formats of [`dot_impl`] and [`axpy_rows_impl`].
 const F16: u8 = 0;
 const BF16: u8 = 1;
 const F32: u8 = 2;
@@ -73,60 +88,40 @@ fn elem<const FMT: u8>(w: &[u8], k: usize) -> f32 {
     }
 }
 
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn axpy_impl<const FMT: u8>(a: f32, x: &[u8], y: &mut [f32]) {
-    let n = y.len();
-    let av = _mm256_set1_ps(a);
-    let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n: 8 elements of x (length checked by the wrapper) and of y.
-        unsafe {
-            let p = y.as_mut_ptr().add(i);
-            let v = _mm256_add_ps(
-                _mm256_loadu_ps(p),
-                _mm256_mul_ps(av, load8::<FMT>(x.as_ptr(), i)),
-            );
-            _mm256_storeu_ps(p, v);
-        }
-        i += 8;
-    }
-    for k in i..n {
-        y[k] += a * elem::<FMT>(x, k);
-    }
-}
-
 /// How far ahead (bytes) the float row dots prefetch the weight row. LM-head rows are
 /// consecutive, so the last prefetches of a row warm the start of the next one; the hardware
 /// prefetchers stop at every 4 KiB page (measured on Zen 3 over 512 B - 8 KiB: 1 KiB best).
 const DOT_PREFETCH_BYTES: usize = 1024;
 
+/// Scalar's 32 partial sums of the first `n / 8 * 8` elements of the row at `w` with `x: (n,)`,
+/// lane `l` of accumulator `k` holding `acc[8k + l]`; with `PF`, the row is prefetched
+/// [`DOT_PREFETCH_BYTES`] ahead (LM-head rows, read once from memory).
+///
+/// # Safety
+/// AVX2 and F16C must be available; `w` must hold `n / 8 * 8` readable elements of format
+/// `FMT`.
+#[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
+unsafe fn row_accs<const FMT: u8, const PF: bool>(w: *const u8, x: &[f32]) -> [__m256; 4] {
     let eb = if FMT == F32 { 4 } else { 2 };
-    let n = x.len();
-    let n8 = n / 8 * 8;
+    let n8 = x.len() / 8 * 8;
     let mut acc = [_mm256_setzero_ps(); 4];
     let prod = |i: usize| -> __m256 {
-        // SAFETY: callers pass i + 8 <= n, so 8 elements of w and 8 f32 of x are readable; the
-        // enclosing function enables avx2 and f16c.
-        unsafe {
-            _mm256_mul_ps(
-                load8::<FMT>(w.as_ptr(), i),
-                _mm256_loadu_ps(x.as_ptr().add(i)),
-            )
-        }
+        // SAFETY: callers pass i + 8 <= n8, so 8 elements of w (the caller's guarantee) and 8 f32
+        // of x are readable; the enclosing function enables avx2 and f16c.
+        unsafe { _mm256_mul_ps(load8::<FMT>(w, i), _mm256_loadu_ps(x.as_ptr().add(i))) }
     };
     let mut i = 0;
-    while i + DOT_LANES <= n {
-        // One 64-byte line per step; `wrapping_add`: past the row it is only a hint (a
-        // prefetch never faults).
-        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().wrapping_add(eb * i + DOT_PREFETCH_BYTES).cast());
-        if FMT == F32 {
-            _mm_prefetch::<_MM_HINT_T0>(
-                w.as_ptr()
-                    .wrapping_add(eb * i + DOT_PREFETCH_BYTES + 64)
-                    .cast(),
-            );
+    while i + DOT_LANES <= n8 {
+        if PF {
+            // One 64-byte line per step; `wrapping_add`: past the row it is only a hint (a
+            // prefetch never faults).
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(eb * i + DOT_PREFETCH_BYTES).cast());
+            if FMT == F32 {
+                _mm_prefetch::<_MM_HINT_T0>(
+                    w.wrapping_add(eb * i + DOT_PREFETCH_BYTES + 64).cast(),
+                );
+            }
         }
         acc[0] = _mm256_add_ps(acc[0], prod(i));
         acc[1] = _mm256_add_ps(acc[1], prod(i + 8));
@@ -139,6 +134,15 @@ unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
         acc[k] = _mm256_add_ps(acc[k], prod(i));
         i += 8;
     }
+    acc
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    let n8 = n / 8 * 8;
+    // SAFETY: the wrapper checked that w holds n elements.
+    let acc = unsafe { row_accs::<FMT, true>(w.as_ptr(), x) };
     let mut lanes = [0f32; DOT_LANES];
     for (k, a) in acc.iter().enumerate() {
         // SAFETY: `lanes[8k..8k + 8]` is in bounds (k < 4).
@@ -148,6 +152,102 @@ unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
         lanes[k % DOT_LANES] += elem::<FMT>(w, k) * x[k];
     }
     reduce32(&lanes)
+}
+
+/// [`super::scalar::dot_rows_f16`] and kin: eight rows at a time, their `v = (acc0 + acc1) +
+/// (acc2 + acc3)` reduced together by a transposing network that performs scalar's
+/// [`reduce32`] additions lane for lane: halves `v[j] + v[j+4]`, then pairs `(w0 + w2)`,
+/// `(w1 + w3)` (`shuffle_ps`), then their sum (`hadd_ps`). Rows of a length that is not a
+/// multiple of 8, and the last `rows % 8`, go through [`dot_impl`].
+///
+/// # Safety
+/// AVX2 and F16C; the shape as checked by [`super::scalar::check_rows`].
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_rows_impl<const FMT: u8>(w: &[u8], stride: usize, x: &[f32], out: &mut [f32]) {
+    let eb = if FMT == F32 { 4 } else { 2 };
+    let (n, rows) = (x.len(), out.len());
+    let mut r = 0;
+    if n.is_multiple_of(8) {
+        while r + 8 <= rows {
+            let v: [__m256; 8] = core::array::from_fn(|i| {
+                // SAFETY: row r + i < rows holds n elements at byte (r + i) * stride (checked).
+                let a = unsafe { row_accs::<FMT, false>(w.as_ptr().add((r + i) * stride), x) };
+                _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]))
+            });
+            // [w_a | w_b]: w = low half + high half of v, for rows a and b
+            let halves = |a: usize, b: usize| {
+                _mm256_add_ps(
+                    _mm256_permute2f128_ps::<0x20>(v[a], v[b]),
+                    _mm256_permute2f128_ps::<0x31>(v[a], v[b]),
+                )
+            };
+            // [w0 + w2, w1 + w3] of the rows of p, then of q, per 128-bit half
+            let pairs = |p: __m256, q: __m256| {
+                _mm256_add_ps(
+                    _mm256_shuffle_ps::<0x44>(p, q),
+                    _mm256_shuffle_ps::<0xEE>(p, q),
+                )
+            };
+            let ua = pairs(halves(0, 4), halves(1, 5));
+            let ub = pairs(halves(2, 6), halves(3, 7));
+            // SAFETY: out[r..r + 8] is in bounds (r + 8 <= rows).
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(r), _mm256_hadd_ps(ua, ub)) };
+            r += 8;
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate().skip(r) {
+        // SAFETY: as above, one row.
+        *o = unsafe { dot_impl::<FMT>(&w[i * stride..i * stride + n * eb], x) };
+    }
+}
+
+/// [`super::scalar::axpy_rows_f16`] and kin: 64 elements of `y` stay in eight registers while
+/// every row adds into them (the same multiply and add per element, in row order), then 8 at a
+/// time, then the tail element by element.
+///
+/// # Safety
+/// AVX2 and F16C; the shape as checked by [`super::scalar::check_rows`].
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn axpy_rows_impl<const FMT: u8>(a: &[f32], x: &[u8], stride: usize, y: &mut [f32]) {
+    let n = y.len();
+    let mut i = 0;
+    macro_rules! stretch {
+        ($regs:expr) => {{
+            const R: usize = $regs;
+            // SAFETY: i + 8R <= n, so y holds 8R elements from i.
+            let yp = unsafe { y.as_mut_ptr().add(i) };
+            let mut acc: [__m256; R] = core::array::from_fn(|k| {
+                // SAFETY: as above (k < R).
+                unsafe { _mm256_loadu_ps(yp.add(8 * k)) }
+            });
+            for (r, &ar) in a.iter().enumerate() {
+                let av = _mm256_set1_ps(ar);
+                let row = x.as_ptr().wrapping_add(r * stride);
+                for (k, s) in acc.iter_mut().enumerate() {
+                    // SAFETY: row r < rows holds n >= i + 8R elements at byte r * stride (shape
+                    // checked by the wrapper).
+                    let xv = unsafe { load8::<FMT>(row, i + 8 * k) };
+                    *s = _mm256_add_ps(*s, _mm256_mul_ps(av, xv));
+                }
+            }
+            for (k, s) in acc.iter().enumerate() {
+                // SAFETY: as the loads of y above.
+                unsafe { _mm256_storeu_ps(yp.add(8 * k), *s) };
+            }
+            i += 8 * R;
+        }};
+    }
+    while i + 64 <= n {
+        stretch!(8);
+    }
+    while i + 8 <= n {
+        stretch!(1);
+    }
+    for (k, yk) in y.iter_mut().enumerate().skip(i) {
+        for (r, &ar) in a.iter().enumerate() {
+            *yk += ar * elem::<FMT>(&x[r * stride..], k);
+        }
+    }
 }
 
 /// AVX2 [`super::scalar::quantize_q8_0_act`], bit-identical (same f32 operations per block).

@@ -39,18 +39,44 @@ pub(crate) fn dot_f32_row_neon(w: &[u8], x: &[f32]) -> f32 {
     unsafe { dot_impl::<F32>(w, x) }
 }
 
-/// Safe wrapper of [`super::scalar::axpy_f32_row`]: lengths are checked here.
-pub(crate) fn axpy_f32_row_neon(a: f32, x: &[u8], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len() * 4, "axpy: row and y lengths differ");
-    // SAFETY: as for `dot_f16_row_neon`.
-    unsafe { axpy_impl::<F32>(a, x, y) }
+/// NEON [`super::scalar::dot_rows_f32`]: the row dot per row (shape checked here).
+pub(crate) fn dot_rows_f32_neon(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    let rb = x.len() * 4;
+    super::scalar::check_rows(w.len(), stride_bytes, out.len(), rb);
+    for (r, o) in out.iter_mut().enumerate() {
+        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
+        *o = unsafe { dot_impl::<F32>(&w[r * stride_bytes..r * stride_bytes + rb], x) };
+    }
 }
 
-/// Safe wrapper of [`super::scalar::axpy_f16_row`]: lengths are checked here.
-pub(crate) fn axpy_f16_row_neon(a: f32, x: &[u8], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len() * 2, "axpy: row and y lengths differ");
-    // SAFETY: as for `dot_f16_row_neon`.
-    unsafe { axpy_impl::<F16>(a, x, y) }
+/// NEON [`super::scalar::dot_rows_f16`]: the row dot per row (shape checked here).
+pub(crate) fn dot_rows_f16_neon(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    let rb = x.len() * 2;
+    super::scalar::check_rows(w.len(), stride_bytes, out.len(), rb);
+    for (r, o) in out.iter_mut().enumerate() {
+        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
+        *o = unsafe { dot_impl::<F16>(&w[r * stride_bytes..r * stride_bytes + rb], x) };
+    }
+}
+
+/// NEON [`super::scalar::axpy_rows_f32`]: the axpy row after row (shape checked here).
+pub(crate) fn axpy_rows_f32_neon(a: &[f32], x: &[u8], stride_bytes: usize, y: &mut [f32]) {
+    let rb = y.len() * 4;
+    super::scalar::check_rows(x.len(), stride_bytes, a.len(), rb);
+    for (r, &ar) in a.iter().enumerate() {
+        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
+        unsafe { axpy_impl::<F32>(ar, &x[r * stride_bytes..r * stride_bytes + rb], y) };
+    }
+}
+
+/// NEON [`super::scalar::axpy_rows_f16`]: the axpy row after row (shape checked here).
+pub(crate) fn axpy_rows_f16_neon(a: &[f32], x: &[u8], stride_bytes: usize, y: &mut [f32]) {
+    let rb = y.len() * 2;
+    super::scalar::check_rows(x.len(), stride_bytes, a.len(), rb);
+    for (r, &ar) in a.iter().enumerate() {
+        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
+        unsafe { axpy_impl::<F16>(ar, &x[r * stride_bytes..r * stride_bytes + rb], y) };
+    }
 }
 
 #[target_feature(enable = "neon")]

@@ -88,6 +88,80 @@ pub fn axpy_f16_row(a: f32, x: &[u8], y: &mut [f32]) {
     }
 }
 
+/// Checks the strided row shape of [`dot_rows_f16`] / [`axpy_rows_f16`] and their kin:
+/// `rows` rows of `row_bytes` bytes, row `r` at byte `r * stride_bytes` of a `len`-byte slice.
+///
+/// # Panics
+/// If `stride_bytes < row_bytes` (rows would overlap) when `rows > 1`, or the last row ends past
+/// `len`.
+pub(crate) fn check_rows(len: usize, stride_bytes: usize, rows: usize, row_bytes: usize) {
+    if rows == 0 {
+        return;
+    }
+    assert!(
+        rows == 1 || stride_bytes >= row_bytes,
+        "rows: stride {stride_bytes} bytes < row {row_bytes} bytes"
+    );
+    let end = (rows - 1)
+        .checked_mul(stride_bytes)
+        .and_then(|b| b.checked_add(row_bytes));
+    assert!(
+        end.is_some_and(|e| e <= len),
+        "rows: {rows} rows of {row_bytes} bytes at stride {stride_bytes} exceed {len} bytes"
+    );
+}
+
+macro_rules! rows_impl {
+    ($dots:ident, $dot:ident, $axpys:ident, $axpy:ident, $bytes:expr, $fmt:literal) => {
+        #[doc = concat!("Dots of ", $fmt, " rows with `x: (n,)`: `out[r] = ", stringify!($dot), "(row r, x)` exactly,")]
+        /// for `out: (rows,)`, row `r` being the `n` elements at byte `r * stride_bytes` of `w`
+        /// (the attention's `K·q` over the cached positions of one KV head, whose rows lie
+        /// `kv_dim` elements apart). One call per head lets a SIMD variant reduce eight rows'
+        /// partial sums together.
+        ///
+        /// # Panics
+        /// If the rows do not fit `w` or overlap (see the stride rule of the row kernels).
+        pub fn $dots(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+            let rb = x.len() * $bytes;
+            check_rows(w.len(), stride_bytes, out.len(), rb);
+            for (r, o) in out.iter_mut().enumerate() {
+                *o = $dot(&w[r * stride_bytes..r * stride_bytes + rb], x);
+            }
+        }
+
+        #[doc = concat!("`y += Σ_r a[r] · x_r` over ", $fmt, " rows, `a: (rows,)`, `y: (n,)`, row `r` at byte")]
+        #[doc = concat!("`r * stride_bytes` of `x`: exactly [`", stringify!($axpy), "`] row after row, in order (the")]
+        /// attention's `P·V`; a SIMD variant keeps a stretch of `y` in registers across rows).
+        ///
+        /// # Panics
+        /// If the rows do not fit `x` or overlap.
+        pub fn $axpys(a: &[f32], x: &[u8], stride_bytes: usize, y: &mut [f32]) {
+            let rb = y.len() * $bytes;
+            check_rows(x.len(), stride_bytes, a.len(), rb);
+            for (r, &ar) in a.iter().enumerate() {
+                $axpy(ar, &x[r * stride_bytes..r * stride_bytes + rb], y);
+            }
+        }
+    };
+}
+
+rows_impl!(
+    dot_rows_f32,
+    dot_f32_row,
+    axpy_rows_f32,
+    axpy_f32_row,
+    4,
+    "F32"
+);
+rows_impl!(
+    dot_rows_f16,
+    dot_f16_row,
+    axpy_rows_f16,
+    axpy_f16_row,
+    2,
+    "F16"
+);
+
 /// BitLinear's rescale of a chunk of batched integer sums, transposed: for `a: (rows, nt)` int32
 /// (row-major, `nt = s_a.len()` tokens) and per-token activation scales `s_a: (nt,)`,
 /// `o[t * o_stride + r] = a[r * nt + t] as f32 / (scale * s_a[t])` for `r < rows`, `t < nt`

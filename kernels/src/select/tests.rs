@@ -455,49 +455,100 @@ fn dot_check(wf: &[f32], x: &[f32]) {
     }
 }
 
-/// Every variant's axpys (`y += a · x`, F32 and F16 rows) against scalar, bit for bit.
-fn axpy_check(a: f32, xf: &[f32], y0: &[f32]) {
+/// Every variant's strided row kernels against scalar, bit for bit, and scalar against its
+/// definition: `rows` rows of `n = y0.len()` elements, `stride` elements apart in `xf`
+/// (the gaps hold values no kernel may read into a result), weights `a: (rows,)`.
+/// `dot_rows`: each row dotted with `y0` equals the row dot; `axpy_rows`: `y0 += Σ a[r] x_r`,
+/// one f32 multiply and one f32 add per element and row, rows in order.
+fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
+    let (n, rows) = (y0.len(), a.len());
+    assert!(rows == 0 || (rows - 1) * stride + n <= xf.len());
     let x16: Vec<u8> = xf
         .iter()
         .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
         .collect();
     let x32: Vec<u8> = xf.iter().flat_map(|&v| v.to_le_bytes()).collect();
-    let (mut w16, mut w32) = (y0.to_vec(), y0.to_vec());
-    (SCALAR.axpy_f16)(a, &x16, &mut w16);
-    (SCALAR.axpy_f32)(a, &x32, &mut w32);
-    for (i, ((&y, &w), &x)) in y0.iter().zip(&w32).zip(xf).enumerate() {
-        // the spec: one f32 multiply, then one f32 add
-        assert_eq!(w.to_bits(), (y + a * x).to_bits(), "scalar axpy f32 [{i}]");
-    }
+    // the rows' byte extent, so a kernel reading past the last row would panic
+    let end = if rows == 0 {
+        0
+    } else {
+        (rows - 1) * stride + n
+    };
+    let (x16, x32) = (&x16[..2 * end], &x32[..4 * end]);
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+
+    let (mut w16, mut w32) = (y0.to_vec(), y0.to_vec());
+    (SCALAR.axpy_rows_f16)(a, x16, 2 * stride, &mut w16);
+    (SCALAR.axpy_rows_f32)(a, x32, 4 * stride, &mut w32);
+    let mut def = y0.to_vec();
+    for (r, &ar) in a.iter().enumerate() {
+        for (i, d) in def.iter_mut().enumerate() {
+            *d += ar * xf[r * stride + i];
+        }
+    }
+    assert_eq!(bits(&w32), bits(&def), "scalar axpy_rows f32");
+    let (mut d16, mut d32) = (vec![0f32; rows], vec![0f32; rows]);
+    (SCALAR.dot_rows_f16)(x16, 2 * stride, y0, &mut d16);
+    (SCALAR.dot_rows_f32)(x32, 4 * stride, y0, &mut d32);
+    for r in 0..rows {
+        let (s16, s32) = (r * stride * 2, r * stride * 4);
+        assert_eq!(
+            d16[r].to_bits(),
+            (SCALAR.dot_f16)(&x16[s16..s16 + 2 * n], y0).to_bits()
+        );
+        assert_eq!(
+            d32[r].to_bits(),
+            (SCALAR.dot_f32)(&x32[s32..s32 + 4 * n], y0).to_bits()
+        );
+    }
     for k in variants() {
+        let name = k.variant.name();
         let (mut g16, mut g32) = (y0.to_vec(), y0.to_vec());
-        (k.axpy_f16)(a, &x16, &mut g16);
-        (k.axpy_f32)(a, &x32, &mut g32);
+        (k.axpy_rows_f16)(a, x16, 2 * stride, &mut g16);
+        (k.axpy_rows_f32)(a, x32, 4 * stride, &mut g32);
         assert_eq!(
             bits(&g16),
             bits(&w16),
-            "{} axpy f16 len {}",
-            k.variant.name(),
-            xf.len()
+            "{name} axpy_rows f16 n {n} rows {rows}"
         );
         assert_eq!(
             bits(&g32),
             bits(&w32),
-            "{} axpy f32 len {}",
-            k.variant.name(),
-            xf.len()
+            "{name} axpy_rows f32 n {n} rows {rows}"
+        );
+        let (mut e16, mut e32) = (vec![0f32; rows], vec![0f32; rows]);
+        (k.dot_rows_f16)(x16, 2 * stride, y0, &mut e16);
+        (k.dot_rows_f32)(x32, 4 * stride, y0, &mut e32);
+        assert_eq!(
+            bits(&e16),
+            bits(&d16),
+            "{name} dot_rows f16 n {n} rows {rows}"
+        );
+        assert_eq!(
+            bits(&e32),
+            bits(&d32),
+            "{name} dot_rows f32 n {n} rows {rows}"
         );
     }
 }
 
 #[test]
-fn axpy_edges() {
-    for n in [0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 128, 131] {
-        let x: Vec<f32> = (0..n).map(|i| (i as f32 - 20.0) * 0.173).collect();
-        let y: Vec<f32> = (0..n).map(|i| 1.0 / (i as f32 + 0.7)).collect();
-        for a in [0.0f32, 1.0, -0.3125, 1e-30, 3.4e38] {
-            axpy_check(a, &x, &y);
+fn row_kernel_edges() {
+    // lengths around the 8-lane vectors and the 64-element register stretch; row counts around
+    // the 8-row reduction; strides equal to and wider than the rows
+    for n in [0usize, 1, 3, 7, 8, 9, 16, 31, 32, 33, 63, 64, 65, 128, 131] {
+        for rows in [0usize, 1, 2, 7, 8, 9, 17] {
+            for gap in [0usize, 3] {
+                let stride = n + gap;
+                let x: Vec<f32> = (0..rows * stride + n)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.173)
+                    .collect();
+                let y: Vec<f32> = (0..n).map(|i| 1.0 / (i as f32 + 0.7)).collect();
+                let a: Vec<f32> = (0..rows)
+                    .map(|r| [0.0f32, 1.0, -0.3125, 1e-30, 3.4e38][r % 5])
+                    .collect();
+                rows_check(&a, &x, stride, &y);
+            }
         }
     }
     // f16 specials: subnormals, ±0, ±inf in x
@@ -513,10 +564,23 @@ fn axpy_edges() {
     ]
     .iter()
     .cycle()
-    .take(37)
+    .take(37 * 9)
     .copied()
     .collect();
-    axpy_check(0.75, &x, &[0.5; 37]);
+    rows_check(&[0.75; 9], &x, 37, &[0.5; 37]);
+}
+
+#[test]
+fn row_kernels_reject_bad_shapes() {
+    let x = vec![0u8; 2 * 40];
+    for k in variants() {
+        // 3 rows of 16 F16 elements at a 12-element stride overlap
+        let r = std::panic::catch_unwind(|| (k.dot_rows_f16)(&x, 24, &[0.0; 16], &mut [0.0; 3]));
+        assert!(r.is_err(), "{} overlapping rows", k.variant.name());
+        // 3 rows of 16 at stride 16 need 48 elements, x has 40
+        let r = std::panic::catch_unwind(|| (k.axpy_rows_f16)(&[1.0; 3], &x, 32, &mut [0.0; 16]));
+        assert!(r.is_err(), "{} rows past the end", k.variant.name());
+    }
 }
 
 /// Every variant's transposed rescale against scalar (bit for bit), and scalar against the
@@ -960,10 +1024,26 @@ proptest! {
     }
 
     #[test]
-    fn axpys_match_scalar(a in -10f32..10.0, v in proptest::collection::vec((-100f32..100.0, -100f32..100.0), 0..300)) {
-        let (x, y): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
-        axpy_check(a, &x, &y);
+    fn row_kernels_match_scalar(
+        n in 0usize..300,
+        rows in 0usize..20,
+        gap in 0usize..5,
+        seed in any::<u64>(),
+    ) {
+        let stride = n + gap;
+        let mut s = seed | 1;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 200.0
+        };
+        let x: Vec<f32> = (0..rows * stride + n).map(|_| next()).collect();
+        let y: Vec<f32> = (0..n).map(|_| next()).collect();
+        let a: Vec<f32> = (0..rows).map(|_| next() / 10.0).collect();
+        rows_check(&a, &x, stride, &y);
     }
+
 
     #[test]
     fn q4_0_matches_scalar(v in proptest::collection::vec((-8f32..8.0, -100f32..100.0), 1..20usize).prop_flat_map(|v| {
