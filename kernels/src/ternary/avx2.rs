@@ -7,9 +7,9 @@
 //! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
 //!
 //! The matvec (decode) streams its weights from DRAM, so it prefetches them 4 KiB ahead
-//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: for `T2_128`, blocks of
-//! 16 to 32 tokens go through lookup tables vectorized over tokens (`lut.rs`: one load and two
-//! adds per 4 columns × 32 tokens); fewer tokens, and `T1_160`, through 2-row × 6-token
+//! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: blocks of 16 to 32
+//! tokens go through lookup tables vectorized over tokens (`lut.rs`: one load and two adds per
+//! 4 columns (`T2_128`) or 5 (`T1_160`) × 32 tokens); fewer tokens through 2-row × 6-token
 //! `vpmaddubsw` register tiles over codes expanded to bytes once per chunk of blocks (see
 //! [`matmul_tiles`]).
 //!
@@ -136,7 +136,7 @@ unsafe fn matmul_impl_t2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mu
         // `matmul_t2_i8_avx2` and tokens t0..t0+nt < n_tok.
         unsafe {
             if nt >= lut::LUT_MIN_TOK {
-                lut::matmul_lut(w, cols, x, n_tok, t0, nt, out);
+                lut::matmul_lut::<lut::T2>(w, cols, x, n_tok, t0, nt, out);
             } else {
                 matmul_tiles(&T2_CHUNKS, w, cols, x, n_tok, t0, t0 + nt, out);
             }
@@ -493,7 +493,30 @@ pub(crate) fn matmul_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
     }
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
-    unsafe { matmul_tiles(&T1_CHUNKS, w, cols, x, n_tok, 0, n_tok, out) }
+    unsafe { matmul_impl_t1(w, cols, x, n_tok, out) }
+}
+
+/// The `T1_160` prefill matmul: as [`matmul_impl_t2`], with the 243-entry tables of
+/// [`lut::T1`] for blocks of at least [`lut::LUT_MIN_TOK`] tokens.
+///
+/// # Safety
+/// AVX2 must be available; the shapes must have passed [`super::matmul_rows`].
+#[target_feature(enable = "avx2")]
+unsafe fn matmul_impl_t1(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+    let mut t0 = 0;
+    while t0 < n_tok {
+        let nt = (n_tok - t0).min(lut::LUT_TOK);
+        // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by
+        // `matmul_t1_i8_avx2` and tokens t0..t0+nt < n_tok.
+        unsafe {
+            if nt >= lut::LUT_MIN_TOK {
+                lut::matmul_lut::<lut::T1>(w, cols, x, n_tok, t0, nt, out);
+            } else {
+                matmul_tiles(&T1_CHUNKS, w, cols, x, n_tok, t0, t0 + nt, out);
+            }
+        }
+        t0 += nt;
+    }
 }
 
 /// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two

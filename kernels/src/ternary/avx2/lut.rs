@@ -1,20 +1,26 @@
-//! The AVX2 prefill matmul on lookup tables vectorized over tokens.
+//! The AVX2 prefill matmul on lookup tables vectorized over tokens, for both ternary layouts.
 //!
-//! A `T2_128` byte holds the codes of 4 columns (`j, j+32, j+64, j+96` of a block), so one row's
-//! contribution from those columns to a token is one of 3⁴ = 81 values. For a block of
-//! [`LUT_TOK`] tokens the kernel builds, per weight byte position (a *group*), the table of all
-//! 81 int16 vectors `E[p][t] = Σ_k (c_k − 1) · x[t][col_k]` (one lane per token), then every row
-//! adds `E[p]` for its byte's pattern `p`: one 64-byte load and two `vpaddw` per 4 columns × 32
-//! tokens (128 multiply-adds), where `vpmaddubsw` needs two instructions per 32. Tables are
-//! built for [`LUT_GROUPS`] groups at a time (41 KiB) and used by all rows before the next ones.
+//! A weight byte holds the codes of `G` columns of its block (`T2_128`: 4 columns `j, j+32,
+//! j+64, j+96` of 128; `T1_160`: 5 columns `j + 32k` of 160), so one row's contribution from
+//! those columns to a token is one of `3^G` values. For a block of [`LUT_TOK`] tokens the kernel
+//! builds, per weight byte position (a *group*), the table of all `3^G` int16 vectors
+//! `E[p][t] = Σ_k (c_k − 1) · x[t][col_k]` (one lane per token; `p` the base-3 number of the
+//! codes, `c_0` most significant), then every row adds `E[p]` for its byte's pattern `p`: one
+//! 64-byte load and two `vpaddw` per `G` columns × 32 tokens (`32 G` multiply-adds), where
+//! `vpmaddubsw` needs two instructions per 32. Tables are built for [`LutLayout::GROUPS`] groups
+//! at a time (`T2_128`: 41 KiB, about the L1 data cache; `T1_160`: 61 KiB) and used by all rows before the next ones.
 //!
-//! Numerics are exact integer sums: a table entry is at most 4 · 128 in magnitude and a row
+//! Pattern numbers: `T2_128` rows are converted with two byte shuffles (`27 c0 + 9 c1 + 3 c2 +
+//! c3`); a byte with the invalid code 3 has no table entry, so a row tile that holds one (a
+//! corrupt file) is recomputed by the exact matvec instead. A `T1_160` byte `b` decodes (see
+//! [`crate::layout::BlockT1`]) to the base-3 digits of `⌊243 b / 256⌋`, for every byte, so that
+//! number is its pattern (one 16-bit multiply and shift).
+//!
+//! Numerics are exact integer sums: a `T2_128` entry is at most 4 · 128 in magnitude and a row
 //! sums 32 of them (one block) in int16 (|sum| ≤ 16384) before widening to int32 in `out`;
-//! when no activation of the token block is -128 (|entry| ≤ 508), two blocks (≤ 32512).
-//! Rows are first converted to base-3 pattern numbers `27 c0 + 9 c1 + 3 c2 + c3` (two byte
-//! shuffles); a byte with the invalid code 3 has no table entry, so a row tile that holds one
-//! (a corrupt file) is recomputed by the exact matvec instead, and the result is still
-//! bit-identical to scalar on any bytes.
+//! when no activation of the token block is -128 (|entry| ≤ 508), two blocks (≤ 32512). A
+//! `T1_160` entry is at most 5 · 128, one block 20480. Results are bit-identical to scalar on
+//! any bytes.
 //!
 //! Source: the table-lookup idea of T-MAC (Wei et al., arXiv:2407.00088) and bitnet.cpp's TL
 //! kernels, here with the tables indexed by weights and vectorized over tokens (prefill), not
@@ -22,23 +28,115 @@
 
 use core::arch::x86_64::*;
 
-use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 
 /// Tokens per table entry: one int16 lane each, two 256-bit vectors.
 pub(super) const LUT_TOK: usize = 32;
 /// A token block with at least this many tokens uses the tables; fewer pay more to build the
 /// tables than the lookups save, and go through the register tiles.
 pub(super) const LUT_MIN_TOK: usize = 16;
-/// Weight byte positions (groups of 4 columns) whose tables are built together:
-/// 8 × 81 entries × 64 bytes = 41 KiB, about the L1 data cache.
-const LUT_GROUPS: usize = 8;
-/// Patterns of 4 ternary codes.
-const ENTRIES: usize = 81;
-/// Rows per pass: the base-3 patterns (32 bytes) and the int16 sums (64 bytes) of one block for
+/// Table entries held at once, the most of any layout (`T1_160`: 4 groups × 243).
+const TAB_ENTRIES: usize = 972;
+/// Columns per block, the most of any layout (`T1_160`).
+const MAX_BLOCK_COLS: usize = T1_BLOCK_ELEMS;
+/// Rows per pass: the pattern numbers (32 bytes) and the int16 sums (64 bytes) of one block for
 /// each row live on the stack.
 const LUT_ROWS: usize = 2048;
-/// Bytes per block of `T2_128`.
+/// Bytes per block of either layout.
 const BLOCK_BYTES: usize = 32;
+
+/// A ternary layout the lookup-table matmul runs on.
+pub(super) trait LutLayout {
+    /// Weights per block (columns of one 32-byte block).
+    const BLOCK_COLS: usize;
+    /// Codes per byte (`G`): columns `j + 32 k`, `k < G`, of byte `j`.
+    const CODES: usize;
+    /// Table entries per group: `3^G`.
+    const ENTRIES: usize;
+    /// Groups whose tables are built together (a divisor of 32): `GROUPS · ENTRIES · 64` bytes
+    /// (`T2_128`: 8 × 81 × 64 = 41 KiB, about the L1 data cache).
+    const GROUPS: usize;
+    /// Blocks per int16 window when no activation of the token block is -128 (1 otherwise).
+    const WINDOW: usize;
+    /// Whether a byte can hold an invalid code (flagged by bit 7 of its pattern number).
+    const HAS_INVALID: bool;
+    /// Bytes of one row of `cols` weights.
+    fn row_bytes(cols: usize) -> usize;
+    /// Pattern numbers of 32 weight bytes.
+    ///
+    /// # Safety
+    /// AVX2 must be available.
+    unsafe fn patterns(q: __m256i) -> __m256i;
+    /// The exact matvec of this layout (`out: (rows,)`), for tiles with an invalid code.
+    ///
+    /// # Safety
+    /// AVX2 must be available; shapes as for the safe wrappers.
+    unsafe fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]);
+}
+
+/// `T2_128`: 2 bits per code, 4 codes per byte.
+pub(super) struct T2;
+/// `T1_160`: 5 base-3 codes per byte.
+pub(super) struct T1;
+
+impl LutLayout for T2 {
+    const BLOCK_COLS: usize = T2_BLOCK_ELEMS;
+    const CODES: usize = 4;
+    const ENTRIES: usize = 81;
+    const GROUPS: usize = 8;
+    const WINDOW: usize = 2;
+    const HAS_INVALID: bool = true;
+    fn row_bytes(cols: usize) -> usize {
+        t2_row_bytes(cols)
+    }
+    #[inline]
+    unsafe fn patterns(q: __m256i) -> __m256i {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { to_base3(q) }
+    }
+    unsafe fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+        // SAFETY: the caller guarantees AVX2 and the shapes.
+        unsafe { super::matvec_impl(w, cols, x, out) }
+    }
+}
+
+impl LutLayout for T1 {
+    const BLOCK_COLS: usize = T1_BLOCK_ELEMS;
+    const CODES: usize = 5;
+    const ENTRIES: usize = 243;
+    // 4 × 243 × 64 bytes = 61 KiB, in L2: on Zen 3 (2B4T shapes, 32 tokens, best of 8 interleaved
+    // runs) 4 and 8 groups were 1.2-1.3x the register tiles, 2 groups 1.1x, 1 group 0.7x; the
+    // int16 sums' round trips through memory cost more than the tables' L1 misses.
+    const GROUPS: usize = 4;
+    // 64 groups of 5 · 127 would not fit int16
+    const WINDOW: usize = 1;
+    const HAS_INVALID: bool = false;
+    fn row_bytes(cols: usize) -> usize {
+        t1_row_bytes(cols)
+    }
+    #[inline]
+    unsafe fn patterns(q: __m256i) -> __m256i {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { t1_patterns(q) }
+    }
+    unsafe fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+        // SAFETY: the caller guarantees AVX2 and the shapes.
+        unsafe { super::matvec_t1_impl(w, cols, x, out) }
+    }
+}
+
+/// `⌊243 b / 256⌋` of 32 `T1_160` bytes: the base-3 number of the codes every variant decodes
+/// (`c_k = ⌊3^(k+1) b / 256⌋ mod 3` is digit `4 − k` of it).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn t1_patterns(q: __m256i) -> __m256i {
+    let z = _mm256_setzero_si256();
+    let m = _mm256_set1_epi16(243);
+    let lo = _mm256_srli_epi16::<8>(_mm256_mullo_epi16(_mm256_unpacklo_epi8(q, z), m));
+    let hi = _mm256_srli_epi16::<8>(_mm256_mullo_epi16(_mm256_unpackhi_epi8(q, z), m));
+    // unpack and pack both work per 128-bit half, so the bytes keep their order
+    _mm256_packus_epi16(lo, hi)
+}
 
 #[repr(C, align(64))]
 struct Aligned<T>(T);
@@ -121,33 +219,35 @@ fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
     })
 }
 
-/// `xt[c][t] = x[t0 + t][128 b + c]` as int16 for the tokens `t < nt` and columns `c < cn` of
-/// block `b`, zero elsewhere (so padding columns and missing tokens contribute nothing).
+/// `xt[c][t] = x[t0 + t][B b + c]` as int16 for the tokens `t < nt` and columns `c < cn` of
+/// block `b` (`B = L::BLOCK_COLS` columns), zero elsewhere (so padding columns and missing
+/// tokens contribute nothing).
 #[target_feature(enable = "avx2")]
-fn transpose_block(
+fn transpose_block<L: LutLayout>(
     x: &[i8],
     cols: usize,
     t0: usize,
     nt: usize,
     b: usize,
-    xt: &mut Aligned<[[i16; LUT_TOK]; T2_BLOCK_ELEMS]>,
+    xt: &mut Aligned<[[i16; LUT_TOK]; MAX_BLOCK_COLS]>,
 ) {
-    let c0 = b * T2_BLOCK_ELEMS;
-    let cn = (cols - c0).min(T2_BLOCK_ELEMS);
+    let c0 = b * L::BLOCK_COLS;
+    let cn = (cols - c0).min(L::BLOCK_COLS);
     // Zero-padded copy of the block's activations, token-major.
-    let mut xb = Aligned([[0i8; T2_BLOCK_ELEMS]; LUT_TOK]);
+    let mut xb = Aligned([[0i8; MAX_BLOCK_COLS]; LUT_TOK]);
     for (t, row) in xb.0.iter_mut().enumerate().take(nt) {
         let s = (t0 + t) * cols + c0;
         row[..cn].copy_from_slice(&x[s..s + cn]);
     }
     for h in 0..LUT_TOK / 16 {
-        for ct in 0..T2_BLOCK_ELEMS / 16 {
-            // SAFETY: 16 rows of xb from 16h, 16 bytes each at column 16 ct < 128.
+        for ct in 0..L::BLOCK_COLS / 16 {
+            // SAFETY: 16 rows of xb from 16h, 16 bytes each at column 16 ct < BLOCK_COLS.
             let r: [__m128i; 16] = core::array::from_fn(|i| unsafe {
                 _mm_load_si128(xb.0[16 * h + i].as_ptr().add(16 * ct).cast())
             });
             for (j, v) in transpose16(r).into_iter().enumerate() {
-                // SAFETY: xt row 16 ct + j < 128 holds 32 lanes; lanes 16h..16h+16 are in it.
+                // SAFETY: xt row 16 ct + j < BLOCK_COLS holds 32 lanes; lanes 16h..16h+16 are
+                // in it.
                 unsafe {
                     _mm256_store_si256(
                         xt.0[16 * ct + j].as_mut_ptr().add(16 * h).cast(),
@@ -159,33 +259,42 @@ fn transpose_block(
     }
 }
 
-/// Tables of groups `j0 .. j0 + LUT_GROUPS` of the current block: entry `i * 81 + p` (64 bytes,
-/// one int16 lane per token) is `Σ_k (c_k − 1) · xt[j0 + i + 32 k]` for the codes of pattern `p`.
+/// Tables of groups `j0 .. j0 + L::GROUPS` of the current block: entry `i * ENTRIES + p` (64
+/// bytes, one int16 lane per token) is `Σ_k (c_k − 1) · xt[j0 + i + 32 k]` for the codes of
+/// pattern `p` (`c_0` most significant). The last two codes form the low 9 patterns, the others
+/// the high ones (9 for `T2_128`, 27 for `T1_160`), so each entry is one add.
 #[target_feature(enable = "avx2")]
-fn build_tables(
-    xt: &Aligned<[[i16; LUT_TOK]; T2_BLOCK_ELEMS]>,
+fn build_tables<L: LutLayout>(
+    xt: &Aligned<[[i16; LUT_TOK]; MAX_BLOCK_COLS]>,
     j0: usize,
-    tab: &mut Aligned<[[i16; LUT_TOK]; LUT_GROUPS * ENTRIES]>,
+    tab: &mut Aligned<[[i16; LUT_TOK]; TAB_ENTRIES]>,
 ) {
-    for i in 0..LUT_GROUPS {
+    for i in 0..L::GROUPS {
         let j = j0 + i;
         for v in 0..LUT_TOK / 16 {
-            // SAFETY: xt rows j + 32 k < 128, lanes 16 v .. 16 v + 16 < 32.
+            // SAFETY: xt rows j + 32 k < BLOCK_COLS, lanes 16 v .. 16 v + 16 < 32.
             let ld = |c: usize| unsafe { _mm256_load_si256(xt.0[c].as_ptr().add(16 * v).cast()) };
             let z = _mm256_setzero_si256();
-            let tri = |a: __m256i| [_mm256_sub_epi16(z, a), z, a];
-            let (p0, p1, q0, q1) = (
-                tri(ld(j)),
-                tri(ld(j + 32)),
-                tri(ld(j + 64)),
-                tri(ld(j + 96)),
-            );
-            // low half of the pattern: 3 c2 + c3
+            // (c − 1) · x for c = 0, 1, 2, of column k of the group
+            let tri = |k: usize| {
+                let a = ld(j + 32 * k);
+                [_mm256_sub_epi16(z, a), z, a]
+            };
+            let g = L::CODES;
+            let (q0, q1) = (tri(g - 2), tri(g - 1));
+            // low patterns: 3 c_{G-2} + c_{G-1}
             let lo: [__m256i; 9] = core::array::from_fn(|l| _mm256_add_epi16(q0[l / 3], q1[l % 3]));
-            for h in 0..9 {
-                let hi = _mm256_add_epi16(p0[h / 3], p1[h % 3]);
+            let (p0, p1) = (tri(0), tri(1));
+            let p2 = if g == 5 { tri(2) } else { [z; 3] };
+            let n_hi = L::ENTRIES / 9;
+            for h in 0..n_hi {
+                let hi = if g == 5 {
+                    _mm256_add_epi16(_mm256_add_epi16(p0[h / 9], p1[h / 3 % 3]), p2[h % 3])
+                } else {
+                    _mm256_add_epi16(p0[h / 3], p1[h % 3])
+                };
                 for (l, lv) in lo.iter().enumerate() {
-                    let e = &mut tab.0[i * ENTRIES + 9 * h + l];
+                    let e = &mut tab.0[i * L::ENTRIES + 9 * h + l];
                     // SAFETY: lanes 16 v .. 16 v + 16 of a 32-lane entry.
                     unsafe {
                         _mm256_store_si256(
@@ -206,7 +315,7 @@ fn build_tables(
 /// AVX2 must be available. Shapes as checked by `matmul_rows`: `w` holds `rows * row_bytes`,
 /// `x: (n_tok, cols)`, `out: (rows, n_tok)`; `t0 + nt <= n_tok`, `nt <= LUT_TOK`.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn matmul_lut(
+pub(super) unsafe fn matmul_lut<L: LutLayout>(
     w: &[u8],
     cols: usize,
     x: &[i8],
@@ -216,10 +325,11 @@ pub(super) unsafe fn matmul_lut(
     out: &mut [i32],
 ) {
     let rows = out.len() / n_tok;
-    let rb = t2_row_bytes(cols);
+    const { assert!(BLOCK_BYTES.is_multiple_of(L::GROUPS) && L::GROUPS * L::ENTRIES <= TAB_ENTRIES) };
+    let rb = L::row_bytes(cols);
     let nb = rb / BLOCK_BYTES;
-    let mut xt = Aligned([[0i16; LUT_TOK]; T2_BLOCK_ELEMS]);
-    let mut tab = Aligned([[0i16; LUT_TOK]; LUT_GROUPS * ENTRIES]);
+    let mut xt = Aligned([[0i16; LUT_TOK]; MAX_BLOCK_COLS]);
+    let mut tab = Aligned([[0i16; LUT_TOK]; TAB_ENTRIES]);
     let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
     let mut acc = Aligned([[0i16; LUT_TOK]; LUT_ROWS]);
     // Lanes of `out` that belong to this token block (all of them when nt == 32).
@@ -231,10 +341,10 @@ pub(super) unsafe fn matmul_lut(
     // Blocks per int16 window: an entry is at most 4 · 128 in magnitude, 4 · 127 without -128,
     // so 32 groups (one block) always fit int16 and 64 (two blocks: ≤ 32512) do when no
     // activation of this token block is -128 (never, from the absmax quantizer).
-    let window = if has_min_i8(&x[t0 * cols..(t0 + nt) * cols]) {
+    let window = if L::WINDOW == 1 || has_min_i8(&x[t0 * cols..(t0 + nt) * cols]) {
         1
     } else {
-        2
+        L::WINDOW
     };
     // Row passes of equal size (at most LUT_ROWS): every pass pays the same table builds.
     let per = rows.div_ceil(rows.div_ceil(LUT_ROWS).max(1));
@@ -249,21 +359,22 @@ pub(super) unsafe fn matmul_lut(
                 // SAFETY: row r0 + r < rows has rb bytes, block b < nb.
                 let q =
                     unsafe { _mm256_loadu_si256(w.as_ptr().add((r0 + r) * rb + b * 32).cast()) };
-                let v = to_base3(q);
+                // SAFETY: AVX2 (this function's contract).
+                let v = unsafe { L::patterns(q) };
                 bad = _mm256_or_si256(bad, v);
                 // SAFETY: 32 bytes, 64-byte aligned rows of idx.
                 unsafe { _mm256_store_si256(id.as_mut_ptr().cast(), v) };
             }
-            if _mm256_movemask_epi8(bad) != 0 {
+            if L::HAS_INVALID && _mm256_movemask_epi8(bad) != 0 {
                 corrupt = true;
                 break;
             }
-            transpose_block(x, cols, t0, nt, b, &mut xt);
-            for j0 in (0..BLOCK_BYTES).step_by(LUT_GROUPS) {
-                build_tables(&xt, j0, &mut tab);
+            transpose_block::<L>(x, cols, t0, nt, b, &mut xt);
+            for j0 in (0..BLOCK_BYTES).step_by(L::GROUPS) {
+                build_tables::<L>(&xt, j0, &mut tab);
                 let first = j0 == 0 && b % window == 0;
                 let last =
-                    j0 + LUT_GROUPS == BLOCK_BYTES && (b % window == window - 1 || b + 1 == nb);
+                    j0 + L::GROUPS == BLOCK_BYTES && (b % window == window - 1 || b + 1 == nb);
                 // the window's first widening stores into out, later ones add
                 let store = b < window;
                 let tp = tab.0.as_ptr().cast::<u8>();
@@ -289,13 +400,23 @@ pub(super) unsafe fn matmul_lut(
                             )
                         }
                     };
-                    // SAFETY: idx row r has 32 bytes; j0 + 8 <= 32.
-                    let pats = unsafe { idx.0[r].as_ptr().add(j0).cast::<u64>().read_unaligned() };
-                    for i in 0..LUT_GROUPS {
-                        let p = ((pats >> (8 * i)) & 0xff) as usize;
-                        // SAFETY: p < 81 (the tile has no code 3), so entry i * 81 + p is in tab.
+                    // Eight pattern numbers in one load (T2_128), else one byte load each.
+                    let pats = if L::GROUPS == 8 {
+                        // SAFETY: idx row r has 32 bytes; j0 + 8 <= 32.
+                        unsafe { idx.0[r].as_ptr().add(j0).cast::<u64>().read_unaligned() }
+                    } else {
+                        0
+                    };
+                    for i in 0..L::GROUPS {
+                        let p = if L::GROUPS == 8 {
+                            ((pats >> (8 * i)) & 0xff) as usize
+                        } else {
+                            idx.0[r][j0 + i] as usize
+                        };
+                        // SAFETY: p < ENTRIES (a T2_128 tile here has no code 3; T1_160
+                        // patterns are ⌊243 b / 256⌋ < 243), so entry i * ENTRIES + p is in tab.
                         unsafe {
-                            let e = tp.add((i * ENTRIES + p) * LUT_TOK * 2);
+                            let e = tp.add((i * L::ENTRIES + p) * LUT_TOK * 2);
                             s0 = _mm256_add_epi16(s0, _mm256_load_si256(e.cast()));
                             s1 = _mm256_add_epi16(s1, _mm256_load_si256(e.add(32).cast()));
                         }
@@ -348,9 +469,7 @@ pub(super) unsafe fn matmul_lut(
             for t in t0..t0 + nt {
                 let wt = &w[r0 * rb..(r0 + nr) * rb];
                 // SAFETY: AVX2 (contract); shapes: nr rows of rb bytes, x row of cols.
-                unsafe {
-                    super::matvec_impl(wt, cols, &x[t * cols..(t + 1) * cols], &mut col[..nr])
-                };
+                unsafe { L::matvec(wt, cols, &x[t * cols..(t + 1) * cols], &mut col[..nr]) };
                 for (r, &v) in col[..nr].iter().enumerate() {
                     out[(r0 + r) * n_tok + t] = v;
                 }
