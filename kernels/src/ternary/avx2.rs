@@ -118,27 +118,36 @@ pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
     }
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
-    unsafe { matmul_impl_t2(w, cols, x, n_tok, out) }
+    unsafe { matmul_impl::<lut::T2>(&T2_CHUNKS, w, cols, x, n_tok, out) }
 }
 
-/// The `T2_128` prefill matmul: tokens go in blocks of [`lut::LUT_TOK`]; a block of at least
-/// [`lut::LUT_MIN_TOK`] tokens runs through the lookup tables ([`lut::matmul_lut`]), a smaller
-/// one (short prompts, the last few tokens) through the register tiles ([`matmul_tiles`]).
+/// The prefill matmul of layout `L` (register-tile decode `chunks`): tokens go in blocks of
+/// [`lut::LUT_TOK`]; a block of at least [`lut::LUT_MIN_TOK`] tokens runs through the lookup
+/// tables ([`lut::matmul_lut`]), a smaller one (short prompts, the last few tokens) through the
+/// register tiles ([`matmul_tiles`]).
 ///
 /// # Safety
-/// AVX2 must be available; the shapes must have passed [`super::matmul_rows`].
+/// AVX2 must be available; the shapes must have passed [`super::matmul_rows`] for `L`'s row
+/// bytes, and `chunks` must be `L`'s.
 #[target_feature(enable = "avx2")]
-unsafe fn matmul_impl_t2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
+unsafe fn matmul_impl<L: lut::LutLayout>(
+    chunks: &ChunkCodes,
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    out: &mut [i32],
+) {
     let mut t0 = 0;
     while t0 < n_tok {
         let nt = (n_tok - t0).min(lut::LUT_TOK);
-        // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by
-        // `matmul_t2_i8_avx2` and tokens t0..t0+nt < n_tok.
+        // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by the
+        // safe wrapper and tokens t0..t0+nt < n_tok.
         unsafe {
             if nt >= lut::LUT_MIN_TOK {
-                lut::matmul_lut::<lut::T2>(w, cols, x, n_tok, t0, nt, out);
+                lut::matmul_lut::<L>(w, cols, x, n_tok, t0, nt, out);
             } else {
-                matmul_tiles(&T2_CHUNKS, w, cols, x, n_tok, t0, t0 + nt, out);
+                matmul_tiles(chunks, w, cols, x, n_tok, t0, t0 + nt, out);
             }
         }
         t0 += nt;
@@ -493,30 +502,7 @@ pub(crate) fn matmul_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
     }
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
-    unsafe { matmul_impl_t1(w, cols, x, n_tok, out) }
-}
-
-/// The `T1_160` prefill matmul: as [`matmul_impl_t2`], with the 243-entry tables of
-/// [`lut::T1`] for blocks of at least [`lut::LUT_MIN_TOK`] tokens.
-///
-/// # Safety
-/// AVX2 must be available; the shapes must have passed [`super::matmul_rows`].
-#[target_feature(enable = "avx2")]
-unsafe fn matmul_impl_t1(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
-    let mut t0 = 0;
-    while t0 < n_tok {
-        let nt = (n_tok - t0).min(lut::LUT_TOK);
-        // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by
-        // `matmul_t1_i8_avx2` and tokens t0..t0+nt < n_tok.
-        unsafe {
-            if nt >= lut::LUT_MIN_TOK {
-                lut::matmul_lut::<lut::T1>(w, cols, x, n_tok, t0, nt, out);
-            } else {
-                matmul_tiles(&T1_CHUNKS, w, cols, x, n_tok, t0, t0 + nt, out);
-            }
-        }
-        t0 += nt;
-    }
+    unsafe { matmul_impl::<lut::T1>(&T1_CHUNKS, w, cols, x, n_tok, out) }
 }
 
 /// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two
