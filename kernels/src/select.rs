@@ -216,8 +216,7 @@ static NEON: KernelSet = KernelSet {
     dot_rows_f16: float::neon::dot_rows_f16_neon,
     axpy_rows_f32: float::neon::axpy_rows_f32_neon,
     axpy_rows_f16: float::neon::axpy_rows_f16_neon,
-    // the transposed rescale: not ported to NEON yet, the scalar reference
-    rescale_t_i32: float::scalar::rescale_t_i32,
+    rescale_t_i32: float::neon::rescale_t_i32_neon,
 };
 
 #[cfg(target_arch = "aarch64")]

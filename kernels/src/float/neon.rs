@@ -357,3 +357,66 @@ pub(super) unsafe fn dot_blocks<const Q4: bool>(
 pub(crate) fn matvec_q4_0_q8_0_neon(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
     super::scalar::rows_by(dot_q4_0_row_neon, w, q, d, out)
 }
+
+/// NEON [`super::scalar::rescale_t_i32`], bit-identical: 4 rows × 4 tokens per step, transposed
+/// in registers (`trn1`/`trn2` on 32- then 64-bit lanes), converted by `scvtf` (round to
+/// nearest, as `as f32`) and divided by `fdiv` (IEEE, as scalar's `/`) by the same f32 divisor
+/// `scale * s_a[t]`; the last `rows % 4` rows and `nt % 4` tokens as scalar.
+pub(crate) fn rescale_t_i32_neon(
+    a: &[i32],
+    rows: usize,
+    scale: f32,
+    s_a: &[f32],
+    o: &mut [f32],
+    o_stride: usize,
+) {
+    super::scalar::rescale_t_shape(a, rows, s_a.len(), o, o_stride);
+    // SAFETY: reachable only through a KernelSet selected under the NEON contract of
+    // `select`; shapes checked above.
+    unsafe { rescale_t_impl(a, rows, scale, s_a, o, o_stride) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn rescale_t_impl(
+    a: &[i32],
+    rows: usize,
+    scale: f32,
+    s_a: &[f32],
+    o: &mut [f32],
+    o_stride: usize,
+) {
+    let nt = s_a.len();
+    let (r4, t4) = (rows / 4 * 4, nt / 4 * 4);
+    for t0 in (0..t4).step_by(4) {
+        let d: [float32x4_t; 4] = core::array::from_fn(|j| vdupq_n_f32(scale * s_a[t0 + j]));
+        for r0 in (0..r4).step_by(4) {
+            // SAFETY: rows r0..r0+4 < rows and tokens t0..t0+4 <= nt of a: (rows, nt).
+            let v: [int32x4_t; 4] =
+                core::array::from_fn(|i| unsafe { vld1q_s32(a.as_ptr().add((r0 + i) * nt + t0)) });
+            // 4 × 4 transpose: t[j] = token t0 + j of rows r0..r0+4
+            let (p0, p1) = (vtrn1q_s32(v[0], v[1]), vtrn2q_s32(v[0], v[1]));
+            let (p2, p3) = (vtrn1q_s32(v[2], v[3]), vtrn2q_s32(v[2], v[3]));
+            let w = |x: int32x4_t| vreinterpretq_s64_s32(x);
+            let n = |x: int64x2_t| vreinterpretq_s32_s64(x);
+            let t = [
+                n(vtrn1q_s64(w(p0), w(p2))),
+                n(vtrn1q_s64(w(p1), w(p3))),
+                n(vtrn2q_s64(w(p0), w(p2))),
+                n(vtrn2q_s64(w(p1), w(p3))),
+            ];
+            for j in 0..4 {
+                let y = vdivq_f32(vcvtq_f32_s32(t[j]), d[j]);
+                // SAFETY: token t0 + j < nt, rows r0..r0+4 <= rows <= o_stride: in o (checked).
+                unsafe { vst1q_f32(o.as_mut_ptr().add((t0 + j) * o_stride + r0), y) };
+            }
+        }
+    }
+    // edges: the last nt % 4 tokens for every row, the last rows % 4 rows for the first t4
+    for t in 0..nt {
+        let dd = scale * s_a[t];
+        let rs = if t < t4 { r4 } else { 0 };
+        for r in rs..rows {
+            o[t * o_stride + r] = a[r * nt + t] as f32 / dd;
+        }
+    }
+}

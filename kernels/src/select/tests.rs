@@ -595,8 +595,17 @@ fn rescale_t_matches_scalar() {
         (40, 33, 0),
         (3, 70, 5),
     ] {
+        // small sums (exact in f32) in even rows, sums beyond 2^24 (rounded by the conversion),
+        // i32::MIN and i32::MAX in odd ones
         let a: Vec<i32> = (0..rows * nt)
-            .map(|i| (i as i32 * 7919) % 200_003 - 100_000)
+            .map(|i| match (i / nt.max(1)) % 2 {
+                0 => (i as i32 * 7919) % 200_003 - 100_000,
+                _ => match i % 5 {
+                    0 => i32::MIN,
+                    1 => i32::MAX,
+                    _ => (i as i32).wrapping_mul(0x2F6B_4A3D) | 0x0100_0001,
+                },
+            })
             .collect();
         let s_a: Vec<f32> = (0..nt).map(|t| 0.37 + t as f32 * 1.13).collect();
         let stride = rows + extra;
