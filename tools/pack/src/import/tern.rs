@@ -2,10 +2,10 @@
 //! (`tern-pack pack model.tern -o small.tern --lm-head q4_0`).
 //!
 //! The file is validated as the runtime does (`Model::parse`, every CRC32). Every tensor is
-//! copied as it is (ternary `T2_128` codes and their scales, norms, the embedding), with the
-//! tokenizer blob, the config and the default plan; [`super::import_path`] then converts the
-//! LM head as `--lm-head` asks (dequantized exactly to f32, then quantized: a Q8_0 head
-//! re-packed as Q4_0 is quantized twice). `--ffn-act` overrides the recorded activation and
+//! copied as it is (ternary codes in their layout with their scales, norms, the embedding),
+//! with the tokenizer blob, the config and the default plan; [`super::import_path`] then
+//! converts the LM head as `--lm-head` asks (dequantized exactly to f32, then quantized: a Q8_0
+//! head re-packed as Q4_0 is quantized twice) and the ternary tensors as `--ternary` asks. `--ffn-act` overrides the recorded activation and
 //! `--ctx` the default context; the provenance names the `.tern` file and its hash, with the
 //! source format `tern:<the original's source format>`.
 //!
