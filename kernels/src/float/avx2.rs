@@ -390,36 +390,9 @@ unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l).cast());
             }
             let s: [__m256i; 8] = core::array::from_fn(|j| block_sum(b + j));
-            let h01 = _mm256_hadd_epi32(s[0], s[1]);
-            let h23 = _mm256_hadd_epi32(s[2], s[3]);
-            let h45 = _mm256_hadd_epi32(s[4], s[5]);
-            let h67 = _mm256_hadd_epi32(s[6], s[7]);
-            let h0123 = _mm256_hadd_epi32(h01, h23);
-            let h4567 = _mm256_hadd_epi32(h45, h67);
             // SAFETY: sx8[b..b + 8] exists (b + 8 <= nb <= Q4_ROWS_MAX_BLOCKS).
             let off = unsafe { _mm256_loadu_si256(sx8.as_ptr().add(b).cast()) };
-            let sums = _mm256_sub_epi32(
-                _mm256_add_epi32(
-                    _mm256_permute2x128_si256::<0x20>(h0123, h4567),
-                    _mm256_permute2x128_si256::<0x31>(h0123, h4567),
-                ),
-                off,
-            );
-            let dw: [u16; 8] = core::array::from_fn(|j| {
-                // SAFETY: block b + j < nb starts with its 2-byte scale inside the row.
-                unsafe { wp.add(BB * (b + j)).cast::<u16>().read_unaligned() }.to_le()
-            });
-            // SAFETY: `dw` holds 8 u16; d[b..b + 8] exists (b + 8 <= nb).
-            let (dwv, dxv) = unsafe {
-                (
-                    _mm256_cvtph_ps(_mm_loadu_si128(dw.as_ptr().cast())),
-                    _mm256_loadu_ps(d.as_ptr().add(b)),
-                )
-            };
-            acc = _mm256_add_ps(
-                acc,
-                _mm256_mul_ps(_mm256_mul_ps(dwv, dxv), _mm256_cvtepi32_ps(sums)),
-            );
+            acc = add_scaled8(acc, row, BB, d, b, _mm256_sub_epi32(hsum8(s), off));
             b += 8;
         }
         let mut lanes = [0f32; 8];
@@ -428,6 +401,46 @@ unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
         super::scalar::block_dots::<true>(row, q, d, b, &mut lanes);
         *o = super::scalar::reduce8(&lanes);
     }
+}
+
+/// Lane `j` = the sum of the eight int32 lanes of `s[j]` (a `hadd` tree): the integer sums of
+/// eight consecutive blocks.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum8(s: [__m256i; 8]) -> __m256i {
+    let h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+    let h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+    _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(h0123, h4567),
+        _mm256_permute2x128_si256::<0x31>(h0123, h4567),
+    )
+}
+
+/// `acc[j] + (d_w · d[b + j]) · sums[j]` for blocks `b .. b + 8` of `row` (`bb`-byte blocks,
+/// each starting with its little-endian f16 scale `d_w`): scalar's per-block product, lane `j`
+/// holding partial sum `(b + j) % 8`.
+///
+/// # Panics
+/// If block `b + 7` or `d[b + 7]` is out of range (caller bug).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn add_scaled8(acc: __m256, row: &[u8], bb: usize, d: &[f32], b: usize, sums: __m256i) -> __m256 {
+    let dw: [u16; 8] = core::array::from_fn(|j| {
+        let o = bb * (b + j);
+        u16::from_le_bytes([row[o], row[o + 1]])
+    });
+    let dx = &d[b..b + 8];
+    // SAFETY: `dw` and `dx` hold 8 values each.
+    let (dwv, dxv) = unsafe {
+        (
+            _mm256_cvtph_ps(_mm_loadu_si128(dw.as_ptr().cast())),
+            _mm256_loadu_ps(dx.as_ptr()),
+        )
+    };
+    _mm256_add_ps(
+        acc,
+        _mm256_mul_ps(_mm256_mul_ps(dwv, dxv), _mm256_cvtepi32_ps(sums)),
+    )
 }
 
 /// Q8_0 (`Q4 = false`, 34-byte blocks) or Q4_0 (`Q4 = true`, 18-byte blocks) row dot.
@@ -465,31 +478,7 @@ unsafe fn dot_blocks_impl<const Q4: bool>(w: &[u8], q: &[i8], d: &[f32]) -> f32 
             _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l).cast());
         }
         let s: [__m256i; 8] = core::array::from_fn(|j| block_sum(b + j));
-        let h01 = _mm256_hadd_epi32(s[0], s[1]);
-        let h23 = _mm256_hadd_epi32(s[2], s[3]);
-        let h45 = _mm256_hadd_epi32(s[4], s[5]);
-        let h67 = _mm256_hadd_epi32(s[6], s[7]);
-        let h0123 = _mm256_hadd_epi32(h01, h23);
-        let h4567 = _mm256_hadd_epi32(h45, h67);
-        let sums = _mm256_add_epi32(
-            _mm256_permute2x128_si256::<0x20>(h0123, h4567),
-            _mm256_permute2x128_si256::<0x31>(h0123, h4567),
-        );
-        let mut dw = [0u16; 8];
-        for (j, v) in dw.iter_mut().enumerate() {
-            *v = u16::from_le_bytes([w[bb * (b + j)], w[bb * (b + j) + 1]]);
-        }
-        // SAFETY: `dw` holds 8 u16; d[b..b + 8] exists (b + 8 <= nb).
-        let (dwv, dxv) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_loadu_si128(dw.as_ptr().cast())),
-                _mm256_loadu_ps(d.as_ptr().add(b)),
-            )
-        };
-        acc = _mm256_add_ps(
-            acc,
-            _mm256_mul_ps(_mm256_mul_ps(dwv, dxv), _mm256_cvtepi32_ps(sums)),
-        );
+        acc = add_scaled8(acc, w, bb, d, b, hsum8(s));
         b += 8;
     }
     let mut lanes = [0f32; 8];
@@ -568,11 +557,5 @@ unsafe fn rescale_t_impl(
         }
     }
     // edges: the last nt % 8 tokens for every row, the last rows % 8 rows for the first t8
-    for t in 0..nt {
-        let dd = scale * s_a[t];
-        let rs = if t < t8 { r8 } else { 0 };
-        for r in rs..rows {
-            o[t * o_stride + r] = a[r * nt + t] as f32 / dd;
-        }
-    }
+    super::scalar::rescale_t_rest(a, rows, scale, s_a, o, o_stride, (r8, t8));
 }

@@ -412,11 +412,5 @@ unsafe fn rescale_t_impl(
         }
     }
     // edges: the last nt % 4 tokens for every row, the last rows % 4 rows for the first t4
-    for t in 0..nt {
-        let dd = scale * s_a[t];
-        let rs = if t < t4 { r4 } else { 0 };
-        for r in rs..rows {
-            o[t * o_stride + r] = a[r * nt + t] as f32 / dd;
-        }
-    }
+    super::scalar::rescale_t_rest(a, rows, scale, s_a, o, o_stride, (r4, t4));
 }

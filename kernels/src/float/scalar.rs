@@ -189,6 +189,28 @@ pub fn rescale_t_i32(
     }
 }
 
+/// What a SIMD `rescale_t_i32` leaves to scalar after its tiles cover rows `..r_done` of
+/// tokens `..t_done`: rows `r_done..` of those tokens and every row of tokens `t_done..`, by
+/// the same expression as [`rescale_t_i32`].
+pub(crate) fn rescale_t_rest(
+    a: &[i32],
+    rows: usize,
+    scale: f32,
+    s_a: &[f32],
+    o: &mut [f32],
+    o_stride: usize,
+    (r_done, t_done): (usize, usize),
+) {
+    let nt = s_a.len();
+    for (t, &sa) in s_a.iter().enumerate() {
+        let d = scale * sa;
+        let rs = if t < t_done { r_done } else { 0 };
+        for r in rs..rows {
+            o[t * o_stride + r] = a[r * nt + t] as f32 / d;
+        }
+    }
+}
+
 /// The shape checks of every `rescale_t_i32` variant.
 pub(crate) fn rescale_t_shape(a: &[i32], rows: usize, nt: usize, o: &[f32], o_stride: usize) {
     assert_eq!(a.len(), rows * nt, "rescale_t: a must be (rows, nt)");
