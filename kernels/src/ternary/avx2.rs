@@ -122,9 +122,10 @@ pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
 }
 
 /// The prefill matmul of layout `L` (register-tile decode `chunks`): tokens go in blocks of
-/// [`lut::LUT_TOK`]; a block of at least [`lut::LUT_MIN_TOK`] tokens runs through the lookup
-/// tables ([`lut::matmul_lut`]), a smaller one (short prompts, the last few tokens) through the
-/// register tiles ([`matmul_tiles`]).
+/// [`lut::LUT_TOK`]; two blocks share one pass over the weights through the lookup tables
+/// ([`lut::matmul_lut`]) when the second holds at least [`lut::LUT_MIN_TOK`] tokens, a single
+/// block of at least that many goes alone, and a smaller rest (short prompts, the last few
+/// tokens) through the register tiles ([`matmul_tiles`]).
 ///
 /// # Safety
 /// AVX2 must be available; the shapes must have passed [`super::matmul_rows`] for `L`'s row
@@ -138,18 +139,26 @@ unsafe fn matmul_impl<L: lut::LutLayout>(
     n_tok: usize,
     out: &mut [i32],
 ) {
+    const { assert!(lut::LUT_TB == 2) };
     let mut t0 = 0;
     while t0 < n_tok {
-        let nt = (n_tok - t0).min(lut::LUT_TOK);
+        let rest = n_tok - t0;
         // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by the
-        // safe wrapper and tokens t0..t0+nt < n_tok.
-        unsafe {
-            if nt >= lut::LUT_MIN_TOK {
-                lut::matmul_lut::<L>(w, cols, x, n_tok, t0, nt, out);
+        // safe wrapper and tokens t0..t0+nt <= n_tok.
+        let nt = unsafe {
+            if rest >= lut::LUT_TOK + lut::LUT_MIN_TOK {
+                let nt = rest.min(2 * lut::LUT_TOK);
+                lut::matmul_lut::<L, 2>(w, cols, x, n_tok, t0, nt, out);
+                nt
+            } else if rest >= lut::LUT_MIN_TOK {
+                let nt = rest.min(lut::LUT_TOK);
+                lut::matmul_lut::<L, 1>(w, cols, x, n_tok, t0, nt, out);
+                nt
             } else {
-                matmul_tiles(chunks, w, cols, x, n_tok, t0, t0 + nt, out);
+                matmul_tiles(chunks, w, cols, x, n_tok, t0, n_tok, out);
+                rest
             }
-        }
+        };
         t0 += nt;
     }
 }

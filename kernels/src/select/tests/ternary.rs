@@ -256,10 +256,12 @@ fn matmul_code3_extremes() {
     }
 }
 
-/// Prefill-sized token counts (the AVX2 matmul's lookup tables take blocks of 16 to 32 tokens,
-/// the register tiles the rest): raw bytes, code 3 (whose row tiles fall back to the matvec)
-/// only in some calls, more rows than one table pass (2048), partial last blocks, and the
-/// extremes of int8 against all-+1 / all-−1 rows (the int16 block sums' worst case).
+/// Prefill-sized token counts (the AVX2 matmul's lookup tables take one or two blocks of up to
+/// 32 tokens per pass, the register tiles a rest under 16): raw bytes, code 3 (whose row tiles
+/// fall back to the matvec) only in some calls, more rows than one table pass (2048 rows with
+/// one token block, 1024 with two), partial last blocks, and the extremes of int8 against
+/// all-+1 / all-−1 rows (the int16 block sums' worst case), also with -128 in only one of two
+/// token blocks (which must still shorten the int16 window of both).
 #[test]
 fn matmul_prefill_token_blocks() {
     let mut s = 0x9E37_79B9_7F4A_7C15u64;
@@ -278,6 +280,9 @@ fn matmul_prefill_token_blocks() {
             (9, 257, 64),
             (4, 2560, 70),
             (2100, 200, 40),
+            (1100, 300, 50),
+            (3, 700, 47),
+            (3, 700, 48),
         ] {
             let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
             let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
@@ -293,10 +298,24 @@ fn matmul_prefill_token_blocks() {
             packed[at] |= 0b11;
             check_matmul_raw(l, &packed, &x, rows, cols, n_tok);
         }
-        for (rows, cols, n_tok) in [(3, 4096, 32), (2, 1029, 17)] {
+        for (rows, cols, n_tok) in [(3, 4096, 32), (2, 1029, 17), (2, 4096, 64), (3, 1029, 50)] {
             for wv in [1i8, -1] {
                 for xv in [-128i8, 127] {
                     let (w, x) = (vec![wv; rows * cols], vec![xv; n_tok * cols]);
+                    check_matmul(l, &w, &x, rows, cols, n_tok);
+                }
+                // -128 in one token block only
+                for split in [32, 5] {
+                    let w = vec![wv; rows * cols];
+                    let x: Vec<i8> = (0..n_tok * cols)
+                        .map(|i| {
+                            if (i / cols < split) == (split == 32) {
+                                127
+                            } else {
+                                -128
+                            }
+                        })
+                        .collect();
                     check_matmul(l, &w, &x, rows, cols, n_tok);
                 }
             }

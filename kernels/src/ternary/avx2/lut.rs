@@ -8,7 +8,9 @@
 //! codes, `c_0` most significant), then every row adds `E[p]` for its byte's pattern `p`: one
 //! 64-byte load and two `vpaddw` per `G` columns × 32 tokens (`32 G` multiply-adds), where
 //! `vpmaddubsw` needs two instructions per 32. Tables are built for [`LutLayout::GROUPS`] groups
-//! at a time (`T2_128`: 41 KiB, about the L1 data cache; `T1_160`: 61 KiB) and used by all rows before the next ones.
+//! at a time and used by all rows before the next ones. One pass over the weights serves up to
+//! [`LUT_TB`] token blocks: an entry holds every block's lanes side by side, so each pattern
+//! number (its load and address arithmetic) and each row's base-3 conversion serve them all.
 //!
 //! Pattern numbers: `T2_128` rows are converted with two byte shuffles (`27 c0 + 9 c1 + 3 c2 +
 //! c3`); a byte with the invalid code 3 has no table entry, so a row tile that holds one (a
@@ -18,7 +20,7 @@
 //!
 //! Numerics are exact integer sums: a `T2_128` entry is at most 4 · 128 in magnitude and a row
 //! sums 32 of them (one block) in int16 (|sum| ≤ 16384) before widening to int32 in `out`;
-//! when no activation of the token block is -128 (|entry| ≤ 508), two blocks (≤ 32512). A
+//! when no activation of the tokens is -128 (|entry| ≤ 508), two blocks (≤ 32512). A
 //! `T1_160` entry is at most 5 · 128, one block 20480. Results are bit-identical to scalar on
 //! any bytes.
 //!
@@ -39,9 +41,20 @@ pub(super) const LUT_MIN_TOK: usize = 16;
 const TAB_ENTRIES: usize = 972;
 /// Columns per block, the most of any layout (`T1_160`).
 const MAX_BLOCK_COLS: usize = T1_BLOCK_ELEMS;
-/// Rows per pass: the pattern numbers (32 bytes) and the int16 sums (64 bytes) of one block for
-/// each row live on the stack.
+/// Token blocks of [`LUT_TOK`] one pass over the weights serves, at most. On Zen 3 (2B4T
+/// shapes, 64 tokens, best of 5 interleaved runs) two blocks per pass took 0.92-1.0x the time
+/// of two passes (`T2_128` and `T1_160` alike): the table loads, which two blocks do not
+/// share, bound the kernel.
+pub(super) const LUT_TB: usize = 2;
+/// Bytes of the tables, the most of any layout and block count: `T1_160`, 4 groups × 243
+/// entries × 64 bytes × 2 token blocks (124 KiB; `T2_128`: 8 × 81 × 64 × 2 = 83 KiB).
+const TAB_BYTES: usize = TAB_ENTRIES * LUT_TOK * 2 * LUT_TB;
+/// Most rows per pass: the pattern numbers (32 bytes) of one block for each row live on the
+/// stack.
 const LUT_ROWS: usize = 2048;
+/// Bytes of the int16 sums (on the stack): `64 TB` per row, so a pass holds `LUT_ROWS / TB`
+/// rows.
+const ACC_BYTES: usize = LUT_ROWS * LUT_TOK * 2;
 /// Bytes per block of either layout.
 const BLOCK_BYTES: usize = 32;
 
@@ -259,63 +272,65 @@ fn transpose_block<L: LutLayout>(
     }
 }
 
-/// Tables of groups `j0 .. j0 + L::GROUPS` of the current block: entry `i * ENTRIES + p` (64
-/// bytes, one int16 lane per token) is `Σ_k (c_k − 1) · xt[j0 + i + 32 k]` for the codes of
-/// pattern `p` (`c_0` most significant). The last two codes form the low 9 patterns, the others
+/// Tables of groups `j0 .. j0 + L::GROUPS` of the current block: entry `i * ENTRIES + p`
+/// (`64 TB` bytes at `64 TB (i * ENTRIES + p)`: token block `k`'s 32 int16 lanes at `64 k`) is
+/// `Σ_k (c_k − 1) · xt[j0 + i + 32 k]` for the codes of pattern `p` (`c_0` most significant). The last two codes form the low 9 patterns, the others
 /// the high ones (9 for `T2_128`, 27 for `T1_160`), so each entry is one add.
 #[target_feature(enable = "avx2")]
-fn build_tables<L: LutLayout>(
-    xt: &Aligned<[[i16; LUT_TOK]; MAX_BLOCK_COLS]>,
+fn build_tables<L: LutLayout, const TB: usize>(
+    xt: &[Aligned<[[i16; LUT_TOK]; MAX_BLOCK_COLS]>; TB],
     j0: usize,
-    tab: &mut Aligned<[[i16; LUT_TOK]; TAB_ENTRIES]>,
+    tab: &mut Aligned<[u8; TAB_BYTES]>,
 ) {
+    let tp = tab.0.as_mut_ptr();
     for i in 0..L::GROUPS {
         let j = j0 + i;
-        for v in 0..LUT_TOK / 16 {
-            // SAFETY: xt rows j + 32 k < BLOCK_COLS, lanes 16 v .. 16 v + 16 < 32.
-            let ld = |c: usize| unsafe { _mm256_load_si256(xt.0[c].as_ptr().add(16 * v).cast()) };
-            let z = _mm256_setzero_si256();
-            // (c − 1) · x for c = 0, 1, 2, of column k of the group
-            let tri = |k: usize| {
-                let a = ld(j + 32 * k);
-                [_mm256_sub_epi16(z, a), z, a]
-            };
-            let g = L::CODES;
-            let (q0, q1) = (tri(g - 2), tri(g - 1));
-            // low patterns: 3 c_{G-2} + c_{G-1}
-            let lo: [__m256i; 9] = core::array::from_fn(|l| _mm256_add_epi16(q0[l / 3], q1[l % 3]));
-            let (p0, p1) = (tri(0), tri(1));
-            let p2 = if g == 5 { tri(2) } else { [z; 3] };
-            let n_hi = L::ENTRIES / 9;
-            for h in 0..n_hi {
-                let hi = if g == 5 {
-                    _mm256_add_epi16(_mm256_add_epi16(p0[h / 9], p1[h / 3 % 3]), p2[h % 3])
-                } else {
-                    _mm256_add_epi16(p0[h / 3], p1[h % 3])
+        for (k, xt) in xt.iter().enumerate() {
+            for v in 0..LUT_TOK / 16 {
+                // SAFETY: xt rows j + 32 c < BLOCK_COLS, lanes 16 v .. 16 v + 16 < 32.
+                let ld =
+                    |c: usize| unsafe { _mm256_load_si256(xt.0[c].as_ptr().add(16 * v).cast()) };
+                let z = _mm256_setzero_si256();
+                // (c − 1) · x for c = 0, 1, 2, of the group's column c
+                let tri = |c: usize| {
+                    let a = ld(j + 32 * c);
+                    [_mm256_sub_epi16(z, a), z, a]
                 };
-                for (l, lv) in lo.iter().enumerate() {
-                    let e = &mut tab.0[i * L::ENTRIES + 9 * h + l];
-                    // SAFETY: lanes 16 v .. 16 v + 16 of a 32-lane entry.
-                    unsafe {
-                        _mm256_store_si256(
-                            e.as_mut_ptr().add(16 * v).cast(),
-                            _mm256_add_epi16(hi, *lv),
-                        )
+                let g = L::CODES;
+                let (q0, q1) = (tri(g - 2), tri(g - 1));
+                // low patterns: 3 c_{G-2} + c_{G-1}
+                let lo: [__m256i; 9] =
+                    core::array::from_fn(|l| _mm256_add_epi16(q0[l / 3], q1[l % 3]));
+                let (p0, p1) = (tri(0), tri(1));
+                let p2 = if g == 5 { tri(2) } else { [z; 3] };
+                let n_hi = L::ENTRIES / 9;
+                for h in 0..n_hi {
+                    let hi = if g == 5 {
+                        _mm256_add_epi16(_mm256_add_epi16(p0[h / 9], p1[h / 3 % 3]), p2[h % 3])
+                    } else {
+                        _mm256_add_epi16(p0[h / 3], p1[h % 3])
                     };
+                    for (l, lv) in lo.iter().enumerate() {
+                        let e = (i * L::ENTRIES + 9 * h + l) * 64 * TB + 64 * k + 32 * v;
+                        // SAFETY: entry < GROUPS · ENTRIES, so e + 32 <= TAB_BYTES (the
+                        // caller's const assertion); 32-byte aligned.
+                        unsafe { _mm256_store_si256(tp.add(e).cast(), _mm256_add_epi16(hi, *lv)) };
+                    }
                 }
             }
         }
     }
 }
 
-/// Tokens `t0 .. t0 + nt` (`LUT_MIN_TOK <= nt <= LUT_TOK`) of the matmul, every row:
-/// `out[r * n_tok + t0 + t] = Σ_c w[r, c] · x[t0 + t, c]`.
+/// Tokens `t0 .. t0 + nt` (`LUT_MIN_TOK <= nt <= TB · LUT_TOK`) of the matmul, every row:
+/// `out[r * n_tok + t0 + t] = Σ_c w[r, c] · x[t0 + t, c]`. One pass over the weights serves
+/// `TB` token blocks: each pattern number drives `TB` lookups.
 ///
 /// # Safety
 /// AVX2 must be available. Shapes as checked by `matmul_rows`: `w` holds `rows * row_bytes`,
-/// `x: (n_tok, cols)`, `out: (rows, n_tok)`; `t0 + nt <= n_tok`, `nt <= LUT_TOK`.
+/// `x: (n_tok, cols)`, `out: (rows, n_tok)`; `t0 + nt <= n_tok`, `nt <= TB · LUT_TOK`.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn matmul_lut<L: LutLayout>(
+pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
     w: &[u8],
     cols: usize,
     x: &[i8],
@@ -325,29 +340,37 @@ pub(super) unsafe fn matmul_lut<L: LutLayout>(
     out: &mut [i32],
 ) {
     let rows = out.len() / n_tok;
-    const { assert!(BLOCK_BYTES.is_multiple_of(L::GROUPS) && L::GROUPS * L::ENTRIES <= TAB_ENTRIES) };
+    const {
+        assert!(BLOCK_BYTES.is_multiple_of(L::GROUPS) && (L::GROUPS == 8 || L::GROUPS == 4));
+        assert!(TB >= 1 && TB <= LUT_TB);
+        assert!(L::GROUPS * L::ENTRIES * 64 * TB <= TAB_BYTES);
+    };
     let rb = L::row_bytes(cols);
     let nb = rb / BLOCK_BYTES;
-    let mut xt = Aligned([[0i16; LUT_TOK]; MAX_BLOCK_COLS]);
-    let mut tab = Aligned([[0i16; LUT_TOK]; TAB_ENTRIES]);
+    let mut xt = [const { Aligned([[0i16; LUT_TOK]; MAX_BLOCK_COLS]) }; TB];
+    let mut tab = Aligned([0u8; TAB_BYTES]);
     let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
-    let mut acc = Aligned([[0i16; LUT_TOK]; LUT_ROWS]);
-    // Lanes of `out` that belong to this token block (all of them when nt == 32).
-    let lane_mask: [__m256i; 4] = core::array::from_fn(|k| {
+    let mut acc = Aligned([0u8; ACC_BYTES]);
+    // Entry bytes (TB token blocks of 32 int16 lanes) and rows per pass (the sums of a row
+    // take the same bytes).
+    let eb = 64 * TB;
+    let max_rows = ACC_BYTES / eb;
+    // Lanes of `out` that belong to these tokens (all of them when nt == TB · 32).
+    let lane_mask = |k: usize| {
         let base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         _mm256_cmpgt_epi32(_mm256_set1_epi32(nt as i32 - 8 * k as i32), base)
-    });
-    let full = nt == LUT_TOK;
+    };
+    let full = nt == TB * LUT_TOK;
     // Blocks per int16 window: an entry is at most 4 · 128 in magnitude, 4 · 127 without -128,
     // so 32 groups (one block) always fit int16 and 64 (two blocks: ≤ 32512) do when no
-    // activation of this token block is -128 (never, from the absmax quantizer).
+    // activation of these tokens is -128 (never, from the absmax quantizer).
     let window = if L::WINDOW == 1 || has_min_i8(&x[t0 * cols..(t0 + nt) * cols]) {
         1
     } else {
         L::WINDOW
     };
-    // Row passes of equal size (at most LUT_ROWS): every pass pays the same table builds.
-    let per = rows.div_ceil(rows.div_ceil(LUT_ROWS).max(1));
+    // Row passes of equal size (at most max_rows): every pass pays the same table builds.
+    let per = rows.div_ceil(rows.div_ceil(max_rows).max(1));
     let mut r0 = 0;
     while r0 < rows {
         let nr = (rows - r0).min(per);
@@ -369,15 +392,21 @@ pub(super) unsafe fn matmul_lut<L: LutLayout>(
                 corrupt = true;
                 break;
             }
-            transpose_block::<L>(x, cols, t0, nt, b, &mut xt);
+            for (k, xt) in xt.iter_mut().enumerate() {
+                let (tk, nk) = (
+                    t0 + LUT_TOK * k,
+                    nt.saturating_sub(LUT_TOK * k).min(LUT_TOK),
+                );
+                transpose_block::<L>(x, cols, tk, nk, b, xt);
+            }
             for j0 in (0..BLOCK_BYTES).step_by(L::GROUPS) {
-                build_tables::<L>(&xt, j0, &mut tab);
+                build_tables::<L, TB>(&xt, j0, &mut tab);
                 let first = j0 == 0 && b % window == 0;
                 let last =
                     j0 + L::GROUPS == BLOCK_BYTES && (b % window == window - 1 || b + 1 == nb);
                 // the window's first widening stores into out, later ones add
                 let store = b < window;
-                let tp = tab.0.as_ptr().cast::<u8>();
+                let tp = tab.0.as_ptr();
                 for r in 0..nr {
                     if j0 == 0 && b + 1 < nb {
                         // The next block of this row, for the base-3 conversion: the rows are
@@ -388,75 +417,73 @@ pub(super) unsafe fn matmul_lut<L: LutLayout>(
                             .wrapping_add((r0 + r) * rb + (b + 1) * BLOCK_BYTES);
                         _mm_prefetch::<_MM_HINT_T1>(next.cast());
                     }
-                    let ap = acc.0[r].as_mut_ptr();
-                    let (mut s0, mut s1) = if first {
-                        (_mm256_setzero_si256(), _mm256_setzero_si256())
-                    } else {
-                        // SAFETY: acc rows hold 32 lanes (two vectors), 64-byte aligned.
-                        unsafe {
-                            (
-                                _mm256_load_si256(ap.cast()),
-                                _mm256_load_si256(ap.add(16).cast()),
-                            )
+                    // SAFETY: r < nr <= max_rows, so the row's eb bytes are in acc.
+                    let ap = unsafe { acc.0.as_mut_ptr().add(r * eb) };
+                    let mut s = [_mm256_setzero_si256(); 2 * LUT_TB];
+                    if !first {
+                        for (h, sv) in s.iter_mut().enumerate().take(2 * TB) {
+                            // SAFETY: 32-byte aligned lanes of the row's sums.
+                            *sv = unsafe { _mm256_load_si256(ap.add(32 * h).cast()) };
+                        }
+                    }
+                    // Eight pattern numbers in one load (T2_128), else four.
+                    // SAFETY: idx row r has 32 bytes; j0 + GROUPS <= 32.
+                    let pats = unsafe {
+                        let ip = idx.0[r].as_ptr().add(j0);
+                        if L::GROUPS == 8 {
+                            ip.cast::<u64>().read_unaligned()
+                        } else {
+                            ip.cast::<u32>().read_unaligned() as u64
                         }
                     };
-                    // Eight pattern numbers in one load (T2_128), else one byte load each.
-                    let pats = if L::GROUPS == 8 {
-                        // SAFETY: idx row r has 32 bytes; j0 + 8 <= 32.
-                        unsafe { idx.0[r].as_ptr().add(j0).cast::<u64>().read_unaligned() }
-                    } else {
-                        0
-                    };
                     for i in 0..L::GROUPS {
-                        let p = if L::GROUPS == 8 {
-                            ((pats >> (8 * i)) & 0xff) as usize
-                        } else {
-                            idx.0[r][j0 + i] as usize
-                        };
+                        let p = ((pats >> (8 * i)) & 0xff) as usize;
                         // SAFETY: p < ENTRIES (a T2_128 tile here has no code 3; T1_160
                         // patterns are ⌊243 b / 256⌋ < 243), so entry i * ENTRIES + p is in tab.
                         unsafe {
-                            let e = tp.add((i * L::ENTRIES + p) * LUT_TOK * 2);
-                            s0 = _mm256_add_epi16(s0, _mm256_load_si256(e.cast()));
-                            s1 = _mm256_add_epi16(s1, _mm256_load_si256(e.add(32).cast()));
+                            let e = tp.add((i * L::ENTRIES + p) * eb);
+                            for (h, sv) in s.iter_mut().enumerate().take(2 * TB) {
+                                *sv =
+                                    _mm256_add_epi16(*sv, _mm256_load_si256(e.add(32 * h).cast()));
+                            }
                         }
                     }
                     if !last {
-                        // SAFETY: as the loads above.
-                        unsafe {
-                            _mm256_store_si256(ap.cast(), s0);
-                            _mm256_store_si256(ap.add(16).cast(), s1);
+                        for (h, sv) in s.iter().enumerate().take(2 * TB) {
+                            // SAFETY: as the loads above.
+                            unsafe { _mm256_store_si256(ap.add(32 * h).cast(), *sv) };
                         }
                         continue;
                     }
                     // Block done: widen to int32 and add into out[row][t0..t0 + nt].
-                    let parts = [
-                        _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s0)),
-                        _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(s0)),
-                        _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s1)),
-                        _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(s1)),
-                    ];
                     // SAFETY: row r0 + r < rows; lanes t0 + 8k + l < t0 + nt <= n_tok are in
-                    // out (masked when nt < 32).
+                    // out (masked when nt < TB · 32).
                     unsafe {
                         let o = out.as_mut_ptr().add((r0 + r) * n_tok + t0);
-                        for (k, p) in parts.into_iter().enumerate() {
-                            let d = o.add(8 * k);
-                            if full {
-                                let v = if store {
-                                    p
-                                } else {
-                                    _mm256_add_epi32(_mm256_loadu_si256(d.cast()), p)
-                                };
-                                _mm256_storeu_si256(d.cast(), v);
-                            } else {
-                                let m = lane_mask[k];
-                                let v = if store {
-                                    p
-                                } else {
-                                    _mm256_add_epi32(_mm256_maskload_epi32(d, m), p)
-                                };
-                                _mm256_maskstore_epi32(d, m, v);
+                        for (h, sv) in s.iter().enumerate().take(2 * TB) {
+                            let parts = [
+                                _mm256_cvtepi16_epi32(_mm256_castsi256_si128(*sv)),
+                                _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(*sv)),
+                            ];
+                            for (kk, p) in parts.into_iter().enumerate() {
+                                let k = 2 * h + kk;
+                                let d = o.add(8 * k);
+                                if full {
+                                    let v = if store {
+                                        p
+                                    } else {
+                                        _mm256_add_epi32(_mm256_loadu_si256(d.cast()), p)
+                                    };
+                                    _mm256_storeu_si256(d.cast(), v);
+                                } else if 8 * k < nt {
+                                    let m = lane_mask(k);
+                                    let v = if store {
+                                        p
+                                    } else {
+                                        _mm256_add_epi32(_mm256_maskload_epi32(d, m), p)
+                                    };
+                                    _mm256_maskstore_epi32(d, m, v);
+                                }
                             }
                         }
                     }
