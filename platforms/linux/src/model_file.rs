@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result, anyhow};
-use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 use tern_core::format::Model;
+use tern_mmap::Mmap;
 use tern_pack::pack::PackOptions;
 
 /// A memory-mapped `.tern` file.
@@ -29,12 +29,7 @@ impl MappedModel {
     pub fn map(path: &Path) -> Result<MappedModel> {
         let file =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        // SAFETY: the map is read-only and private to this process. If another process
-        // truncates the file while it is mapped, reads fault (SIGBUS) instead of returning
-        // wrong data; we never write through the map. This is the standard contract of
-        // memmap2 and of every mmap-based model loader (llama.cpp, bitnet.cpp).
-        let map =
-            unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+        let map = tern_mmap::map(&file).with_context(|| format!("mapping {}", path.display()))?;
         Ok(MappedModel {
             path: path.to_path_buf(),
             map,

@@ -2,6 +2,7 @@
 //!
 //! Host-side tooling: importers (GGUF, HF safetensors), packing into `.tern`, synthetic models.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod gguf;
 pub mod import;

@@ -6,6 +6,7 @@
 //!     [--ternary t2_128|t1_160]
 //! tern-pack synth --shape 2b4t|tiny|small --seed N --vocab VOCAB -o OUT [--lm-head ..] [--ternary ..]
 //! ```
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Instant;

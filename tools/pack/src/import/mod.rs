@@ -188,13 +188,11 @@ fn import_source(
 ///
 /// # Errors
 /// I/O errors, with the path.
-pub fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+pub fn map_file(path: &Path) -> Result<tern_mmap::Mmap> {
     let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    // SAFETY: the map is read-only and private to the import; the file is an input the user
-    // gave us, and (as with every mmap-based loader) we rely on nobody truncating it while we
-    // read. Importers bounds-check every access against the map's length.
-    unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{}: cannot map", path.display()))
+    // Importers bounds-check every access against the map's length.
+    tern_mmap::map(&file).with_context(|| format!("{}: cannot map", path.display()))
 }
 
 /// The `.tern` name of a tensor: llama.cpp's GGUF names.

@@ -55,7 +55,7 @@ pub fn hf_name(role: TensorRole, layer: u16) -> String {
 /// The mapped safetensors files of a checkpoint and which file holds which tensor.
 struct Shards {
     paths: Vec<PathBuf>,
-    maps: Vec<memmap2::Mmap>,
+    maps: Vec<tern_mmap::Mmap>,
     index: HashMap<String, usize>,
     /// The file whose SHA-256 goes into the provenance.
     hashed: PathBuf,
@@ -105,12 +105,8 @@ impl Shards {
         for p in &paths {
             let f =
                 std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
-            // SAFETY: read-only private map of an input file; we rely (as every mmap loader
-            // does) on nobody truncating it meanwhile. safetensors bounds-checks all accesses.
-            maps.push(
-                unsafe { memmap2::Mmap::map(&f) }
-                    .with_context(|| format!("{}: cannot map", p.display()))?,
-            );
+            // safetensors bounds-checks all accesses against the map's length.
+            maps.push(tern_mmap::map(&f).with_context(|| format!("{}: cannot map", p.display()))?);
         }
         let index = match weight_map {
             Some(m) => m,
