@@ -531,10 +531,7 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let sum_x: i32 = x[..vec_cols].iter().map(|&v| v as i32).sum();
     let rows = out.len();
     let wp = |r: usize| w[r * rb..].as_ptr();
-    let mut put = |r: usize, s: i32| {
-        let row = &w[r * rb..(r + 1) * rb];
-        out[r] = s - sum_x + t1_tail_dot_from(row, full, 32 * tail_vecs, tail, x);
-    };
+
     let mut r = 0;
     while r + T1_MV_ROWS <= rows {
         // SAFETY: rows r..r+T1_MV_ROWS <= rows: each pointer has `rb` bytes behind it (the
@@ -548,7 +545,7 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
             )
         };
         for i in 0..T1_MV_ROWS {
-            put(r + i, s[i]);
+            out[r + i] = s[i] - sum_x;
         }
         r += T1_MV_ROWS;
     }
@@ -556,8 +553,15 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
         // SAFETY: as above, for one row.
         let s =
             unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>([wp(r)], x.as_ptr(), full, tail_vecs) };
-        put(r, s[0]);
+        out[r] = s[0] - sum_x;
         r += 1;
+    }
+    // Weights past the tile's last whole vector (none at 2B4T's shapes): scalar, per row, in a
+    // pass of its own so the tile loop above stays free of calls.
+    if tail > 32 * tail_vecs {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o += t1_tail_dot_from(&w[r * rb..(r + 1) * rb], full, 32 * tail_vecs, tail, x);
+        }
     }
 }
 
