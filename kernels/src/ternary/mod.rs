@@ -13,6 +13,8 @@ pub(crate) mod avx2;
 pub(crate) mod neon;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon_dot;
+#[cfg(target_arch = "aarch64")]
+mod neon_lut;
 pub mod scalar;
 
 /// The shape checks every `matmul_*_i8*` variant makes: `x: (n_tok, cols)`,

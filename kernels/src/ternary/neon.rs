@@ -6,7 +6,9 @@
 //! products to int16 (16 products of |w·x| ≤ 256 per lane per block: ≤ 4096, no overflow) and
 //! `vpadalq_s16` folds them into int32 once per block. Exact for the full int8 range.
 //!
-//! The prefill matmul is register-tiled ([`matmul_tiled`], shared with [`super::neon_dot`]):
+//! The prefill matmul runs blocks of at least 16 tokens through lookup tables
+//! ([`super::neon_lut`]); the rest is register-tiled ([`matmul_tiled`], shared with
+//! [`super::neon_dot`]):
 //! a tile of 2 weight rows × 4 tokens loads and decodes each 16-byte weight vector once and
 //! uses it for all 4 tokens, and loads each 16-byte activation vector once for both rows.
 //! Its int16 sums run over [`I16_BLOCKS`] blocks before widening.
@@ -22,6 +24,7 @@
 use core::arch::aarch64::*;
 
 use super::matmul_rows;
+use super::neon_lut::{T1 as LutT1, T2 as LutT2, matmul_lut_blocks};
 use super::scalar::t1_tail_dot;
 use crate::layout::{T1_BLOCK_ELEMS, T1_POW3, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 
@@ -42,8 +45,9 @@ pub(crate) fn matvec_t2_i8_neon(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]
 }
 
 /// Safe wrapper for the prefill matmul (`x: (n_tok, cols)`, `out: (rows, n_tok)`; see
-/// [`super::scalar::matmul_t2_i8_scalar`]): register tiles of 2 rows × 4 tokens. Lengths are
-/// checked by [`matmul_tiled`] as in scalar.
+/// [`super::scalar::matmul_t2_i8_scalar`]): lookup tables for blocks of at least 16 tokens,
+/// register tiles of 2 rows × 4 tokens for the rest. Lengths are checked by [`matmul_tiled`]
+/// as in scalar.
 pub(crate) fn matmul_t2_i8_neon(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
     // SAFETY: this function is only reachable through a KernelSet that `select`/
     // `select_variant` hands out when the caller asserted NEON (their `# Safety` contract),
@@ -162,7 +166,8 @@ pub(super) trait Tile {
 /// in cache while every weight row pair streams past them once.
 const TOKEN_CHUNK: usize = 64;
 
-/// The tiled prefill matmul of both NEON variants: `out[r * n_tok + t] = row r · token t` in
+/// The prefill matmul of both NEON variants: `out[r * n_tok + t] = row r · token t`. Blocks
+/// of at least 16 tokens go through the lookup tables ([`super::neon_lut`]); the rest in
 /// tiles of 2 rows × 4 tokens (the last odd row in tiles of 1 row, the last 1..3 tokens of a
 /// chunk in one narrower tile). `K::tile` sums the full blocks; the partial last block is added
 /// per (row, token) by [`tail_dot`], as in the matvec.
@@ -189,7 +194,8 @@ pub(super) unsafe fn matmul_tiled<K: Tile>(
     // cols >= full * 128 (the pointer contract of `Tile::tile`).
     let wrow = |r: usize| &w[r * rb..(r + 1) * rb];
     let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
-    let mut t0 = 0;
+    // SAFETY: NEON is part of the caller's contract (every `Tile` needs it); shapes checked.
+    let mut t0 = unsafe { matmul_lut_blocks::<LutT2>(w, cols, x, n_tok, out) };
     while t0 < n_tok {
         let tend = (t0 + TOKEN_CHUNK).min(n_tok);
         let mut r = 0;
@@ -454,7 +460,8 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
 }
 
 /// Safe wrapper of the `T1_160` prefill matmul (`x: (n_tok, cols)`, `out: (rows, n_tok)`; see
-/// [`super::scalar::matmul_t1_i8_scalar`]). Shapes are checked by [`matmul_t1_decoded`].
+/// [`super::scalar::matmul_t1_i8_scalar`]): lookup tables for blocks of at least 16 tokens,
+/// decoded-weight tiles for the rest. Shapes are checked by [`matmul_t1_decoded`].
 pub(crate) fn matmul_t1_i8_neon(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &mut [i32]) {
     // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
     // the caller asserted NEON (their `# Safety` contract), which is all `NeonDecTile` and the
@@ -516,7 +523,8 @@ fn decode_t1_chunk(row: &[u8], b0: usize, nb: usize, dec: &mut [i8; T1_CHUNK]) {
     }
 }
 
-/// The `T1_160` prefill matmul of both NEON variants: tokens in chunks of [`TOKEN_CHUNK`]; per
+/// The `T1_160` prefill matmul of both NEON variants. Blocks of at least 16 tokens go through
+/// the lookup tables ([`super::neon_lut`]); the rest in chunks of [`TOKEN_CHUNK`]; per
 /// group of 4 rows, each chunk of 12 blocks is decoded once to signed weight bytes (7.5 KiB,
 /// stays in L1), then `K::tile` runs 2-row × 4-token tiles over them; the partial last block
 /// is added per (row, token) by [`t1_tail_dot`].
@@ -542,7 +550,8 @@ pub(super) unsafe fn matmul_t1_decoded<K: DecTile>(
     let wrow = |r: usize| &w[r * rb..(r + 1) * rb];
     let xrow = |t: usize| &x[t * cols..(t + 1) * cols];
     let mut dec = [[0i8; T1_CHUNK]; T1_MM_ROWS];
-    let mut t0 = 0;
+    // SAFETY: NEON is the caller's contract; shapes checked.
+    let mut t0 = unsafe { matmul_lut_blocks::<LutT1>(w, cols, x, n_tok, out) };
     while t0 < n_tok {
         let nt = (n_tok - t0).min(TOKEN_CHUNK);
         let mut r0 = 0;

@@ -37,7 +37,8 @@ pub(crate) fn matvec_t2_i8_neon_dot(w: &[u8], cols: usize, x: &[i8], out: &mut [
     unsafe { matvec_impl(w, cols, x, out) }
 }
 
-/// Safe wrapper for the prefill matmul: register tiles of 2 rows × 4 tokens with `sdot` (see
+/// Safe wrapper for the prefill matmul: lookup tables for blocks of at least 16 tokens,
+/// register tiles of 2 rows × 4 tokens with `sdot` for the rest (see
 /// [`super::neon::matmul_t2_i8_neon`]). Lengths are checked by `matmul_tiled`.
 pub(crate) fn matmul_t2_i8_neon_dot(
     w: &[u8],
@@ -248,7 +249,8 @@ pub(crate) fn matvec_t1_i8_neon_dot(w: &[u8], cols: usize, x: &[i8], out: &mut [
     unsafe { matvec_t1_impl(w, cols, x, out) }
 }
 
-/// Safe wrapper of the `T1_160` prefill matmul with `sdot` tiles over decoded weights.
+/// Safe wrapper of the `T1_160` prefill matmul: lookup tables for blocks of at least 16
+/// tokens, `sdot` tiles over decoded weights for the rest.
 pub(crate) fn matmul_t1_i8_neon_dot(
     w: &[u8],
     cols: usize,

@@ -256,8 +256,8 @@ fn matmul_code3_extremes() {
     }
 }
 
-/// Prefill-sized token counts (the AVX2 matmul's lookup tables take one or two blocks of up to
-/// 32 tokens per pass, the register tiles a rest under 16): raw bytes, code 3 (whose row tiles
+/// Prefill-sized token counts (the AVX2 and NEON matmuls' lookup tables take one or two blocks
+/// of up to 32 tokens per pass, the register tiles a rest under 16): raw bytes, code 3 (whose row tiles
 /// fall back to the matvec) only in some calls, more rows than one table pass (2048 rows with
 /// one token block, 1024 with two), partial last blocks, and the extremes of int8 against
 /// all-+1 / all-−1 rows (the int16 block sums' worst case), also with -128 in only one of two
