@@ -118,14 +118,13 @@ pub(crate) fn matmul_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
     }
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
-    unsafe { matmul_impl::<lut::T2>(&T2_CHUNKS, w, cols, x, n_tok, out) }
+    unsafe { matmul_impl::<super::lut::T2>(&T2_CHUNKS, w, cols, x, n_tok, out) }
 }
 
-/// The prefill matmul of layout `L` (register-tile decode `chunks`): tokens go in blocks of
-/// [`lut::LUT_TOK`]; two blocks share one pass over the weights through the lookup tables
-/// ([`lut::matmul_lut`]) when the second holds at least [`lut::LUT_MIN_TOK`] tokens, a single
-/// block of at least that many goes alone, and a smaller rest (short prompts, the last few
-/// tokens) through the register tiles ([`matmul_tiles`]).
+/// The prefill matmul of layout `L` (register-tile decode `chunks`): the token blocks of
+/// [`super::lut::token_blocks`] through the lookup tables ([`lut::matmul_lut`], one or two
+/// blocks of up to 32 tokens per pass over the weights), the rest (under 16 tokens: short
+/// prompts, the last few tokens) through the register tiles ([`matmul_tiles`]).
 ///
 /// # Safety
 /// AVX2 must be available; the shapes must have passed [`super::matmul_rows`] for `L`'s row
@@ -139,27 +138,20 @@ unsafe fn matmul_impl<L: lut::LutLayout>(
     n_tok: usize,
     out: &mut [i32],
 ) {
-    const { assert!(lut::LUT_TB == 2) };
-    let mut t0 = 0;
-    while t0 < n_tok {
-        let rest = n_tok - t0;
+    let rest = super::lut::token_blocks(n_tok, |t0, nt, tb| {
         // SAFETY: AVX2 is enabled here (this function's contract); shapes were checked by the
-        // safe wrapper and tokens t0..t0+nt <= n_tok.
-        let nt = unsafe {
-            if rest >= lut::LUT_TOK + lut::LUT_MIN_TOK {
-                let nt = rest.min(2 * lut::LUT_TOK);
-                lut::matmul_lut::<L, 2>(w, cols, x, n_tok, t0, nt, out);
-                nt
-            } else if rest >= lut::LUT_MIN_TOK {
-                let nt = rest.min(lut::LUT_TOK);
-                lut::matmul_lut::<L, 1>(w, cols, x, n_tok, t0, nt, out);
-                nt
+        // safe wrapper and tokens t0..t0+nt <= n_tok, nt <= 32 tb.
+        unsafe {
+            if tb == 2 {
+                lut::matmul_lut::<L, 2>(w, cols, x, n_tok, t0, nt, out)
             } else {
-                matmul_tiles(chunks, w, cols, x, n_tok, t0, n_tok, out);
-                rest
+                lut::matmul_lut::<L, 1>(w, cols, x, n_tok, t0, nt, out)
             }
-        };
-        t0 += nt;
+        }
+    });
+    if rest < n_tok {
+        // SAFETY: as above, tokens rest..n_tok.
+        unsafe { matmul_tiles(chunks, w, cols, x, n_tok, rest, n_tok, out) };
     }
 }
 
@@ -511,7 +503,7 @@ pub(crate) fn matmul_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], n_tok: usize, o
     }
     // SAFETY: reachable only through a KernelSet selected under the AVX2 contract of
     // `select`; shapes checked above.
-    unsafe { matmul_impl::<lut::T1>(&T1_CHUNKS, w, cols, x, n_tok, out) }
+    unsafe { matmul_impl::<super::lut::T1>(&T1_CHUNKS, w, cols, x, n_tok, out) }
 }
 
 /// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two

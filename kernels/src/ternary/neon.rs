@@ -23,8 +23,9 @@
 
 use core::arch::aarch64::*;
 
+use super::lut::{T1 as LutT1, T2 as LutT2};
 use super::matmul_rows;
-use super::neon_lut::{T1 as LutT1, T2 as LutT2, matmul_lut_blocks};
+use super::neon_lut::matmul_lut_blocks;
 use super::scalar::t1_tail_dot;
 use crate::layout::{T1_BLOCK_ELEMS, T1_POW3, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 

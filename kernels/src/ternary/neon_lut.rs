@@ -27,99 +27,33 @@
 
 use core::arch::aarch64::*;
 
-use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
+use super::lut::{
+    ACC_BYTES, BLOCK_BYTES, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1, T2, TAB_BYTES,
+    copy_block, fallback, pass_rows, token_blocks, window,
+};
 
-/// Tokens per table entry and token block: one int16 lane each, four 128-bit vectors.
-pub(super) const LUT_TOK: usize = 32;
-/// A token block with at least this many tokens uses the tables; fewer go through the register
-/// tiles.
-pub(super) const LUT_MIN_TOK: usize = 16;
-/// Token blocks one pass over the weights serves, at most.
-const LUT_TB: usize = 2;
-/// Table entries held at once, the most of any layout (`T1_160`: 4 groups × 243).
-const TAB_ENTRIES: usize = 972;
-/// Bytes of the tables: the most entries × 64 bytes per token block × 2 blocks (124 KiB).
-const TAB_BYTES: usize = TAB_ENTRIES * 64 * LUT_TB;
-/// Columns per block, the most of any layout (`T1_160`).
-const MAX_BLOCK_COLS: usize = T1_BLOCK_ELEMS;
-/// Most rows per pass: the pattern numbers (32 bytes) of one block for each row live on the
-/// stack.
-const LUT_ROWS: usize = 2048;
-/// Bytes of the int16 sums: 64 per row and token block.
-const ACC_BYTES: usize = LUT_ROWS * 64;
-/// Bytes per block of either layout.
-const BLOCK_BYTES: usize = 32;
-
-/// A ternary layout the lookup-table matmul runs on.
-pub(super) trait LutLayout {
-    /// Weights per block (columns of one 32-byte block).
-    const BLOCK_COLS: usize;
-    /// Codes per byte (`G`): columns `j + 32 k`, `k < G`, of byte `j`.
-    const CODES: usize;
-    /// Table entries per group: `3^G`.
-    const ENTRIES: usize;
-    /// Groups whose tables are built together (a divisor of 32).
-    const GROUPS: usize;
-    /// Blocks per int16 window when no activation of the tokens is -128 (1 otherwise).
-    const WINDOW: usize;
-    /// Whether a byte can hold an invalid code (flagged by bit 7 of its pattern number).
-    const HAS_INVALID: bool;
-    /// Bytes of one row of `cols` weights.
-    fn row_bytes(cols: usize) -> usize;
+/// A ternary layout the NEON lookup-table matmul runs on: its table shape and pattern numbers.
+pub(super) trait LutLayout: LutShape {
     /// Pattern numbers of 16 weight bytes.
     ///
     /// # Safety
     /// NEON must be available.
     unsafe fn patterns(q: uint8x16_t) -> uint8x16_t;
-    /// The exact matvec of this layout (`out: (rows,)`), for tiles with an invalid code.
-    fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]);
 }
 
-/// `T2_128`: 2 bits per code, 4 codes per byte.
-pub(super) struct T2;
-/// `T1_160`: 5 base-3 codes per byte.
-pub(super) struct T1;
-
 impl LutLayout for T2 {
-    const BLOCK_COLS: usize = T2_BLOCK_ELEMS;
-    const CODES: usize = 4;
-    const ENTRIES: usize = 81;
-    // 8 × 81 × 64 × 2 = 83 KiB
-    const GROUPS: usize = 8;
-    const WINDOW: usize = 2;
-    const HAS_INVALID: bool = true;
-    fn row_bytes(cols: usize) -> usize {
-        t2_row_bytes(cols)
-    }
     #[inline]
     unsafe fn patterns(q: uint8x16_t) -> uint8x16_t {
         // SAFETY: the caller guarantees NEON.
         unsafe { t2_patterns(q) }
     }
-    fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-        super::neon::matvec_t2_i8_neon(w, cols, x, out)
-    }
 }
 
 impl LutLayout for T1 {
-    const BLOCK_COLS: usize = T1_BLOCK_ELEMS;
-    const CODES: usize = 5;
-    const ENTRIES: usize = 243;
-    // 4 × 243 × 64 × 2 = 124 KiB
-    const GROUPS: usize = 4;
-    // 64 groups of 5 · 127 would not fit int16
-    const WINDOW: usize = 1;
-    const HAS_INVALID: bool = false;
-    fn row_bytes(cols: usize) -> usize {
-        t1_row_bytes(cols)
-    }
     #[inline]
     unsafe fn patterns(q: uint8x16_t) -> uint8x16_t {
         // SAFETY: the caller guarantees NEON.
         unsafe { t1_patterns(q) }
-    }
-    fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-        super::neon::matvec_t1_i8_neon(w, cols, x, out)
     }
 }
 
@@ -218,14 +152,8 @@ fn transpose_block<L: LutLayout>(
     b: usize,
     xt: &mut Xt,
 ) {
-    let c0 = b * L::BLOCK_COLS;
-    let cn = (cols - c0).min(L::BLOCK_COLS);
-    // Zero-padded copy of the block's activations, token-major.
     let mut xb = Aligned([[0i8; MAX_BLOCK_COLS]; LUT_TOK]);
-    for (t, row) in xb.0.iter_mut().enumerate().take(nt) {
-        let s = (t0 + t) * cols + c0;
-        row[..cn].copy_from_slice(&x[s..s + cn]);
-    }
+    copy_block::<L>(x, cols, t0, nt, b, &mut xb.0);
     for h in 0..LUT_TOK / 16 {
         for ct in 0..L::BLOCK_COLS / 16 {
             // SAFETY: rows 16 h + i < 32 of xb hold 160 bytes; 16 ct + 16 <= BLOCK_COLS <= 160.
@@ -292,8 +220,8 @@ fn build_tables<L: LutLayout, const TB: usize>(
 }
 
 /// The token blocks of the matmul `out[r * n_tok + t] = Σ_c w[r, c] · x[t, c]` that the
-/// tables take (from token 0: 64 tokens per pass while at least 48 remain, then one block of
-/// 16 to 32); returns the first token left for the register tiles (`n_tok` when none is).
+/// tables take ([`token_blocks`]); returns the first token left for the register tiles
+/// (`n_tok` when none is).
 ///
 /// Stack: about 340 KiB while a block runs (tables, pattern numbers and int16 sums of up to
 /// 2048 rows).
@@ -309,21 +237,13 @@ pub(super) unsafe fn matmul_lut_blocks<L: LutLayout>(
     n_tok: usize,
     out: &mut [i32],
 ) -> usize {
-    let mut t0 = 0;
-    loop {
-        let rest = n_tok - t0;
-        if rest >= LUT_TOK + LUT_MIN_TOK {
-            let nt = rest.min(2 * LUT_TOK);
-            matmul_lut::<L, 2>(w, cols, x, n_tok, t0, nt, out);
-            t0 += nt;
-        } else if rest >= LUT_MIN_TOK {
-            let nt = rest.min(LUT_TOK);
-            matmul_lut::<L, 1>(w, cols, x, n_tok, t0, nt, out);
-            t0 += nt;
+    token_blocks(n_tok, |t0, nt, tb| {
+        if tb == 2 {
+            matmul_lut::<L, 2>(w, cols, x, n_tok, t0, nt, out)
         } else {
-            return t0;
+            matmul_lut::<L, 1>(w, cols, x, n_tok, t0, nt, out)
         }
-    }
+    })
 }
 
 /// Tokens `t0 .. t0 + nt` (`nt <= TB · LUT_TOK`) of the matmul, every row, `TB` token blocks
@@ -355,14 +275,8 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
     let eb = 64 * TB;
     let max_rows = ACC_BYTES / eb;
     let full = nt == TB * LUT_TOK;
-    // Blocks per int16 window (see the module doc).
-    let window = if L::WINDOW == 1 || x[t0 * cols..(t0 + nt) * cols].contains(&i8::MIN) {
-        1
-    } else {
-        L::WINDOW
-    };
-    // Row passes of equal size (at most max_rows): every pass pays the same table builds.
-    let per = rows.div_ceil(rows.div_ceil(max_rows).max(1));
+    let window = window::<L>(&x[t0 * cols..(t0 + nt) * cols]);
+    let per = pass_rows(rows, max_rows);
     let mut r0 = 0;
     while r0 < rows {
         let nr = (rows - r0).min(per);
@@ -465,15 +379,8 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
             }
         }
         if corrupt || nb == 0 {
-            // Code 3 in the pass's rows (or no columns): the exact matvec, token by token.
-            let mut col = [0i32; LUT_ROWS];
-            for t in t0..t0 + nt {
-                let wt = &w[r0 * rb..(r0 + nr) * rb];
-                L::matvec(wt, cols, &x[t * cols..(t + 1) * cols], &mut col[..nr]);
-                for (r, &v) in col[..nr].iter().enumerate() {
-                    out[(r0 + r) * n_tok + t] = v;
-                }
-            }
+            // Code 3 in the pass's rows (or no columns): the exact matvec.
+            fallback::<L>(w, cols, x, n_tok, (t0, nt), (r0, nr), out);
         }
         r0 += nr;
     }

@@ -7,7 +7,7 @@
 //! `E[p][t] = Σ_k (c_k − 1) · x[t][col_k]` (one lane per token; `p` the base-3 number of the
 //! codes, `c_0` most significant), then every row adds `E[p]` for its byte's pattern `p`: one
 //! 64-byte load and two `vpaddw` per `G` columns × 32 tokens (`32 G` multiply-adds), where
-//! `vpmaddubsw` needs two instructions per 32. Tables are built for [`LutLayout::GROUPS`] groups
+//! `vpmaddubsw` needs two instructions per 32. Tables are built for [`LutShape::GROUPS`] groups
 //! at a time and used by all rows before the next ones. One pass over the weights serves up to
 //! [`LUT_TB`] token blocks: an entry holds every block's lanes side by side, so each pattern
 //! number (its load and address arithmetic) and each row's base-3 conversion serve them all.
@@ -30,111 +30,33 @@
 
 use core::arch::x86_64::*;
 
-use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
+use super::super::lut::{
+    ACC_BYTES, BLOCK_BYTES, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1, T2, TAB_BYTES,
+    copy_block, fallback, pass_rows, window,
+};
 
-/// Tokens per table entry: one int16 lane each, two 256-bit vectors.
-pub(super) const LUT_TOK: usize = 32;
-/// A token block with at least this many tokens uses the tables; fewer pay more to build the
-/// tables than the lookups save, and go through the register tiles.
-pub(super) const LUT_MIN_TOK: usize = 16;
-/// Table entries held at once, the most of any layout (`T1_160`: 4 groups × 243).
-const TAB_ENTRIES: usize = 972;
-/// Columns per block, the most of any layout (`T1_160`).
-const MAX_BLOCK_COLS: usize = T1_BLOCK_ELEMS;
-/// Token blocks of [`LUT_TOK`] one pass over the weights serves, at most. On Zen 3 (2B4T
-/// shapes, 64 tokens, best of 5 interleaved runs) two blocks per pass took 0.92-1.0x the time
-/// of two passes (`T2_128` and `T1_160` alike): the table loads, which two blocks do not
-/// share, bound the kernel.
-pub(super) const LUT_TB: usize = 2;
-/// Bytes of the tables, the most of any layout and block count: `T1_160`, 4 groups × 243
-/// entries × 64 bytes × 2 token blocks (124 KiB; `T2_128`: 8 × 81 × 64 × 2 = 83 KiB).
-const TAB_BYTES: usize = TAB_ENTRIES * LUT_TOK * 2 * LUT_TB;
-/// Most rows per pass: the pattern numbers (32 bytes) of one block for each row live on the
-/// stack.
-const LUT_ROWS: usize = 2048;
-/// Bytes of the int16 sums (on the stack): `64 TB` per row, so a pass holds `LUT_ROWS / TB`
-/// rows.
-const ACC_BYTES: usize = LUT_ROWS * LUT_TOK * 2;
-/// Bytes per block of either layout.
-const BLOCK_BYTES: usize = 32;
-
-/// A ternary layout the lookup-table matmul runs on.
-pub(super) trait LutLayout {
-    /// Weights per block (columns of one 32-byte block).
-    const BLOCK_COLS: usize;
-    /// Codes per byte (`G`): columns `j + 32 k`, `k < G`, of byte `j`.
-    const CODES: usize;
-    /// Table entries per group: `3^G`.
-    const ENTRIES: usize;
-    /// Groups whose tables are built together (a divisor of 32): `GROUPS · ENTRIES · 64` bytes
-    /// (`T2_128`: 8 × 81 × 64 = 41 KiB, about the L1 data cache).
-    const GROUPS: usize;
-    /// Blocks per int16 window when no activation of the token block is -128 (1 otherwise).
-    const WINDOW: usize;
-    /// Whether a byte can hold an invalid code (flagged by bit 7 of its pattern number).
-    const HAS_INVALID: bool;
-    /// Bytes of one row of `cols` weights.
-    fn row_bytes(cols: usize) -> usize;
+/// A ternary layout the AVX2 lookup-table matmul runs on: its table shape and pattern numbers.
+pub(super) trait LutLayout: LutShape {
     /// Pattern numbers of 32 weight bytes.
     ///
     /// # Safety
     /// AVX2 must be available.
     unsafe fn patterns(q: __m256i) -> __m256i;
-    /// The exact matvec of this layout (`out: (rows,)`), for tiles with an invalid code.
-    ///
-    /// # Safety
-    /// AVX2 must be available; shapes as for the safe wrappers.
-    unsafe fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]);
 }
 
-/// `T2_128`: 2 bits per code, 4 codes per byte.
-pub(super) struct T2;
-/// `T1_160`: 5 base-3 codes per byte.
-pub(super) struct T1;
-
 impl LutLayout for T2 {
-    const BLOCK_COLS: usize = T2_BLOCK_ELEMS;
-    const CODES: usize = 4;
-    const ENTRIES: usize = 81;
-    const GROUPS: usize = 8;
-    const WINDOW: usize = 2;
-    const HAS_INVALID: bool = true;
-    fn row_bytes(cols: usize) -> usize {
-        t2_row_bytes(cols)
-    }
     #[inline]
     unsafe fn patterns(q: __m256i) -> __m256i {
         // SAFETY: the caller guarantees AVX2.
         unsafe { to_base3(q) }
     }
-    unsafe fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-        // SAFETY: the caller guarantees AVX2 and the shapes.
-        unsafe { super::matvec_impl(w, cols, x, out) }
-    }
 }
 
 impl LutLayout for T1 {
-    const BLOCK_COLS: usize = T1_BLOCK_ELEMS;
-    const CODES: usize = 5;
-    const ENTRIES: usize = 243;
-    // 4 × 243 × 64 bytes = 61 KiB, in L2: on Zen 3 (2B4T shapes, 32 tokens, best of 8 interleaved
-    // runs) 4 and 8 groups were 1.2-1.3x the register tiles, 2 groups 1.1x, 1 group 0.7x; the
-    // int16 sums' round trips through memory cost more than the tables' L1 misses.
-    const GROUPS: usize = 4;
-    // 64 groups of 5 · 127 would not fit int16
-    const WINDOW: usize = 1;
-    const HAS_INVALID: bool = false;
-    fn row_bytes(cols: usize) -> usize {
-        t1_row_bytes(cols)
-    }
     #[inline]
     unsafe fn patterns(q: __m256i) -> __m256i {
         // SAFETY: the caller guarantees AVX2.
         unsafe { t1_patterns(q) }
-    }
-    unsafe fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-        // SAFETY: the caller guarantees AVX2 and the shapes.
-        unsafe { super::matvec_t1_impl(w, cols, x, out) }
     }
 }
 
@@ -173,20 +95,6 @@ fn to_base3(q: __m256i) -> __m256i {
     let lo = _mm256_and_si256(q, m);
     let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m);
     _mm256_adds_epu8(_mm256_shuffle_epi8(hi_t, hi), _mm256_shuffle_epi8(lo_t, lo))
-}
-
-/// Whether any value of `x` is -128.
-#[target_feature(enable = "avx2")]
-fn has_min_i8(x: &[i8]) -> bool {
-    let min = _mm256_set1_epi8(i8::MIN);
-    let mut hit = _mm256_setzero_si256();
-    let mut chunks = x.chunks_exact(32);
-    for c in &mut chunks {
-        // SAFETY: 32 readable bytes.
-        let v = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
-        hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(v, min));
-    }
-    _mm256_movemask_epi8(hit) != 0 || chunks.remainder().contains(&i8::MIN)
 }
 
 /// Transpose 16 rows of 16 bytes (`r[i]` = row i) into 16 columns (`out[j]` byte i = `r[i]`
@@ -244,14 +152,8 @@ fn transpose_block<L: LutLayout>(
     b: usize,
     xt: &mut Aligned<[[i16; LUT_TOK]; MAX_BLOCK_COLS]>,
 ) {
-    let c0 = b * L::BLOCK_COLS;
-    let cn = (cols - c0).min(L::BLOCK_COLS);
-    // Zero-padded copy of the block's activations, token-major.
     let mut xb = Aligned([[0i8; MAX_BLOCK_COLS]; LUT_TOK]);
-    for (t, row) in xb.0.iter_mut().enumerate().take(nt) {
-        let s = (t0 + t) * cols + c0;
-        row[..cn].copy_from_slice(&x[s..s + cn]);
-    }
+    copy_block::<L>(x, cols, t0, nt, b, &mut xb.0);
     for h in 0..LUT_TOK / 16 {
         for ct in 0..L::BLOCK_COLS / 16 {
             // SAFETY: 16 rows of xb from 16h, 16 bytes each at column 16 ct < BLOCK_COLS.
@@ -361,16 +263,8 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
         _mm256_cmpgt_epi32(_mm256_set1_epi32(nt as i32 - 8 * k as i32), base)
     };
     let full = nt == TB * LUT_TOK;
-    // Blocks per int16 window: an entry is at most 4 · 128 in magnitude, 4 · 127 without -128,
-    // so 32 groups (one block) always fit int16 and 64 (two blocks: ≤ 32512) do when no
-    // activation of these tokens is -128 (never, from the absmax quantizer).
-    let window = if L::WINDOW == 1 || has_min_i8(&x[t0 * cols..(t0 + nt) * cols]) {
-        1
-    } else {
-        L::WINDOW
-    };
-    // Row passes of equal size (at most max_rows): every pass pays the same table builds.
-    let per = rows.div_ceil(rows.div_ceil(max_rows).max(1));
+    let window = window::<L>(&x[t0 * cols..(t0 + nt) * cols]);
+    let per = pass_rows(rows, max_rows);
     let mut r0 = 0;
     while r0 < rows {
         let nr = (rows - r0).min(per);
@@ -491,16 +385,8 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
             }
         }
         if corrupt || nb == 0 {
-            // Code 3 in the tile (or no columns): the exact matvec, token by token.
-            let mut col = [0i32; LUT_ROWS];
-            for t in t0..t0 + nt {
-                let wt = &w[r0 * rb..(r0 + nr) * rb];
-                // SAFETY: AVX2 (contract); shapes: nr rows of rb bytes, x row of cols.
-                unsafe { L::matvec(wt, cols, &x[t * cols..(t + 1) * cols], &mut col[..nr]) };
-                for (r, &v) in col[..nr].iter().enumerate() {
-                    out[(r0 + r) * n_tok + t] = v;
-                }
-            }
+            // Code 3 in the pass's rows (or no columns): the exact matvec.
+            fallback::<L>(w, cols, x, n_tok, (t0, nt), (r0, nr), out);
         }
         r0 += nr;
     }

@@ -1,0 +1,178 @@
+//! What the lookup-table prefill matmuls of AVX2 (`avx2/lut.rs`, whose doc derives the method)
+//! and NEON (`neon_lut.rs`) share: the layouts' table shapes, the token blocks a call takes,
+//! the int16 window, the row passes, the activations' block copy and the exact fallback for
+//! rows with an invalid code. Pattern numbers, transposes, tables and lookups are SIMD and per
+//! architecture.
+
+use super::scalar::{matvec_t1_i8_scalar, matvec_t2_i8_scalar};
+use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
+
+/// Tokens per table entry and token block: one int16 lane each.
+pub(super) const LUT_TOK: usize = 32;
+/// A token block with at least this many tokens uses the tables; fewer pay more to build the
+/// tables than the lookups save, and go through the register tiles.
+pub(super) const LUT_MIN_TOK: usize = 16;
+/// Token blocks one pass over the weights serves, at most: an entry holds every block's 32
+/// lanes side by side, so each pattern number (its load and address arithmetic) and each row's
+/// base-3 conversion serve them all. On Zen 3 (2B4T shapes, 64 tokens, best of 5 interleaved
+/// runs) two blocks per pass took 0.92-1.0x the time of two passes (`T2_128` and `T1_160`
+/// alike): the table loads, which two blocks do not share, bound the kernel.
+pub(super) const LUT_TB: usize = 2;
+/// Table entries held at once, the most of any layout (`T1_160`: 4 groups × 243).
+const TAB_ENTRIES: usize = 972;
+/// Bytes of the tables, the most of any layout and block count: `T1_160`, 4 groups × 243
+/// entries × 64 bytes × 2 token blocks (124 KiB; `T2_128`: 8 × 81 × 64 × 2 = 83 KiB).
+pub(super) const TAB_BYTES: usize = TAB_ENTRIES * 64 * LUT_TB;
+/// Columns per block, the most of any layout (`T1_160`).
+pub(super) const MAX_BLOCK_COLS: usize = T1_BLOCK_ELEMS;
+/// Most rows per pass: the pattern numbers (32 bytes) of one block for each row live on the
+/// stack.
+pub(super) const LUT_ROWS: usize = 2048;
+/// Bytes of the int16 sums (on the stack): `64 TB` per row, so a pass holds `LUT_ROWS / TB`
+/// rows.
+pub(super) const ACC_BYTES: usize = LUT_ROWS * 64;
+/// Bytes per block of either layout.
+pub(super) const BLOCK_BYTES: usize = 32;
+
+/// A ternary layout's table shape.
+pub(super) trait LutShape {
+    /// Weights per block (columns of one 32-byte block).
+    const BLOCK_COLS: usize;
+    /// Codes per byte (`G`): columns `j + 32 k`, `k < G`, of byte `j`.
+    const CODES: usize;
+    /// Table entries per group: `3^G`.
+    const ENTRIES: usize;
+    /// Groups (byte positions) whose tables are built together, a divisor of 32: `T2_128` 8
+    /// (41 KiB per token block), `T1_160` 4 (61 KiB; on Zen 3, 4 and 8 groups were
+    /// 1.2-1.3x the register tiles, 2 groups 1.1x, 1 group 0.7x).
+    const GROUPS: usize;
+    /// Blocks per int16 window when no activation of the tokens is -128 (1 otherwise).
+    const WINDOW: usize;
+    /// Whether a byte can hold an invalid code (flagged by bit 7 of its pattern number).
+    const HAS_INVALID: bool;
+    /// Bytes of one row of `cols` weights.
+    fn row_bytes(cols: usize) -> usize;
+    /// The exact matvec (`out: (rows,)`, scalar: only rows with an invalid code and empty rows
+    /// take it).
+    fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]);
+}
+
+/// `T2_128`: 2 bits per code, 4 codes per byte.
+pub(super) struct T2;
+/// `T1_160`: 5 base-3 codes per byte.
+pub(super) struct T1;
+
+impl LutShape for T2 {
+    const BLOCK_COLS: usize = T2_BLOCK_ELEMS;
+    const CODES: usize = 4;
+    const ENTRIES: usize = 81;
+    const GROUPS: usize = 8;
+    // an entry is at most 4 · 128 in magnitude, 4 · 127 without -128: one block sums to at
+    // most 16384, two to 32512
+    const WINDOW: usize = 2;
+    const HAS_INVALID: bool = true;
+    fn row_bytes(cols: usize) -> usize {
+        t2_row_bytes(cols)
+    }
+    fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+        matvec_t2_i8_scalar(w, cols, x, out)
+    }
+}
+
+impl LutShape for T1 {
+    const BLOCK_COLS: usize = T1_BLOCK_ELEMS;
+    const CODES: usize = 5;
+    const ENTRIES: usize = 243;
+    const GROUPS: usize = 4;
+    // one block sums to at most 5 · 128 · 32 = 20480; two of 5 · 127 would not fit int16
+    const WINDOW: usize = 1;
+    const HAS_INVALID: bool = false;
+    fn row_bytes(cols: usize) -> usize {
+        t1_row_bytes(cols)
+    }
+    fn matvec(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+        matvec_t1_i8_scalar(w, cols, x, out)
+    }
+}
+
+/// The token blocks of an `n_tok`-token matmul that the tables take, from token 0: 64 tokens
+/// per pass (`tb = 2`) while at least 48 remain, then one block of 16 to 32 (`tb = 1`); calls
+/// `run(t0, nt, tb)` for each and returns the first token left to the register tiles (`n_tok`
+/// when none is).
+pub(super) fn token_blocks(n_tok: usize, mut run: impl FnMut(usize, usize, usize)) -> usize {
+    let mut t0 = 0;
+    loop {
+        let rest = n_tok - t0;
+        let (nt, tb) = if rest >= LUT_TOK + LUT_MIN_TOK {
+            (rest.min(2 * LUT_TOK), 2)
+        } else if rest >= LUT_MIN_TOK {
+            (rest.min(LUT_TOK), 1)
+        } else {
+            return t0;
+        };
+        run(t0, nt, tb);
+        t0 += nt;
+    }
+}
+
+/// Blocks per int16 window for the activations `x` of one call's tokens: [`LutShape::WINDOW`],
+/// or 1 if any of them is -128 (never, from the absmax quantizer).
+pub(super) fn window<L: LutShape>(x: &[i8]) -> usize {
+    if L::WINDOW == 1 || x.contains(&i8::MIN) {
+        1
+    } else {
+        L::WINDOW
+    }
+}
+
+/// Rows per pass: passes of equal size, at most `max_rows`, so every pass pays the same table
+/// builds.
+pub(super) fn pass_rows(rows: usize, max_rows: usize) -> usize {
+    rows.div_ceil(rows.div_ceil(max_rows).max(1))
+}
+
+/// `xb[t][c] = x[t0 + t][B b + c]` for the tokens `t < nt` and columns `c < cn` of block `b`
+/// (`B = L::BLOCK_COLS` columns, `cn` up to `cols`), zero elsewhere (so padding columns and
+/// missing tokens contribute nothing): the token-major input of the SIMD transposes.
+pub(super) fn copy_block<L: LutShape>(
+    x: &[i8],
+    cols: usize,
+    t0: usize,
+    nt: usize,
+    b: usize,
+    xb: &mut [[i8; MAX_BLOCK_COLS]; LUT_TOK],
+) {
+    let c0 = b * L::BLOCK_COLS;
+    let cn = (cols - c0).min(L::BLOCK_COLS);
+    for (t, row) in xb.iter_mut().enumerate() {
+        if t < nt {
+            let s = (t0 + t) * cols + c0;
+            row[..cn].copy_from_slice(&x[s..s + cn]);
+            row[cn..].fill(0);
+        } else {
+            row.fill(0);
+        }
+    }
+}
+
+/// Rows `r0 .. r0 + nr`, tokens `t0 .. t0 + nt` of the matmul by the exact matvec, token by
+/// token: for a pass with an invalid code (a corrupt file), or with no columns.
+pub(super) fn fallback<L: LutShape>(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    n_tok: usize,
+    (t0, nt): (usize, usize),
+    (r0, nr): (usize, usize),
+    out: &mut [i32],
+) {
+    let rb = L::row_bytes(cols);
+    let mut col = [0i32; LUT_ROWS];
+    for t in t0..t0 + nt {
+        let wt = &w[r0 * rb..(r0 + nr) * rb];
+        L::matvec(wt, cols, &x[t * cols..(t + 1) * cols], &mut col[..nr]);
+        for (r, &v) in col[..nr].iter().enumerate() {
+            out[(r0 + r) * n_tok + t] = v;
+        }
+    }
+}
