@@ -523,7 +523,6 @@ unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let sum_x: i32 = x[..vec_cols].iter().map(|&v| v as i32).sum();
     let rows = out.len();
     let wp = |r: usize| w[r * rb..].as_ptr();
-
     let mut r = 0;
     while r + T1_MV_ROWS <= rows {
         // SAFETY: rows r..r+T1_MV_ROWS <= rows: each pointer has `rb` bytes behind it (the

@@ -226,7 +226,8 @@ fn build_tables<L: LutLayout, const TB: usize>(
 
 /// Tokens `t0 .. t0 + nt` (`LUT_MIN_TOK <= nt <= TB · LUT_TOK`) of the matmul, every row:
 /// `out[r * n_tok + t0 + t] = Σ_c w[r, c] · x[t0 + t, c]`. One pass over the weights serves
-/// `TB` token blocks: each pattern number drives `TB` lookups.
+/// `TB` token blocks: each pattern number drives `TB` lookups. Stack: about 340 KiB (tables,
+/// pattern numbers and int16 sums of up to 2048 rows).
 ///
 /// # Safety
 /// AVX2 must be available. Shapes as checked by `matmul_rows`: `w` holds `rows * row_bytes`,
