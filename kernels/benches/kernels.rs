@@ -21,8 +21,9 @@ use tern_kernels::{CpuFeatures, KernelSet, KernelVariant, select_variant};
 /// gate and up, down.
 const MATVEC_SHAPES: [(usize, usize); 3] = [(2560, 2560), (6912, 2560), (2560, 6912)];
 
-/// Tokens per matmul call (a prefill batch).
-const MATMUL_TOKENS: usize = 32;
+/// Tokens per matmul call: the default prefill batch (64; one thread takes all of it at 1
+/// thread), which the lookup-table kernels take in one pass over the weights.
+const MATMUL_TOKENS: usize = 64;
 
 /// LM-head slice `(rows, cols)`: 32768 of the 128256 vocabulary rows of 2560 F16 values
 /// (168 MB, far above any last-level cache, so it streams from DRAM as the real head does).
