@@ -132,8 +132,9 @@ pub(super) fn pass_rows(rows: usize, max_rows: usize) -> usize {
 }
 
 /// `xb[t][c] = x[t0 + t][B b + c]` for the tokens `t < nt` and columns `c < cn` of block `b`
-/// (`B = L::BLOCK_COLS` columns, `cn` up to `cols`), zero elsewhere (so padding columns and
-/// missing tokens contribute nothing): the token-major input of the SIMD transposes.
+/// (`B = L::BLOCK_COLS` columns, `cn` up to `cols`): the token-major input of the SIMD
+/// transposes. `xb` must come zeroed (the caller's fresh array), so padding columns and missing
+/// tokens contribute nothing; only those bytes are written.
 pub(super) fn copy_block<L: LutShape>(
     x: &[i8],
     cols: usize,
@@ -144,14 +145,9 @@ pub(super) fn copy_block<L: LutShape>(
 ) {
     let c0 = b * L::BLOCK_COLS;
     let cn = (cols - c0).min(L::BLOCK_COLS);
-    for (t, row) in xb.iter_mut().enumerate() {
-        if t < nt {
-            let s = (t0 + t) * cols + c0;
-            row[..cn].copy_from_slice(&x[s..s + cn]);
-            row[cn..].fill(0);
-        } else {
-            row.fill(0);
-        }
+    for (t, row) in xb.iter_mut().enumerate().take(nt) {
+        let s = (t0 + t) * cols + c0;
+        row[..cn].copy_from_slice(&x[s..s + cn]);
     }
 }
 
