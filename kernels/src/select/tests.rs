@@ -7,6 +7,16 @@ use crate::layout::TernaryLayout;
 mod float;
 mod ternary;
 
+/// The tests' xorshift64 stream (shifts 13, 7, 17) from state `s` (nonzero).
+fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
 fn detected() -> CpuFeatures {
     #[allow(unused_mut)]
     let mut f = CpuFeatures::default();

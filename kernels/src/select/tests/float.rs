@@ -317,15 +317,21 @@ fn q8_check(x: &[f32], wf: &[f32]) {
     }
 }
 
+/// Activations and float weights of length `n` for the quantized-head edge tests.
+fn head_case(n: usize) -> (Vec<f32>, Vec<f32>) {
+    let x = (0..n)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.71)
+        .collect();
+    let w = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+        .collect();
+    (x, w)
+}
+
 #[test]
 fn q8_0_head_edges() {
     for n in [32usize, 64, 224, 256, 288, 2560] {
-        let x: Vec<f32> = (0..n)
-            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.71)
-            .collect();
-        let w: Vec<f32> = (0..n)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
-            .collect();
+        let (x, w) = head_case(n);
         q8_check(&x, &w);
     }
     let mut x = vec![0f32; 64];
@@ -474,12 +480,7 @@ fn q4_check(x: &[f32], wf: &[f32]) {
 #[test]
 fn q4_0_head_edges() {
     for n in [32usize, 64, 224, 256, 288, 512, 544, 2560] {
-        let x: Vec<f32> = (0..n)
-            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.71)
-            .collect();
-        let w: Vec<f32> = (0..n)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
-            .collect();
+        let (x, w) = head_case(n);
         q4_check(&x, &w);
     }
     // zero blocks (d = 0), NaN and a lone extreme value in the activations
@@ -614,13 +615,8 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let stride = n + gap;
-        let mut s = seed | 1;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 200.0
-        };
+        let mut bits = xorshift(seed | 1);
+        let mut next = || ((bits() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 200.0;
         let x: Vec<f32> = (0..rows * stride + n).map(|_| next()).collect();
         let y: Vec<f32> = (0..n).map(|_| next()).collect();
         let a: Vec<f32> = (0..rows).map(|_| next() / 10.0).collect();
@@ -640,8 +636,7 @@ proptest! {
     /// [-127, 127].
     #[test]
     fn block_dots_raw_match_scalar(nb in 1usize..40, seed in any::<u64>()) {
-        let mut s = seed | 1;
-        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut next = xorshift(seed | 1);
         // finite f16 scales only (exponent field < 31)
         let scale = |r: u64| {
             let h = r as u16;

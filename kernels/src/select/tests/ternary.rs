@@ -264,13 +264,7 @@ fn matmul_code3_extremes() {
 /// token blocks (which must still shorten the int16 window of both).
 #[test]
 fn matmul_prefill_token_blocks() {
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     for l in TernaryLayout::ALL {
         for (rows, cols, n_tok) in [
             (3, 128, 16),
@@ -343,8 +337,7 @@ proptest! {
     #[test]
     fn matvec_matches_scalar(rows in 1usize..10, cols in 0usize..700, t1 in any::<bool>(), seed in any::<u64>()) {
         let l = if t1 { TernaryLayout::T1_160 } else { TernaryLayout::T2_128 };
-        let mut s = seed | 1;
-        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut next = xorshift(seed | 1);
         let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
         let x: Vec<i8> = (0..cols).map(|_| next() as i8).collect();
         check_matvec(l, &w, &x, rows, cols);
@@ -353,8 +346,7 @@ proptest! {
     #[test]
     fn matvec_raw_bytes_match_scalar(rows in 1usize..6, cols in 0usize..600, t1 in any::<bool>(), seed in any::<u64>()) {
         let l = if t1 { TernaryLayout::T1_160 } else { TernaryLayout::T2_128 };
-        let mut s = seed | 1;
-        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut next = xorshift(seed | 1);
         let packed: Vec<u8> = (0..rows * l.row_bytes(cols)).map(|_| next() as u8).collect();
         let x: Vec<i8> = (0..cols).map(|_| next() as i8).collect();
         check_matvec_raw(l, &packed, &x, rows, cols);
@@ -363,8 +355,7 @@ proptest! {
     #[test]
     fn matmul_matches_scalar(rows in 1usize..10, cols in 0usize..500, n_tok in 1usize..9, t1 in any::<bool>(), seed in any::<u64>()) {
         let l = if t1 { TernaryLayout::T1_160 } else { TernaryLayout::T2_128 };
-        let mut s = seed | 1;
-        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut next = xorshift(seed | 1);
         let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
         let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
         check_matmul(l, &w, &x, rows, cols, n_tok);
@@ -373,8 +364,7 @@ proptest! {
     #[test]
     fn matmul_raw_bytes_match_scalar(rows in 1usize..10, cols in 0usize..1200, n_tok in 1usize..10, t1 in any::<bool>(), seed in any::<u64>()) {
         let l = if t1 { TernaryLayout::T1_160 } else { TernaryLayout::T2_128 };
-        let mut s = seed | 1;
-        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut next = xorshift(seed | 1);
         let packed: Vec<u8> = (0..rows * l.row_bytes(cols)).map(|_| next() as u8).collect();
         let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
         check_matmul_raw(l, &packed, &x, rows, cols, n_tok);
@@ -383,8 +373,7 @@ proptest! {
     #[test]
     fn matmul_prefill_matches_scalar(rows in 1usize..40, cols in 0usize..700, n_tok in 14usize..72, t1 in any::<bool>(), seed in any::<u64>()) {
         let l = if t1 { TernaryLayout::T1_160 } else { TernaryLayout::T2_128 };
-        let mut s = seed | 1;
-        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut next = xorshift(seed | 1);
         let w: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
         let x: Vec<i8> = (0..n_tok * cols).map(|_| next() as i8).collect();
         check_matmul(l, &w, &x, rows, cols, n_tok);
