@@ -179,19 +179,15 @@ pub fn rescale_t_i32(
     o: &mut [f32],
     o_stride: usize,
 ) {
-    let nt = s_a.len();
-    rescale_t_shape(a, rows, nt, o, o_stride);
-    for (t, &sa) in s_a.iter().enumerate() {
-        let d = scale * sa;
-        for (r, y) in o[t * o_stride..t * o_stride + rows].iter_mut().enumerate() {
-            *y = a[r * nt + t] as f32 / d;
-        }
-    }
+    rescale_t_shape(a, rows, s_a.len(), o, o_stride);
+    // every row of every token: `o[t * o_stride + r] = a[r * nt + t] as f32 / (scale * s_a[t])`
+    rescale_t_rest(a, rows, scale, s_a, o, o_stride, (0, 0));
 }
 
 /// What a SIMD `rescale_t_i32` leaves to scalar after its tiles cover rows `..r_done` of
-/// tokens `..t_done`: rows `r_done..` of those tokens and every row of tokens `t_done..`, by
-/// the same expression as [`rescale_t_i32`].
+/// tokens `..t_done`: rows `r_done..` of those tokens and every row of tokens `t_done..`
+/// (all of it from `(0, 0)`: [`rescale_t_i32`] itself), each as
+/// `a[r * nt + t] as f32 / (scale * s_a[t])`.
 pub(crate) fn rescale_t_rest(
     a: &[i32],
     rows: usize,
