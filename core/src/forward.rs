@@ -13,10 +13,24 @@ use crate::config::FfnAct;
 use crate::exec::Exec;
 
 /// RMSNorm: `out = w * (x * (1 / sqrt(mean(x^2) + eps)))`, float32 (transformers
-/// `LlamaRMSNorm`). `x, w, out: (n,)`. The mean is accumulated in f64 and rounded once.
+/// `LlamaRMSNorm`). `x, w, out: (n,)`. The mean is accumulated in f64 and rounded once:
+/// squares of f32 values are exact in f64, and the sum runs in [`LANES`] independent lanes
+/// (element `i` in lane `i % LANES`) added pairwise at the end, so it vectorizes and no add
+/// waits on the previous one. Any summation order is within f64 rounding of the exact sum,
+/// far below the float32 mean it is rounded to.
 pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     debug_assert!(x.len() == w.len() && x.len() == out.len());
-    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mut lanes = [0f64; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (s, &v) in lanes.iter_mut().zip(c) {
+            *s += (v as f64) * (v as f64);
+        }
+    }
+    for (s, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *s += (v as f64) * (v as f64);
+    }
+    let ss = pairwise(lanes);
     let mean = (ss / x.len().max(1) as f64) as f32;
     let r = 1.0f32 / libm::sqrtf(mean + eps);
     for ((o, &xv), &wv) in out.iter_mut().zip(x).zip(w) {
@@ -203,20 +217,80 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// In-place softmax over `x: (n,)` in float32: `exp(x - max) / Σ exp(x - max)`.
+/// Independent accumulator lanes of the reductions here ([`rmsnorm`]'s sum of squares,
+/// [`softmax`]'s max and sum): as wide as an AVX2 register of f32, two of f64.
+const LANES: usize = 8;
+
+/// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`: the lanes' sum in a fixed order.
+fn pairwise<T: Copy + core::ops::Add<Output = T>>(l: [T; LANES]) -> T {
+    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
+}
+
+/// In-place softmax over `x: (n,)` in float32: `exp(x - max) / Σ exp(x - max)`, with
+/// [`exp_nonpos`] for the exponentials and the max and sum reduced in [`LANES`] lanes, so
+/// every loop vectorizes (the attention scores of every head and query token pass here).
+/// A NaN anywhere makes every output NaN (its exponential is NaN, and so is the sum).
 pub fn softmax(x: &mut [f32]) {
-    let mut m = f32::NEG_INFINITY;
-    for &v in x.iter() {
-        m = m.max(v);
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
+        }
     }
-    let mut sum = 0.0f32;
+    for (m, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *m = if v > *m { v } else { *m };
+    }
+    let m = lanes
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
     for v in x.iter_mut() {
-        *v = libm::expf(*v - m);
-        sum += *v;
+        *v = exp_nonpos(*v - m);
     }
+    let mut lanes = [0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (s, &v) in lanes.iter_mut().zip(c) {
+            *s += v;
+        }
+    }
+    for (s, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *s += v;
+    }
+    let sum = pairwise(lanes);
     for v in x.iter_mut() {
         *v /= sum;
     }
+}
+
+/// `e^x` for `x <= 0` in float32, within 2 ulp of the correctly rounded value where that is
+/// a normal number and 0 below `-87.33654` (where `e^x` is subnormal, under `1.2e-38`;
+/// NaN for NaN). Branch-free arithmetic on one value, so a loop over a slice vectorizes.
+///
+/// Method (Cephes `expf`, Moshier 1984): `x = n ln 2 + r` with `n = round(x / ln 2)`, `|r| <=
+/// ln 2 / 2`, `ln 2` split in two parts (Cody-Waite) so `n · ln2_hi` is exact; `e^r` by a
+/// degree-7 polynomial (minimax coefficients of Cephes; its 0.50000001201 is 0.5 in float32); `2^n` built from its exponent bits.
+pub fn exp_nonpos(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    // 0.693359375 has 9 significant bits: n · LN2_HI is exact for |n| <= 2^15
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // adding 1.5 · 2^23 rounds to an integer (to nearest, ties to even) in the low mantissa
+    const ROUND: f32 = 12_582_912.0;
+    const MIN: f32 = -87.336_54;
+    let xc = if x < MIN { MIN } else { x };
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e = (p * (r * r) + r) + 1.0;
+    // n in [-126, 0] here: 2^n = the float with biased exponent n + 127
+    let bits = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let scale = f32::from_bits((bits.wrapping_add(127) as u32) << 23);
+    if x < MIN { 0.0 } else { e * scale }
 }
 
 /// A read-only view of one layer's K or V cache rows `(n_pos, kv_dim)`.
@@ -336,7 +410,10 @@ pub fn ffn_act_mul(act: FfnAct, gate: &mut [f32], up: &[f32]) {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     #[test]
     fn softmax_sums_to_one_and_handles_large_values() {
@@ -344,6 +421,103 @@ mod tests {
         softmax(&mut x);
         assert_eq!(x[0], 0.5);
         assert_eq!(x[2], 0.0);
+    }
+
+    /// Distance in units in the last place of the float32 `exact` between `got` and `exact`
+    /// (an f64 reference).
+    fn ulps(got: f32, exact: f64) -> f64 {
+        let e = exact as f32;
+        let ulp = f32::from_bits(e.to_bits() + 1) - e;
+        ((got as f64) - exact).abs() / ulp as f64
+    }
+
+    #[test]
+    fn exp_nonpos_is_within_two_ulp_of_f64_exp() {
+        // every 97th float32 in [-87.33654, 0] (about 11 million), against libm's f64 exp
+        let (lo, hi) = (0f32.to_bits() | 0x8000_0000, (-87.336_54f32).to_bits());
+        let mut worst = (0.0f64, 0.0f32);
+        for bits in (lo..=hi).step_by(97).chain([hi, 0x8000_0001, 0xbf31_7218]) {
+            let x = f32::from_bits(bits);
+            let u = ulps(exp_nonpos(x), libm::exp(x as f64));
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        }
+        assert!(worst.0 <= 2.0, "{} ulp at x = {:e}", worst.0, worst.1);
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        assert_eq!(exp_nonpos(-0.0), 1.0);
+        assert_eq!(exp_nonpos(-87.4), 0.0);
+        assert_eq!(exp_nonpos(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpos(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn softmax_matches_an_f64_softmax_at_every_length() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for n in [1usize, 2, 7, 8, 9, 15, 16, 17, 100, 1001] {
+            let x: Vec<f32> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % 20_000) as f32 / 1000.0 - 10.0
+                })
+                .collect();
+            // x - max in float32, as the formula (its rounding is the input's, not exp's)
+            let m = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+            let e: Vec<f64> = x.iter().map(|&v| libm::exp((v - m) as f64)).collect();
+            let sum: f64 = e.iter().sum();
+            let mut y = x.clone();
+            softmax(&mut y);
+            for (i, (&g, &r)) in y.iter().zip(&e).enumerate() {
+                let want = r / sum;
+                assert!(
+                    ((g as f64) - want).abs() <= 1e-6 * want + 1e-30,
+                    "n = {n}, element {i}: {g} against {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_propagates_nan_and_infinities_like_the_formula() {
+        let mut x = [0.0f32, f32::NAN, 1.0];
+        softmax(&mut x);
+        assert!(x.iter().all(|v| v.is_nan()));
+        // a NaN past the first 8 lanes too
+        let mut x = [0.5f32; 19];
+        x[17] = f32::NAN;
+        softmax(&mut x);
+        assert!(x.iter().all(|v| v.is_nan()));
+        let mut x = [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY];
+        softmax(&mut x);
+        assert_eq!(x, [0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn rmsnorm_matches_an_f64_reference_at_every_length() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for n in [0usize, 1, 7, 8, 9, 2560, 6913] {
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 4001) as f32 / 1000.0 - 2.0
+            };
+            let x: Vec<f32> = (0..n).map(|_| next()).collect();
+            let w: Vec<f32> = (0..n).map(|_| next()).collect();
+            let mut out = vec![0f32; n];
+            rmsnorm(&x, &w, 1e-5, &mut out);
+            let ms = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / n.max(1) as f64;
+            let r = 1.0 / libm::sqrt(ms + 1e-5);
+            for (i, ((&o, &xv), &wv)) in out.iter().zip(&x).zip(&w).enumerate() {
+                let want = wv as f64 * (xv as f64 * r);
+                assert!(
+                    ((o as f64) - want).abs() <= 4e-7 * want.abs() + 1e-30,
+                    "n = {n}, element {i}: {o} against {want}"
+                );
+            }
+        }
     }
 
     #[test]
