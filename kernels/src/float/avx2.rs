@@ -515,9 +515,12 @@ unsafe fn rescale_t_impl(
 ) {
     let nt = s_a.len();
     let (r8, t8) = (rows / 8 * 8, nt / 8 * 8);
-    for t0 in (0..t8).step_by(8) {
-        let d: [__m256; 8] = core::array::from_fn(|j| _mm256_set1_ps(scale * s_a[t0 + j]));
-        for r0 in (0..r8).step_by(8) {
+    // Rows outer, tokens inner: the 8 rows' accumulators (8 · nt · 4 contiguous bytes) are
+    // read once, whole lines at a time; the other order swept all of `a` (MiBs at prefill
+    // shapes, past L2) once per 8 tokens, using half of every line it fetched.
+    for r0 in (0..r8).step_by(8) {
+        for t0 in (0..t8).step_by(8) {
+            let d: [__m256; 8] = core::array::from_fn(|j| _mm256_set1_ps(scale * s_a[t0 + j]));
             // SAFETY: rows r0..r0+8 < rows and tokens t0..t0+8 <= nt of a: (rows, nt).
             let v: [__m256i; 8] = core::array::from_fn(|i| unsafe {
                 _mm256_loadu_si256(a.as_ptr().add((r0 + i) * nt + t0).cast())

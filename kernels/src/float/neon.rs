@@ -387,9 +387,11 @@ unsafe fn rescale_t_impl(
 ) {
     let nt = s_a.len();
     let (r4, t4) = (rows / 4 * 4, nt / 4 * 4);
-    for t0 in (0..t4).step_by(4) {
-        let d: [float32x4_t; 4] = core::array::from_fn(|j| vdupq_n_f32(scale * s_a[t0 + j]));
-        for r0 in (0..r4).step_by(4) {
+    // Rows outer, tokens inner, as in the AVX2 version: each row's accumulators are read
+    // once, whole lines at a time.
+    for r0 in (0..r4).step_by(4) {
+        for t0 in (0..t4).step_by(4) {
+            let d: [float32x4_t; 4] = core::array::from_fn(|j| vdupq_n_f32(scale * s_a[t0 + j]));
             // SAFETY: rows r0..r0+4 < rows and tokens t0..t0+4 <= nt of a: (rows, nt).
             let v: [int32x4_t; 4] =
                 core::array::from_fn(|i| unsafe { vld1q_s32(a.as_ptr().add((r0 + i) * nt + t0)) });
