@@ -1,6 +1,6 @@
 //! What the lookup-table prefill matmuls of AVX2 (`avx2/lut.rs`, whose doc derives the method)
 //! and NEON (`neon_lut.rs`) share: the layouts' table shapes, the token blocks a call takes,
-//! the int16 window, the row passes, the activations' block copy and the exact fallback for
+//! the int16 window, the row passes, the activations' block rows and the exact fallback for
 //! rows with an invalid code. Pattern numbers, transposes, tables and lookups are SIMD and per
 //! architecture.
 
@@ -131,24 +131,39 @@ pub(super) fn pass_rows(rows: usize, max_rows: usize) -> usize {
     rows.div_ceil(rows.div_ceil(max_rows).max(1))
 }
 
-/// `xb[t][c] = x[t0 + t][B b + c]` for the tokens `t < nt` and columns `c < cn` of block `b`
-/// (`B = L::BLOCK_COLS` columns, `cn` up to `cols`): the token-major input of the SIMD
-/// transposes. `xb` must come zeroed (the caller's fresh array), so padding columns and missing
-/// tokens contribute nothing; only those bytes are written.
-pub(super) fn copy_block<L: LutShape>(
-    x: &[i8],
+/// Scratch rows for [`block_rows`]: a zero-padded copy of one block's activations.
+pub(super) type BlockScratch = [[i8; MAX_BLOCK_COLS]; LUT_TOK];
+
+/// Row `t` holds `x[t0 + t][B b + c]` for the columns `c < B` (`B = L::BLOCK_COLS`) of block
+/// `b`: the token-major input of the SIMD transposes, every row at least `B` bytes long. A
+/// whole block (all [`LUT_TOK`] tokens, `B` columns inside `cols`) is read in place from `x`;
+/// otherwise its tokens `t < nt` and columns up to `cols` are copied into `xb` and the rest
+/// of `xb` is zeroed, so padding columns and missing tokens contribute nothing.
+pub(super) fn block_rows<'a, L: LutShape>(
+    x: &'a [i8],
     cols: usize,
     t0: usize,
     nt: usize,
     b: usize,
-    xb: &mut [[i8; MAX_BLOCK_COLS]; LUT_TOK],
-) {
+    xb: &'a mut BlockScratch,
+) -> [&'a [i8]; LUT_TOK] {
     let c0 = b * L::BLOCK_COLS;
-    let cn = (cols - c0).min(L::BLOCK_COLS);
-    for (t, row) in xb.iter_mut().enumerate().take(nt) {
-        let s = (t0 + t) * cols + c0;
-        row[..cn].copy_from_slice(&x[s..s + cn]);
+    if nt == LUT_TOK && c0 + L::BLOCK_COLS <= cols {
+        return core::array::from_fn(|t| {
+            let s = (t0 + t) * cols + c0;
+            &x[s..s + L::BLOCK_COLS]
+        });
     }
+    let cn = (cols - c0).min(L::BLOCK_COLS);
+    for (t, row) in xb.iter_mut().enumerate() {
+        row.fill(0);
+        if t < nt {
+            let s = (t0 + t) * cols + c0;
+            row[..cn].copy_from_slice(&x[s..s + cn]);
+        }
+    }
+    let xb: &'a BlockScratch = xb;
+    core::array::from_fn(|t| &xb[t][..])
 }
 
 /// Rows `r0 .. r0 + nr`, tokens `t0 .. t0 + nt` of the matmul by the exact matvec, token by

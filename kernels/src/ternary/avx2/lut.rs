@@ -31,8 +31,8 @@
 use core::arch::x86_64::*;
 
 use super::super::lut::{
-    ACC_BYTES, BLOCK_BYTES, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1, T2, TAB_BYTES,
-    copy_block, fallback, pass_rows, window,
+    ACC_BYTES, BLOCK_BYTES, BlockScratch, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1,
+    T2, TAB_BYTES, block_rows, fallback, pass_rows, window,
 };
 
 /// A ternary layout the AVX2 lookup-table matmul runs on: its table shape and pattern numbers.
@@ -142,23 +142,23 @@ fn transpose16(r: [__m128i; 16]) -> [__m128i; 16] {
 
 /// `xt[c][t] = x[t0 + t][B b + c]` as int16 for the tokens `t < nt` and columns `c < cn` of
 /// block `b` (`B = L::BLOCK_COLS` columns), zero elsewhere (so padding columns and missing
-/// tokens contribute nothing).
+/// tokens contribute nothing); `xb` is scratch for a block that is not whole.
 #[target_feature(enable = "avx2")]
 fn transpose_block<L: LutLayout>(
     x: &[i8],
     cols: usize,
-    t0: usize,
-    nt: usize,
+    (t0, nt): (usize, usize),
     b: usize,
+    xb: &mut BlockScratch,
     xt: &mut Aligned<[[i16; LUT_TOK]; MAX_BLOCK_COLS]>,
 ) {
-    let mut xb = Aligned([[0i8; MAX_BLOCK_COLS]; LUT_TOK]);
-    copy_block::<L>(x, cols, t0, nt, b, &mut xb.0);
+    let rows = block_rows::<L>(x, cols, t0, nt, b, xb);
     for h in 0..LUT_TOK / 16 {
         for ct in 0..L::BLOCK_COLS / 16 {
-            // SAFETY: 16 rows of xb from 16h, 16 bytes each at column 16 ct < BLOCK_COLS.
+            // SAFETY: every row holds at least BLOCK_COLS bytes (`block_rows`), and
+            // 16 ct + 16 <= BLOCK_COLS.
             let r: [__m128i; 16] = core::array::from_fn(|i| unsafe {
-                _mm_load_si128(xb.0[16 * h + i].as_ptr().add(16 * ct).cast())
+                _mm_loadu_si128(rows[16 * h + i].as_ptr().add(16 * ct).cast())
             });
             for (j, v) in transpose16(r).into_iter().enumerate() {
                 // SAFETY: xt row 16 ct + j < BLOCK_COLS holds 32 lanes; lanes 16h..16h+16 are
@@ -254,6 +254,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
     let mut tab = Aligned([0u8; TAB_BYTES]);
     let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
     let mut acc = Aligned([0u8; ACC_BYTES]);
+    let mut xb = [[0i8; MAX_BLOCK_COLS]; LUT_TOK];
     // Entry bytes (TB token blocks of 32 int16 lanes) and rows per pass (the sums of a row
     // take the same bytes).
     let eb = 64 * TB;
@@ -292,7 +293,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                     t0 + LUT_TOK * k,
                     nt.saturating_sub(LUT_TOK * k).min(LUT_TOK),
                 );
-                transpose_block::<L>(x, cols, tk, nk, b, xt);
+                transpose_block::<L>(x, cols, (tk, nk), b, &mut xb, xt);
             }
             for j0 in (0..BLOCK_BYTES).step_by(L::GROUPS) {
                 build_tables::<L, TB>(&xt, j0, &mut tab);
