@@ -140,8 +140,8 @@ pub fn bitlinear_batch(
 ///
 /// One token (decode): the executor splits the rows (matvec). Several (prefill): it splits the
 /// tokens (each chunk runs every row for its tokens, a multiple of [`BATCH_GRAIN_TOKENS`]), and
-/// each chunk rescales its own sums while they are in its cache (the kernels' transposed
-/// rescale). Bit-identical to one
+/// each chunk runs its rows in slabs, rescaling a slab's sums while they are in its cache (the
+/// kernels' transposed rescale). Bit-identical to one
 /// [`bitlinear`] per matrix and token.
 pub fn bitlinear_stack(
     k: &KernelSet,
@@ -180,14 +180,39 @@ pub fn bitlinear_stack(
     exec.par_items_i32_f32(acc, rows, out, rows, BATCH_GRAIN_TOKENS, &|t0, a, o| {
         // a: this chunk's sums (rows, nt), o: its outputs (nt, rows)
         let nt = a.len() / rows.max(1);
-        mm(w.data, cols, &xq[t0 * cols..(t0 + nt) * cols], nt, a);
-        let mut r0 = 0;
-        for &(r, ws) in w.segs {
-            let seg = &a[r0 * nt..(r0 + r) * nt];
-            (k.rescale_t_i32)(seg, r, ws, &s_a[t0..t0 + nt], &mut o[r0..], rows);
-            r0 += r;
+        let (xc, sc) = (&xq[t0 * cols..(t0 + nt) * cols], &s_a[t0..t0 + nt]);
+        // Row slabs whose int32 sums stay in cache until rescaled: the sums of all rows
+        // (MiBs at prefill shapes) went out to memory and back.
+        let per = batch_slab_rows(rows, nt);
+        let mut c0 = 0;
+        while c0 < rows {
+            let c1 = (c0 + per).min(rows);
+            let ac = &mut a[..(c1 - c0) * nt];
+            mm(&w.data[c0 * rb..c1 * rb], cols, xc, nt, ac);
+            // each matrix's rows inside the slab, by its own weight_scale
+            let mut s0 = 0;
+            for &(r, ws) in w.segs {
+                let (lo, hi) = (s0.max(c0), (s0 + r).min(c1));
+                if lo < hi {
+                    let seg = &ac[(lo - c0) * nt..(hi - c0) * nt];
+                    (k.rescale_t_i32)(seg, hi - lo, ws, sc, &mut o[lo..], rows);
+                }
+                s0 += r;
+            }
+            c0 = c1;
         }
     });
+}
+
+/// Rows per slab of a batched BitLinear over `nt` tokens: equal slabs, a multiple of 8 rows
+/// (the rescale's tile), of at most one pass of the lookup-table matmul (1024 rows when a pass
+/// takes two 32-token blocks, more than 32 tokens; 2048 otherwise), so slabs cost no extra
+/// table builds. The sums of a slab of 64 tokens or fewer take at most 256 KiB, half of a
+/// 512 KiB L2.
+fn batch_slab_rows(rows: usize, nt: usize) -> usize {
+    let max = if nt > 32 { 1024 } else { 2048 };
+    let slabs = rows.div_ceil(max).max(1);
+    rows.div_ceil(slabs).next_multiple_of(8)
 }
 
 /// RoPE tables for position `pos`: `cos, sin: (head_dim / 2,)`, with
