@@ -183,7 +183,7 @@ pub fn bitlinear_stack(
         let (xc, sc) = (&xq[t0 * cols..(t0 + nt) * cols], &s_a[t0..t0 + nt]);
         // Row slabs whose int32 sums stay in cache until rescaled: the sums of all rows
         // (MiBs at prefill shapes) went out to memory and back.
-        let per = batch_slab_rows(rows, nt);
+        let per = batch_slab_rows(rows);
         let mut c0 = 0;
         while c0 < rows {
             let c1 = (c0 + per).min(rows);
@@ -204,14 +204,11 @@ pub fn bitlinear_stack(
     });
 }
 
-/// Rows per slab of a batched BitLinear over `nt` tokens: equal slabs, a multiple of 8 rows
-/// (the rescale's tile), of at most one pass of the lookup-table matmul (1024 rows when a pass
-/// takes two 32-token blocks, more than 32 tokens; 2048 otherwise), so slabs cost no extra
-/// table builds. The sums of a slab of 64 tokens or fewer take at most 256 KiB, half of a
-/// 512 KiB L2.
-fn batch_slab_rows(rows: usize, nt: usize) -> usize {
-    let max = if nt > 32 { 1024 } else { 2048 };
-    let slabs = rows.div_ceil(max).max(1);
+/// Rows per slab of a batched BitLinear: equal slabs, a multiple of 8 rows (the rescale's
+/// tile), of at most one pass of the lookup-table matmul (2048 rows), so slabs cost no extra
+/// table builds. The sums of a slab of 64 tokens take at most 512 KiB.
+fn batch_slab_rows(rows: usize) -> usize {
+    let slabs = rows.div_ceil(2048).max(1);
     rows.div_ceil(slabs).next_multiple_of(8)
 }
 

@@ -1,8 +1,8 @@
 //! Batched BitLinear over stacked matrices (Q|K|V, gate|up) against an independent computation:
 //! exact integer dot products of the decoded codes with the int8 inputs, then
 //! `acc / (weight_scale * s_a)` per matrix and token (shared/fixtures/README.md, "Bit-exact
-//! evaluation order"). The stacks are taller than one row slab of `bitlinear_stack` (1024 rows
-//! over more than 32 tokens, 2048 over fewer), with matrix boundaries inside slabs, and
+//! evaluation order"). The stacks are taller than one row slab of `bitlinear_stack` (2048
+//! rows), with matrix boundaries inside slabs, and
 //! the column counts are not multiples of a block.
 
 use tern_core::exec::{Exec, SingleThread};

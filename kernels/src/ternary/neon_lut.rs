@@ -223,7 +223,7 @@ fn build_tables<L: LutLayout, const TB: usize>(
 /// tables take ([`token_blocks`]); returns the first token left for the register tiles
 /// (`n_tok` when none is).
 ///
-/// Stack: about 340 KiB while a block runs (tables, pattern numbers and int16 sums of up to
+/// Stack: about 470 KiB while a block runs (tables, pattern numbers and int16 sums of up to
 /// 2048 rows).
 ///
 /// # Safety
@@ -261,6 +261,7 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
     const {
         assert!(BLOCK_BYTES.is_multiple_of(L::GROUPS) && (L::GROUPS == 8 || L::GROUPS == 4));
         assert!(TB >= 1 && TB <= LUT_TB);
+        assert!(LUT_ROWS * 64 * TB <= ACC_BYTES);
         assert!(L::GROUPS * L::ENTRIES * 64 * TB <= TAB_BYTES);
     };
     let rows = out.len() / n_tok;
@@ -271,13 +272,11 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
     let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
     let mut acc = Aligned([0u8; ACC_BYTES]);
     let mut xb = [[0i8; MAX_BLOCK_COLS]; LUT_TOK];
-    // Entry bytes (TB token blocks of 32 int16 lanes) and rows per pass (a row's sums take the
-    // same bytes).
+    // Entry bytes: TB token blocks of 32 int16 lanes (a row's sums take the same bytes).
     let eb = 64 * TB;
-    let max_rows = ACC_BYTES / eb;
     let full = nt == TB * LUT_TOK;
     let window = window::<L>(&x[t0 * cols..(t0 + nt) * cols]);
-    let per = pass_rows(rows, max_rows);
+    let per = pass_rows(rows, LUT_ROWS);
     let mut r0 = 0;
     while r0 < rows {
         let nr = (rows - r0).min(per);
@@ -314,7 +313,7 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
                 let store = b < window;
                 let tp = tab.0.as_ptr();
                 for (r, id) in idx.0[..nr].iter().enumerate() {
-                    // SAFETY: r < nr <= max_rows, so the row's eb bytes are in acc.
+                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes are in acc.
                     let ap = unsafe { acc.0.as_mut_ptr().add(r * eb) };
                     let mut s = [vdupq_n_s16(0); 4 * LUT_TB];
                     if !first {

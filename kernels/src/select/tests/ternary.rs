@@ -258,8 +258,8 @@ fn matmul_code3_extremes() {
 
 /// Prefill-sized token counts (the AVX2 and NEON matmuls' lookup tables take one or two blocks
 /// of up to 32 tokens per pass, the register tiles a rest under 16): raw bytes, code 3 (whose row tiles
-/// fall back to the matvec) only in some calls, more rows than one table pass (2048 rows with
-/// one token block, 1024 with two), partial last blocks, and the extremes of int8 against
+/// fall back to the matvec) only in some calls, more rows than one table pass (2048 rows) with
+/// one token block and with two, partial last blocks, and the extremes of int8 against
 /// all-+1 / all-−1 rows (the int16 block sums' worst case), also with -128 in only one of two
 /// token blocks (which must still shorten the int16 window of both).
 #[test]
@@ -274,7 +274,7 @@ fn matmul_prefill_token_blocks() {
             (9, 257, 64),
             (4, 2560, 70),
             (2100, 200, 40),
-            (1100, 300, 50),
+            (2100, 300, 50),
             (3, 700, 47),
             (3, 700, 48),
         ] {

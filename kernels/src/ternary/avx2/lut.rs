@@ -226,7 +226,7 @@ fn build_tables<L: LutLayout, const TB: usize>(
 
 /// Tokens `t0 .. t0 + nt` (`LUT_MIN_TOK <= nt <= TB · LUT_TOK`) of the matmul, every row:
 /// `out[r * n_tok + t0 + t] = Σ_c w[r, c] · x[t0 + t, c]`. One pass over the weights serves
-/// `TB` token blocks: each pattern number drives `TB` lookups. Stack: about 340 KiB (tables,
+/// `TB` token blocks: each pattern number drives `TB` lookups. Stack: about 470 KiB (tables,
 /// pattern numbers and int16 sums of up to 2048 rows).
 ///
 /// # Safety
@@ -246,6 +246,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
     const {
         assert!(BLOCK_BYTES.is_multiple_of(L::GROUPS) && (L::GROUPS == 8 || L::GROUPS == 4));
         assert!(TB >= 1 && TB <= LUT_TB);
+        assert!(LUT_ROWS * 64 * TB <= ACC_BYTES);
         assert!(L::GROUPS * L::ENTRIES * 64 * TB <= TAB_BYTES);
     };
     let rb = L::row_bytes(cols);
@@ -255,10 +256,8 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
     let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
     let mut acc = Aligned([0u8; ACC_BYTES]);
     let mut xb = [[0i8; MAX_BLOCK_COLS]; LUT_TOK];
-    // Entry bytes (TB token blocks of 32 int16 lanes) and rows per pass (the sums of a row
-    // take the same bytes).
+    // Entry bytes: TB token blocks of 32 int16 lanes (a row's sums take the same bytes).
     let eb = 64 * TB;
-    let max_rows = ACC_BYTES / eb;
     // Lanes of `out` that belong to these tokens (all of them when nt == TB · 32).
     let lane_mask = |k: usize| {
         let base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -266,7 +265,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
     };
     let full = nt == TB * LUT_TOK;
     let window = window::<L>(&x[t0 * cols..(t0 + nt) * cols]);
-    let per = pass_rows(rows, max_rows);
+    let per = pass_rows(rows, LUT_ROWS);
     let mut r0 = 0;
     while r0 < rows {
         let nr = (rows - r0).min(per);
@@ -313,7 +312,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                             .wrapping_add((r0 + r) * rb + (b + 1) * BLOCK_BYTES);
                         _mm_prefetch::<_MM_HINT_T1>(next.cast());
                     }
-                    // SAFETY: r < nr <= max_rows, so the row's eb bytes are in acc.
+                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes are in acc.
                     let ap = unsafe { acc.0.as_mut_ptr().add(r * eb) };
                     let mut s = [_mm256_setzero_si256(); 2 * LUT_TB];
                     if !first {
