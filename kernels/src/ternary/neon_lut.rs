@@ -26,6 +26,7 @@
 //! or sixteen `smlal`), as bitnet.cpp's TL1 and T-MAC chose table lookups on ARM.
 
 use core::arch::aarch64::*;
+use core::mem::MaybeUninit;
 
 use super::lut::{
     ACC_BYTES, BLOCK_BYTES, BlockScratch, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1,
@@ -178,13 +179,11 @@ fn transpose_block<L: LutLayout>(
 /// `Σ_k (c_k − 1) · xt[j0 + i + 32 k]` for the codes of pattern `p` (`c_0` most significant).
 /// The last two codes form the low 9 patterns, the others the high ones, so each entry is one
 /// add.
+///
+/// # Safety
+/// `tp` must be valid for writes of [`TAB_BYTES`] bytes.
 #[target_feature(enable = "neon")]
-fn build_tables<L: LutLayout, const TB: usize>(
-    xt: &[Xt; TB],
-    j0: usize,
-    tab: &mut Aligned<[u8; TAB_BYTES]>,
-) {
-    let tp = tab.0.as_mut_ptr();
+unsafe fn build_tables<L: LutLayout, const TB: usize>(xt: &[Xt; TB], j0: usize, tp: *mut u8) {
     let z = vdupq_n_s16(0);
     for i in 0..L::GROUPS {
         let j = j0 + i;
@@ -268,9 +267,16 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
     let rb = L::row_bytes(cols);
     let nb = rb / BLOCK_BYTES;
     let mut xt = [const { Aligned([[0i16; LUT_TOK]; MAX_BLOCK_COLS]) }; TB];
-    let mut tab = Aligned([0u8; TAB_BYTES]);
-    let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
-    let mut acc = Aligned([0u8; ACC_BYTES]);
+    // Tables, pattern numbers and int16 sums: 470 KiB that every call writes before it reads
+    // (as in the AVX2 version), left uninitialized instead of zero-filled per call.
+    let mut tab = MaybeUninit::<Aligned<[u8; TAB_BYTES]>>::uninit();
+    let mut idx = MaybeUninit::<Aligned<[[u8; BLOCK_BYTES]; LUT_ROWS]>>::uninit();
+    let mut acc = MaybeUninit::<Aligned<[u8; ACC_BYTES]>>::uninit();
+    let (tp, ip, ap0) = (
+        tab.as_mut_ptr().cast::<u8>(),
+        idx.as_mut_ptr().cast::<u8>(),
+        acc.as_mut_ptr().cast::<u8>(),
+    );
     let mut xb = [[0i8; MAX_BLOCK_COLS]; LUT_TOK];
     // Entry bytes: TB token blocks of 32 int16 lanes (a row's sums take the same bytes).
     let eb = 64 * TB;
@@ -284,16 +290,18 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
         for b in 0..nb {
             // Base-3 patterns of this block for the pass's rows.
             let mut bad = vdupq_n_u8(0);
-            for (r, id) in idx.0[..nr].iter_mut().enumerate() {
+            for r in 0..nr {
                 let s = (r0 + r) * rb + b * BLOCK_BYTES;
                 let q = &w[s..s + BLOCK_BYTES];
-                // SAFETY: q and id hold 32 bytes; NEON (this function's).
+                // SAFETY: q holds 32 bytes, and so does idx row r < nr <= LUT_ROWS; NEON (this
+                // function's).
                 unsafe {
+                    let id = ip.add(r * BLOCK_BYTES);
                     let v0 = L::patterns(vld1q_u8(q.as_ptr()));
                     let v1 = L::patterns(vld1q_u8(q.as_ptr().add(16)));
                     bad = vorrq_u8(bad, vorrq_u8(v0, v1));
-                    vst1q_u8(id.as_mut_ptr(), v0);
-                    vst1q_u8(id.as_mut_ptr().add(16), v1);
+                    vst1q_u8(id, v0);
+                    vst1q_u8(id.add(16), v1);
                 }
             }
             if L::HAS_INVALID && vmaxvq_u8(bad) >= 128 {
@@ -305,26 +313,35 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
                 transpose_block::<L>(x, cols, (t0 + LUT_TOK * k, nk), b, &mut xb, xt);
             }
             for j0 in (0..BLOCK_BYTES).step_by(L::GROUPS) {
-                build_tables::<L, TB>(&xt, j0, &mut tab);
+                // SAFETY: tp points at TAB_BYTES bytes of `tab`.
+                unsafe { build_tables::<L, TB>(&xt, j0, tp) };
                 let first = j0 == 0 && b % window == 0;
                 let last =
                     j0 + L::GROUPS == BLOCK_BYTES && (b % window == window - 1 || b + 1 == nb);
                 // the window's first widening stores into out, later ones add
                 let store = b < window;
-                let tp = tab.0.as_ptr();
-                for (r, id) in idx.0[..nr].iter().enumerate() {
-                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes are in acc.
-                    let ap = unsafe { acc.0.as_mut_ptr().add(r * eb) };
+                for r in 0..nr {
+                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes
+                    // are in acc.
+                    let ap = unsafe { ap0.add(r * eb) };
                     let mut s = [vdupq_n_s16(0); 4 * LUT_TB];
                     if !first {
                         for (h, sv) in s.iter_mut().enumerate().take(4 * TB) {
-                            // SAFETY: 16-byte lanes of the row's sums.
+                            // SAFETY: 16-byte lanes of the row's sums, stored by its previous
+                            // chunk of this window (this one is not the first).
                             *sv = unsafe { vld1q_s16(ap.add(16 * h).cast()) };
                         }
                     }
-                    let mut pats = [0u8; 8];
-                    pats[..L::GROUPS].copy_from_slice(&id[j0..j0 + L::GROUPS]);
-                    let pats = u64::from_le_bytes(pats);
+                    // SAFETY: idx row r < nr holds 32 bytes, written for this block above;
+                    // j0 + GROUPS <= 32.
+                    let pats = unsafe {
+                        let ip = ip.add(r * BLOCK_BYTES + j0);
+                        if L::GROUPS == 8 {
+                            ip.cast::<u64>().read_unaligned()
+                        } else {
+                            ip.cast::<u32>().read_unaligned() as u64
+                        }
+                    };
                     for i in 0..L::GROUPS {
                         let p = ((pats >> (8 * i)) & 0xff) as usize;
                         // SAFETY: p < ENTRIES (a T2_128 tile here has no code 3; T1_160

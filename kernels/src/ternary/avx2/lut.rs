@@ -29,6 +29,7 @@
 //! over rows.
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::super::lut::{
     ACC_BYTES, BLOCK_BYTES, BlockScratch, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1,
@@ -178,13 +179,15 @@ fn transpose_block<L: LutLayout>(
 /// (`64 TB` bytes at `64 TB (i * ENTRIES + p)`: token block `k`'s 32 int16 lanes at `64 k`) is
 /// `Σ_k (c_k − 1) · xt[j0 + i + 32 k]` for the codes of pattern `p` (`c_0` most significant). The last two codes form the low 9 patterns, the others
 /// the high ones (9 for `T2_128`, 27 for `T1_160`), so each entry is one add.
+///
+/// # Safety
+/// `tp` must be valid for writes of [`TAB_BYTES`] bytes and 32-byte aligned.
 #[target_feature(enable = "avx2")]
-fn build_tables<L: LutLayout, const TB: usize>(
+unsafe fn build_tables<L: LutLayout, const TB: usize>(
     xt: &[Aligned<[[i16; LUT_TOK]; MAX_BLOCK_COLS]>; TB],
     j0: usize,
-    tab: &mut Aligned<[u8; TAB_BYTES]>,
+    tp: *mut u8,
 ) {
-    let tp = tab.0.as_mut_ptr();
     for i in 0..L::GROUPS {
         let j = j0 + i;
         for (k, xt) in xt.iter().enumerate() {
@@ -215,7 +218,7 @@ fn build_tables<L: LutLayout, const TB: usize>(
                     for (l, lv) in lo.iter().enumerate() {
                         let e = (i * L::ENTRIES + 9 * h + l) * 64 * TB + 64 * k + 32 * v;
                         // SAFETY: entry < GROUPS · ENTRIES, so e + 32 <= TAB_BYTES (the
-                        // caller's const assertion); 32-byte aligned.
+                        // caller's const assertion), within tp's bytes; 32-byte aligned.
                         unsafe { _mm256_store_si256(tp.add(e).cast(), _mm256_add_epi16(hi, *lv)) };
                     }
                 }
@@ -252,9 +255,18 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
     let rb = L::row_bytes(cols);
     let nb = rb / BLOCK_BYTES;
     let mut xt = [const { Aligned([[0i16; LUT_TOK]; MAX_BLOCK_COLS]) }; TB];
-    let mut tab = Aligned([0u8; TAB_BYTES]);
-    let mut idx = Aligned([[0u8; BLOCK_BYTES]; LUT_ROWS]);
-    let mut acc = Aligned([0u8; ACC_BYTES]);
+    // Tables, pattern numbers and int16 sums: 470 KiB that every call writes before it reads
+    // (tables: every entry of the groups in use, before the lookups; pattern numbers: the
+    // pass's rows, per block; sums: a row's first chunk of a window stores without loading),
+    // so they are left uninitialized instead of zero-filled per call.
+    let mut tab = MaybeUninit::<Aligned<[u8; TAB_BYTES]>>::uninit();
+    let mut idx = MaybeUninit::<Aligned<[[u8; BLOCK_BYTES]; LUT_ROWS]>>::uninit();
+    let mut acc = MaybeUninit::<Aligned<[u8; ACC_BYTES]>>::uninit();
+    let (tp, ip, ap0) = (
+        tab.as_mut_ptr().cast::<u8>(),
+        idx.as_mut_ptr().cast::<u8>(),
+        acc.as_mut_ptr().cast::<u8>(),
+    );
     let mut xb = [[0i8; MAX_BLOCK_COLS]; LUT_TOK];
     // Entry bytes: TB token blocks of 32 int16 lanes (a row's sums take the same bytes).
     let eb = 64 * TB;
@@ -273,15 +285,15 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
         for b in 0..nb {
             // Base-3 patterns of this block for the tile's rows.
             let mut bad = _mm256_setzero_si256();
-            for (r, id) in idx.0[..nr].iter_mut().enumerate() {
+            for r in 0..nr {
                 // SAFETY: row r0 + r < rows has rb bytes, block b < nb.
                 let q =
                     unsafe { _mm256_loadu_si256(w.as_ptr().add((r0 + r) * rb + b * 32).cast()) };
                 // SAFETY: AVX2 (this function's contract).
                 let v = unsafe { L::patterns(q) };
                 bad = _mm256_or_si256(bad, v);
-                // SAFETY: 32 bytes, 64-byte aligned rows of idx.
-                unsafe { _mm256_store_si256(id.as_mut_ptr().cast(), v) };
+                // SAFETY: row r < nr <= LUT_ROWS of idx: 32 bytes, 32-byte aligned.
+                unsafe { _mm256_store_si256(ip.add(r * BLOCK_BYTES).cast(), v) };
             }
             if L::HAS_INVALID && _mm256_movemask_epi8(bad) != 0 {
                 corrupt = true;
@@ -295,13 +307,13 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                 transpose_block::<L>(x, cols, (tk, nk), b, &mut xb, xt);
             }
             for j0 in (0..BLOCK_BYTES).step_by(L::GROUPS) {
-                build_tables::<L, TB>(&xt, j0, &mut tab);
+                // SAFETY: tp points at TAB_BYTES bytes of `tab`, 64-byte aligned.
+                unsafe { build_tables::<L, TB>(&xt, j0, tp) };
                 let first = j0 == 0 && b % window == 0;
                 let last =
                     j0 + L::GROUPS == BLOCK_BYTES && (b % window == window - 1 || b + 1 == nb);
                 // the window's first widening stores into out, later ones add
                 let store = b < window;
-                let tp = tab.0.as_ptr();
                 for r in 0..nr {
                     if j0 == 0 && b + 1 < nb {
                         // The next block of this row, for the base-3 conversion: the rows are
@@ -312,19 +324,22 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                             .wrapping_add((r0 + r) * rb + (b + 1) * BLOCK_BYTES);
                         _mm_prefetch::<_MM_HINT_T1>(next.cast());
                     }
-                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes are in acc.
-                    let ap = unsafe { acc.0.as_mut_ptr().add(r * eb) };
+                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes are in
+                    // acc.
+                    let ap = unsafe { ap0.add(r * eb) };
                     let mut s = [_mm256_setzero_si256(); 2 * LUT_TB];
                     if !first {
                         for (h, sv) in s.iter_mut().enumerate().take(2 * TB) {
-                            // SAFETY: 32-byte aligned lanes of the row's sums.
+                            // SAFETY: 32-byte aligned lanes of the row's sums, stored by its
+                            // previous chunk of this window (this one is not the first).
                             *sv = unsafe { _mm256_load_si256(ap.add(32 * h).cast()) };
                         }
                     }
                     // Eight pattern numbers in one load (T2_128), else four.
-                    // SAFETY: idx row r has 32 bytes; j0 + GROUPS <= 32.
+                    // SAFETY: idx row r < nr holds 32 bytes, written for this block above;
+                    // j0 + GROUPS <= 32.
                     let pats = unsafe {
-                        let ip = idx.0[r].as_ptr().add(j0);
+                        let ip = ip.add(r * BLOCK_BYTES + j0);
                         if L::GROUPS == 8 {
                             ip.cast::<u64>().read_unaligned()
                         } else {
