@@ -291,7 +291,8 @@ pub fn softmax(x: &mut [f32]) {
 ///
 /// Method (Cephes `expf`, Moshier 1984): `x = n ln 2 + r` with `n = round(x / ln 2)`, `|r| <=
 /// ln 2 / 2`, `ln 2` split in two parts (Cody-Waite) so `n · ln2_hi` is exact; `e^r` by a
-/// degree-7 polynomial (minimax coefficients of Cephes; its 0.50000001201 is 0.5 in float32); `2^n` built from its exponent bits.
+/// degree-7 polynomial (minimax coefficients of Cephes; its 0.50000001201 is 0.5 in
+/// float32); `2^n` built from its exponent bits.
 pub fn exp_nonpos(x: f32) -> f32 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     // 0.693359375 has 9 significant bits: n · LN2_HI is exact for |n| <= 2^15

@@ -2,8 +2,8 @@
 //! exact integer dot products of the decoded codes with the int8 inputs, then
 //! `acc / (weight_scale * s_a)` per matrix and token (shared/fixtures/README.md, "Bit-exact
 //! evaluation order"). The stacks are taller than one row slab of `bitlinear_stack` (2048
-//! rows), with matrix boundaries inside slabs, and
-//! the column counts are not multiples of a block.
+//! rows), with matrix boundaries inside slabs, and the column count is not a multiple of
+//! either layout's block.
 
 use tern_core::exec::{Exec, SingleThread};
 use tern_core::forward::{TernaryStack, bitlinear_stack};

@@ -324,8 +324,8 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                             .wrapping_add((r0 + r) * rb + (b + 1) * BLOCK_BYTES);
                         _mm_prefetch::<_MM_HINT_T1>(next.cast());
                     }
-                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes are in
-                    // acc.
+                    // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS
+                    // bytes are in acc.
                     let ap = unsafe { ap0.add(r * eb) };
                     let mut s = [_mm256_setzero_si256(); 2 * LUT_TB];
                     if !first {
