@@ -20,17 +20,7 @@ use crate::exec::Exec;
 /// far below the float32 mean it is rounded to.
 pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     debug_assert!(x.len() == w.len() && x.len() == out.len());
-    let mut lanes = [0f64; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (s, &v) in lanes.iter_mut().zip(c) {
-            *s += (v as f64) * (v as f64);
-        }
-    }
-    for (s, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-        *s += (v as f64) * (v as f64);
-    }
-    let ss = pairwise(lanes);
+    let ss = pairwise(fold_lanes(x, 0f64, |s, v| s + (v as f64) * (v as f64)));
     let mean = (ss / x.len().max(1) as f64) as f32;
     let r = 1.0f32 / libm::sqrtf(mean + eps);
     for ((o, &xv), &wv) in out.iter_mut().zip(x).zip(w) {
@@ -243,6 +233,23 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
 /// [`softmax`]'s max and sum): as wide as an AVX2 register of f32, two of f64.
 const LANES: usize = 8;
 
+/// `f` folded over `x` in [`LANES`] independent lanes, each starting from `init`: element `i`
+/// goes into lane `i % LANES`, in order. No step waits on the previous one, so the loop
+/// vectorizes.
+fn fold_lanes<T: Copy>(x: &[f32], init: T, f: impl Fn(T, f32) -> T) -> [T; LANES] {
+    let mut lanes = [init; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = f(*l, v);
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l = f(*l, v);
+    }
+    lanes
+}
+
 /// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`: the lanes' sum in a fixed order.
 fn pairwise<T: Copy + core::ops::Add<Output = T>>(l: [T; LANES]) -> T {
     ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
@@ -253,33 +260,14 @@ fn pairwise<T: Copy + core::ops::Add<Output = T>>(l: [T; LANES]) -> T {
 /// every loop vectorizes (the attention scores of every head and query token pass here).
 /// A NaN anywhere makes every output NaN (its exponential is NaN, and so is the sum).
 pub fn softmax(x: &mut [f32]) {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (m, &v) in lanes.iter_mut().zip(c) {
-            *m = if v > *m { v } else { *m };
-        }
-    }
-    for (m, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-        *m = if v > *m { v } else { *m };
-    }
-    let m = lanes
-        .iter()
-        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    let max = |a: f32, b: f32| if b > a { b } else { a };
+    let m = fold_lanes(x, f32::NEG_INFINITY, max)
+        .into_iter()
+        .fold(f32::NEG_INFINITY, max);
     for v in x.iter_mut() {
         *v = exp_nonpos(*v - m);
     }
-    let mut lanes = [0f32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (s, &v) in lanes.iter_mut().zip(c) {
-            *s += v;
-        }
-    }
-    for (s, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-        *s += v;
-    }
-    let sum = pairwise(lanes);
+    let sum = pairwise(fold_lanes(x, 0f32, |s, v| s + v));
     for v in x.iter_mut() {
         *v /= sum;
     }
