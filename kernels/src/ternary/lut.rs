@@ -1,8 +1,10 @@
 //! What the lookup-table prefill matmuls of AVX2 (`avx2/lut.rs`, whose doc derives the method)
 //! and NEON (`neon_lut.rs`) share: the layouts' table shapes, the token blocks a call takes,
-//! the int16 window, the row passes, the activations' block rows and the exact fallback for
-//! rows with an invalid code. Pattern numbers, transposes, tables and lookups are SIMD and per
-//! architecture.
+//! the int16 window, the row passes, the stack scratch and its pattern numbers, the
+//! activations' block rows and the exact fallback for rows with an invalid code. Computing
+//! pattern numbers, transposes, tables and lookups is SIMD and per architecture.
+
+use core::mem::MaybeUninit;
 
 use super::scalar::{matvec_t1_i8_scalar, matvec_t2_i8_scalar};
 use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
@@ -131,6 +133,45 @@ pub(super) fn window<L: LutShape>(x: &[i8]) -> usize {
 /// builds.
 pub(super) fn pass_rows(rows: usize, max_rows: usize) -> usize {
     rows.div_ceil(rows.div_ceil(max_rows).max(1))
+}
+
+/// The stack scratch of one table-matmul call, 64-byte aligned: the tables ([`TAB_BYTES`]),
+/// the pattern numbers of one block for each row of a pass ([`LUT_ROWS`] rows of
+/// [`BLOCK_BYTES`]) and the int16 sums ([`ACC_BYTES`]), about 470 KiB. Every call writes each
+/// byte before it reads it (tables: every entry of the groups in use, before the lookups;
+/// pattern numbers: the pass's rows, per block; sums: a row's first chunk of a window stores
+/// without loading), so it stays uninitialized instead of zero-filled per call.
+#[repr(C, align(64))]
+pub(super) struct Scratch([u8; TAB_BYTES + LUT_ROWS * BLOCK_BYTES + ACC_BYTES]);
+
+/// Pointers to the tables, the pattern numbers and the sums of `s` (see [`Scratch`]).
+pub(super) fn scratch_parts(s: &mut MaybeUninit<Scratch>) -> (*mut u8, *mut u8, *mut u8) {
+    let p = s.as_mut_ptr().cast::<u8>();
+    (
+        p,
+        p.wrapping_add(TAB_BYTES),
+        p.wrapping_add(TAB_BYTES + LUT_ROWS * BLOCK_BYTES),
+    )
+}
+
+/// The pattern numbers of groups `j0 .. j0 + L::GROUPS` of row `r` of the scratch's pattern
+/// numbers at `ip`, group `j0 + i` in bits `8 i ..`: one 8-byte read (`T2_128`, 8 groups) or
+/// 4-byte read (`T1_160`).
+///
+/// # Safety
+/// `ip` must be [`scratch_parts`]' pattern numbers, row `r < LUT_ROWS` written for the
+/// current block, and `j0 + L::GROUPS <= BLOCK_BYTES`.
+#[inline(always)]
+pub(super) unsafe fn pattern_word<L: LutShape>(ip: *const u8, r: usize, j0: usize) -> u64 {
+    // SAFETY: the caller's contract: GROUPS initialized bytes at row r, byte j0.
+    unsafe {
+        let p = ip.add(r * BLOCK_BYTES + j0);
+        if L::GROUPS == 8 {
+            p.cast::<u64>().read_unaligned()
+        } else {
+            p.cast::<u32>().read_unaligned() as u64
+        }
+    }
 }
 
 /// Scratch rows for [`block_rows`]: a zero-padded copy of one block's activations.

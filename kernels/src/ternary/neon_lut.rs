@@ -29,8 +29,9 @@ use core::arch::aarch64::*;
 use core::mem::MaybeUninit;
 
 use super::lut::{
-    ACC_BYTES, BLOCK_BYTES, BlockScratch, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1,
-    T2, TAB_BYTES, block_rows, fallback, pass_rows, token_blocks, window,
+    ACC_BYTES, BLOCK_BYTES, BlockScratch, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS,
+    Scratch, T1, T2, TAB_BYTES, block_rows, fallback, pass_rows, pattern_word, scratch_parts,
+    token_blocks, window,
 };
 
 /// A ternary layout the NEON lookup-table matmul runs on: its table shape and pattern numbers.
@@ -267,16 +268,8 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
     let rb = L::row_bytes(cols);
     let nb = rb / BLOCK_BYTES;
     let mut xt = [const { Aligned([[0i16; LUT_TOK]; MAX_BLOCK_COLS]) }; TB];
-    // Tables, pattern numbers and int16 sums: 470 KiB that every call writes before it reads
-    // (as in the AVX2 version), left uninitialized instead of zero-filled per call.
-    let mut tab = MaybeUninit::<Aligned<[u8; TAB_BYTES]>>::uninit();
-    let mut idx = MaybeUninit::<Aligned<[[u8; BLOCK_BYTES]; LUT_ROWS]>>::uninit();
-    let mut acc = MaybeUninit::<Aligned<[u8; ACC_BYTES]>>::uninit();
-    let (tp, ip, ap0) = (
-        tab.as_mut_ptr().cast::<u8>(),
-        idx.as_mut_ptr().cast::<u8>(),
-        acc.as_mut_ptr().cast::<u8>(),
-    );
+    let mut scratch = MaybeUninit::<Scratch>::uninit();
+    let (tp, ip, ap0) = scratch_parts(&mut scratch);
     let mut xb = [[0i8; MAX_BLOCK_COLS]; LUT_TOK];
     // Entry bytes: TB token blocks of 32 int16 lanes (a row's sums take the same bytes).
     let eb = 64 * TB;
@@ -293,7 +286,7 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
             for r in 0..nr {
                 let s = (r0 + r) * rb + b * BLOCK_BYTES;
                 let q = &w[s..s + BLOCK_BYTES];
-                // SAFETY: q holds 32 bytes, and so does idx row r < nr <= LUT_ROWS; NEON (this
+                // SAFETY: q holds 32 bytes, and so does pattern row r < nr <= LUT_ROWS; NEON (this
                 // function's).
                 unsafe {
                     let id = ip.add(r * BLOCK_BYTES);
@@ -313,7 +306,7 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
                 transpose_block::<L>(x, cols, (t0 + LUT_TOK * k, nk), b, &mut xb, xt);
             }
             for j0 in (0..BLOCK_BYTES).step_by(L::GROUPS) {
-                // SAFETY: tp points at TAB_BYTES bytes of `tab`.
+                // SAFETY: tp points at the scratch's TAB_BYTES of tables.
                 unsafe { build_tables::<L, TB>(&xt, j0, tp) };
                 let first = j0 == 0 && b % window == 0;
                 let last =
@@ -322,7 +315,7 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
                 let store = b < window;
                 for r in 0..nr {
                     // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS bytes
-                    // are in acc.
+                    // are in the scratch's sums.
                     let ap = unsafe { ap0.add(r * eb) };
                     let mut s = [vdupq_n_s16(0); 4 * LUT_TB];
                     if !first {
@@ -332,16 +325,9 @@ fn matmul_lut<L: LutLayout, const TB: usize>(
                             *sv = unsafe { vld1q_s16(ap.add(16 * h).cast()) };
                         }
                     }
-                    // SAFETY: idx row r < nr holds 32 bytes, written for this block above;
-                    // j0 + GROUPS <= 32.
-                    let pats = unsafe {
-                        let ip = ip.add(r * BLOCK_BYTES + j0);
-                        if L::GROUPS == 8 {
-                            ip.cast::<u64>().read_unaligned()
-                        } else {
-                            ip.cast::<u32>().read_unaligned() as u64
-                        }
-                    };
+                    // SAFETY: ip is the scratch's pattern numbers, row r < nr <= LUT_ROWS written
+                    // for this block above; j0 + GROUPS <= 32.
+                    let pats = unsafe { pattern_word::<L>(ip, r, j0) };
                     for i in 0..L::GROUPS {
                         let p = ((pats >> (8 * i)) & 0xff) as usize;
                         // SAFETY: p < ENTRIES (a T2_128 tile here has no code 3; T1_160

@@ -32,8 +32,9 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::super::lut::{
-    ACC_BYTES, BLOCK_BYTES, BlockScratch, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS, T1,
-    T2, TAB_BYTES, block_rows, fallback, pass_rows, window,
+    ACC_BYTES, BLOCK_BYTES, BlockScratch, LUT_ROWS, LUT_TB, LUT_TOK, LutShape, MAX_BLOCK_COLS,
+    Scratch, T1, T2, TAB_BYTES, block_rows, fallback, pass_rows, pattern_word, scratch_parts,
+    window,
 };
 
 /// A ternary layout the AVX2 lookup-table matmul runs on: its table shape and pattern numbers.
@@ -255,18 +256,8 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
     let rb = L::row_bytes(cols);
     let nb = rb / BLOCK_BYTES;
     let mut xt = [const { Aligned([[0i16; LUT_TOK]; MAX_BLOCK_COLS]) }; TB];
-    // Tables, pattern numbers and int16 sums: 470 KiB that every call writes before it reads
-    // (tables: every entry of the groups in use, before the lookups; pattern numbers: the
-    // pass's rows, per block; sums: a row's first chunk of a window stores without loading),
-    // so they are left uninitialized instead of zero-filled per call.
-    let mut tab = MaybeUninit::<Aligned<[u8; TAB_BYTES]>>::uninit();
-    let mut idx = MaybeUninit::<Aligned<[[u8; BLOCK_BYTES]; LUT_ROWS]>>::uninit();
-    let mut acc = MaybeUninit::<Aligned<[u8; ACC_BYTES]>>::uninit();
-    let (tp, ip, ap0) = (
-        tab.as_mut_ptr().cast::<u8>(),
-        idx.as_mut_ptr().cast::<u8>(),
-        acc.as_mut_ptr().cast::<u8>(),
-    );
+    let mut scratch = MaybeUninit::<Scratch>::uninit();
+    let (tp, ip, ap0) = scratch_parts(&mut scratch);
     let mut xb = [[0i8; MAX_BLOCK_COLS]; LUT_TOK];
     // Entry bytes: TB token blocks of 32 int16 lanes (a row's sums take the same bytes).
     let eb = 64 * TB;
@@ -292,7 +283,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                 // SAFETY: AVX2 (this function's contract).
                 let v = unsafe { L::patterns(q) };
                 bad = _mm256_or_si256(bad, v);
-                // SAFETY: row r < nr <= LUT_ROWS of idx: 32 bytes, 32-byte aligned.
+                // SAFETY: row r < nr <= LUT_ROWS of the pattern numbers: 32 bytes, 32-byte aligned.
                 unsafe { _mm256_store_si256(ip.add(r * BLOCK_BYTES).cast(), v) };
             }
             if L::HAS_INVALID && _mm256_movemask_epi8(bad) != 0 {
@@ -307,7 +298,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                 transpose_block::<L>(x, cols, (tk, nk), b, &mut xb, xt);
             }
             for j0 in (0..BLOCK_BYTES).step_by(L::GROUPS) {
-                // SAFETY: tp points at TAB_BYTES bytes of `tab`, 64-byte aligned.
+                // SAFETY: tp points at the scratch's TAB_BYTES of tables, 64-byte aligned.
                 unsafe { build_tables::<L, TB>(&xt, j0, tp) };
                 let first = j0 == 0 && b % window == 0;
                 let last =
@@ -325,7 +316,7 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                         _mm_prefetch::<_MM_HINT_T1>(next.cast());
                     }
                     // SAFETY: r < nr <= LUT_ROWS, so the row's eb <= ACC_BYTES / LUT_ROWS
-                    // bytes are in acc.
+                    // bytes are in the scratch's sums.
                     let ap = unsafe { ap0.add(r * eb) };
                     let mut s = [_mm256_setzero_si256(); 2 * LUT_TB];
                     if !first {
@@ -335,17 +326,9 @@ pub(super) unsafe fn matmul_lut<L: LutLayout, const TB: usize>(
                             *sv = unsafe { _mm256_load_si256(ap.add(32 * h).cast()) };
                         }
                     }
-                    // Eight pattern numbers in one load (T2_128), else four.
-                    // SAFETY: idx row r < nr holds 32 bytes, written for this block above;
-                    // j0 + GROUPS <= 32.
-                    let pats = unsafe {
-                        let ip = ip.add(r * BLOCK_BYTES + j0);
-                        if L::GROUPS == 8 {
-                            ip.cast::<u64>().read_unaligned()
-                        } else {
-                            ip.cast::<u32>().read_unaligned() as u64
-                        }
-                    };
+                    // SAFETY: ip is the scratch's pattern numbers, row r < nr <= LUT_ROWS written
+                    // for this block above; j0 + GROUPS <= 32.
+                    let pats = unsafe { pattern_word::<L>(ip, r, j0) };
                     for i in 0..L::GROUPS {
                         let p = ((pats >> (8 * i)) & 0xff) as usize;
                         // SAFETY: p < ENTRIES (a T2_128 tile here has no code 3; T1_160
