@@ -379,7 +379,7 @@ unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
                 // low lane: low nibbles (values 0..16), high lane: high nibbles (16..32)
                 let wv = _mm256_and_si256(_mm256_srlv_epi32(c, nib), low4);
                 let xv = _mm256_loadu_si256(q.as_ptr().add(32 * b).cast());
-                _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), ones)
+                _mm256_maddubs_epi16(wv, xv)
             }
         };
         let mut acc = _mm256_setzero_ps();
@@ -390,9 +390,16 @@ unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l).cast());
             }
             let s: [__m256i; 8] = core::array::from_fn(|j| block_sum(b + j));
-            // SAFETY: sx8[b..b + 8] exists (b + 8 <= nb <= Q4_ROWS_MAX_BLOCKS).
-            let off = unsafe { _mm256_loadu_si256(sx8.as_ptr().add(b).cast()) };
-            acc = add_scaled8(acc, row, BB, d, b, _mm256_sub_epi32(hsum8(s), off));
+            // SAFETY: b + 8 <= nb <= Q4_ROWS_MAX_BLOCKS: sx8[b..b + 8], d[b..b + 8] and the
+            // row's blocks b..b + 8 (144 bytes from BB * b) exist.
+            let (off, dw, dx) = unsafe {
+                (
+                    _mm256_loadu_si256(sx8.as_ptr().add(b).cast()),
+                    q4_scales8(wp.add(BB * b)),
+                    _mm256_loadu_ps(d.as_ptr().add(b)),
+                )
+            };
+            acc = scaled8(acc, dw, dx, _mm256_sub_epi32(hsum8_i16(s), off));
             b += 8;
         }
         let mut lanes = [0f32; 8];
@@ -413,6 +420,26 @@ fn hsum8(s: [__m256i; 8]) -> __m256i {
     _mm256_add_epi32(
         _mm256_permute2x128_si256::<0x20>(h0123, h4567),
         _mm256_permute2x128_si256::<0x31>(h0123, h4567),
+    )
+}
+
+/// Lane `j` = the sum of the sixteen int16 lanes of `s[j]`, sign-extended: the integer sums of
+/// eight consecutive blocks from their `vpmaddubsw` pairs, by three in-lane `vphaddw` levels
+/// (each level's words sum 2, 4, then 8 pairs) and one widening add of the two lanes.
+/// Exact when every word is at most 4095 in magnitude (8 · 4095 < 2^15): Q4_0 codes `0..=15`
+/// times activations in `-128..=127` give pairs of at most 2 · 15 · 128 = 3840.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum8_i16(s: [__m256i; 8]) -> __m256i {
+    let h01 = _mm256_hadd_epi16(s[0], s[1]);
+    let h23 = _mm256_hadd_epi16(s[2], s[3]);
+    let h45 = _mm256_hadd_epi16(s[4], s[5]);
+    let h67 = _mm256_hadd_epi16(s[6], s[7]);
+    // word j of each lane: block j's sum over that lane's eight pairs
+    let h = _mm256_hadd_epi16(_mm256_hadd_epi16(h01, h23), _mm256_hadd_epi16(h45, h67));
+    _mm256_add_epi32(
+        _mm256_cvtepi16_epi32(_mm256_castsi256_si128(h)),
+        _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(h)),
     )
 }
 
@@ -437,10 +464,39 @@ fn add_scaled8(acc: __m256, row: &[u8], bb: usize, d: &[f32], b: usize, sums: __
             _mm256_loadu_ps(dx.as_ptr()),
         )
     };
+    scaled8(acc, dwv, dxv, sums)
+}
+
+/// `acc + (dw · dx) · sums` lane by lane, in scalar's order of operations (no FMA).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scaled8(acc: __m256, dw: __m256, dx: __m256, sums: __m256i) -> __m256 {
     _mm256_add_ps(
         acc,
-        _mm256_mul_ps(_mm256_mul_ps(dwv, dxv), _mm256_cvtepi32_ps(sums)),
+        _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(sums)),
     )
+}
+
+/// The f16 scales of eight consecutive Q4_0 blocks (18 bytes each, scale first) at `p`, as f32,
+/// from four 32-byte loads and word blends instead of eight scalar loads. Block `j`'s scale
+/// lies at byte `18j`: in load `j / 2` (bytes `32 * (j / 2)..`) it is word `j` of the low lane
+/// for even `j` (byte `4j` of the load) and of the high lane for odd `j` (byte `16 + 2j`).
+///
+/// # Safety
+/// `p..p + 128` must be readable (the eight blocks span 144 bytes); AVX2 and F16C available.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn q4_scales8(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees bytes p..p + 128.
+    let [l0, l1, l2, l3] =
+        core::array::from_fn(|i| unsafe { _mm256_loadu_si256(p.add(32 * i).cast::<__m256i>()) });
+    let w0123 = _mm256_blend_epi16::<0b0000_1100>(l0, l1);
+    let w4567 = _mm256_blend_epi16::<0b1100_0000>(l2, l3);
+    // low lane: even blocks' scales in words 0, 2, 4, 6; high lane: odd blocks' in 1, 3, 5, 7
+    let w = _mm256_blend_epi16::<0b1111_0000>(w0123, w4567);
+    let h =
+        _mm_blend_epi16::<0b1010_1010>(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+    _mm256_cvtph_ps(h)
 }
 
 /// Q8_0 (`Q4 = false`, 34-byte blocks) or Q4_0 (`Q4 = true`, 18-byte blocks) row dot.
