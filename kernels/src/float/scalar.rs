@@ -220,20 +220,32 @@ pub(crate) fn rescale_t_shape(a: &[i32], rows: usize, nt: usize, o: &[f32], o_st
 /// Decode one row of a plain float layout into `out: (n,)` f32. Returns `false` (and leaves
 /// `out` untouched) if `layout` is not F32/F16/BF16 or the lengths disagree.
 pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
-    let conv: fn(&[u8]) -> f32 = match layout {
-        Layout::F32 => |c| f32::from_le_bytes(c.try_into().unwrap()),
-        Layout::F16 => |c| f16_to_f32(c.try_into().unwrap()),
-        Layout::Bf16 => |c| bf16_to_f32(c.try_into().unwrap()),
-        Layout::T2_128 | Layout::T1_160 => return false,
-        Layout::Q8_0 => return decode_q8_0_row(w, out),
-        Layout::Q4_0 => return decode_q4_0_row(w, out),
-    };
-    let eb = layout.info().block_bytes;
-    if w.len() != out.len() * eb {
+    match layout {
+        Layout::F32 => decode_elems(w, out, f32::from_le_bytes),
+        Layout::F16 => decode_elems(w, out, f16_to_f32),
+        Layout::Bf16 => decode_elems(w, out, bf16_to_f32),
+        Layout::T2_128 | Layout::T1_160 => false,
+        Layout::Q8_0 => decode_q8_0_row(w, out),
+        Layout::Q4_0 => decode_q4_0_row(w, out),
+    }
+}
+
+/// `out[i] = conv(element i of w)` for `EB`-byte elements; `false` if the lengths disagree.
+/// One loop per element type (the norm weights are decoded per token: through a function
+/// pointer per element, this took about 1 % of a decode step).
+#[inline]
+fn decode_elems<const EB: usize>(
+    w: &[u8],
+    out: &mut [f32],
+    conv: impl Fn([u8; EB]) -> f32,
+) -> bool {
+    if w.len() != out.len() * EB {
         return false;
     }
-    for (o, c) in out.iter_mut().zip(w.chunks_exact(eb)) {
-        *o = conv(c);
+    for (o, c) in out.iter_mut().zip(w.chunks_exact(EB)) {
+        let mut b = [0u8; EB];
+        b.copy_from_slice(c);
+        *o = conv(b);
     }
     true
 }
