@@ -1,6 +1,7 @@
 //! Kernel micro-benchmarks: ternary matvec (decode) and matmul (prefill, [`MATMUL_TOKENS`]
 //! tokens) at BitNet b1.58 2B4T shapes in both ternary layouts (`T2_128`, `T1_160`), and the
-//! F16 LM-head row dot, for every kernel variant this CPU runs. Throughput is bytes of
+//! LM head (F16 row dots; Q4_0 matvec and Q8_0 row dots on Q8_0-quantized activations), for
+//! every kernel variant this CPU runs. Throughput is bytes of
 //! *weights* read per call (criterion `Throughput::Bytes`), so criterion reports GB/s
 //! comparable with the machine's memory bandwidth (the matvec weights of one call fit in the
 //! last-level cache; the LM-head slice does not). After criterion, a short best-of-N timing
@@ -25,8 +26,9 @@ const MATVEC_SHAPES: [(usize, usize); 3] = [(2560, 2560), (6912, 2560), (2560, 6
 /// thread), which the lookup-table kernels take in one pass over the weights.
 const MATMUL_TOKENS: usize = 64;
 
-/// LM-head slice `(rows, cols)`: 32768 of the 128256 vocabulary rows of 2560 F16 values
-/// (168 MB, far above any last-level cache, so it streams from DRAM as the real head does).
+/// LM-head slice `(rows, cols)`: 32768 of the 128256 vocabulary rows of 2560 values (168 MB in
+/// F16, 47 MB in Q4_0, 89 MB in Q8_0: above the last-level cache, so it streams from DRAM as
+/// the real head does).
 const HEAD_ROWS: usize = 32768;
 const HEAD_COLS: usize = 2560;
 
@@ -109,6 +111,35 @@ fn f16_bytes(n: usize, rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// Q4_0 (`bb = 18`) or Q8_0 (`bb = 34`) head rows of `cols` values: f16 scales about 0.002
+/// (embedding-like magnitudes) and random codes.
+fn quant_head(rows: usize, cols: usize, bb: usize, rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows * cols / 32 * bb);
+    for _ in 0..rows * cols / 32 {
+        let d = 0.001 + (rng.next() >> 40) as f32 / (1u64 << 24) as f32 * 0.002;
+        out.extend_from_slice(&half::f16::from_f32(d).to_bits().to_le_bytes());
+        out.extend((0..bb - 2).map(|_| rng.next() as u8));
+    }
+    out
+}
+
+/// The quantized LM heads as the forward pass runs them: activations quantized to Q8_0 once
+/// (each variant's own quantizer), then the Q4_0 head as one matvec call, or one Q8_0 row dot
+/// per row.
+fn lm_head_quant(k: &KernelSet, q4: bool, head: &[u8], x: &[f32], out: &mut [f32]) {
+    let mut q = vec![0i8; x.len()];
+    let mut d = vec![0f32; x.len() / 32];
+    (k.quantize_q8_0)(x, &mut q, &mut d);
+    if q4 {
+        (k.matvec_q4_0_q8_0)(head, &q, &d, out);
+    } else {
+        let rb = x.len() / 32 * 34;
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = (k.dot_q8_0)(&head[r * rb..(r + 1) * rb], &q, &d);
+        }
+    }
+}
+
 fn lm_head(k: &KernelSet, head: &[u8], x: &[f32], out: &mut [f32]) {
     let rb = x.len() * 2;
     for (r, o) in out.iter_mut().enumerate() {
@@ -129,6 +160,9 @@ struct MatvecCase {
 struct Inputs {
     matvec: Vec<MatvecCase>,
     head: Vec<u8>,
+    /// The same head shape in Q4_0 and Q8_0 blocks.
+    head_q4: Vec<u8>,
+    head_q8: Vec<u8>,
     hx: Vec<f32>,
 }
 
@@ -147,10 +181,18 @@ fn inputs() -> Inputs {
         }
     }
     let head = f16_bytes(HEAD_ROWS * HEAD_COLS, &mut rng);
+    let head_q4 = quant_head(HEAD_ROWS, HEAD_COLS, 18, &mut rng);
+    let head_q8 = quant_head(HEAD_ROWS, HEAD_COLS, 34, &mut rng);
     let hx = (0..HEAD_COLS)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
         .collect();
-    Inputs { matvec, head, hx }
+    Inputs {
+        matvec,
+        head,
+        head_q4,
+        head_q8,
+        hx,
+    }
 }
 
 fn criterion_benches(c: &mut Criterion, inp: &Inputs, ks: &[&'static KernelSet]) {
@@ -210,6 +252,23 @@ fn criterion_benches(c: &mut Criterion, inp: &Inputs, ks: &[&'static KernelSet])
         );
     }
     g.finish();
+    for (name, q4, head) in [
+        ("lm_head_q4_0", true, &inp.head_q4),
+        ("lm_head_q8_0", false, &inp.head_q8),
+    ] {
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Bytes(head.len() as u64));
+        for k in ks {
+            g.bench_with_input(
+                BenchmarkId::new(k.variant.name(), format!("{HEAD_ROWS}x{HEAD_COLS}")),
+                &(),
+                |b, _| {
+                    b.iter(|| lm_head_quant(k, q4, black_box(head), black_box(&inp.hx), &mut out))
+                },
+            );
+        }
+        g.finish();
+    }
 }
 
 /// Best-of-`reps` seconds of `f`.
@@ -303,6 +362,25 @@ fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
         HEAD_ROWS * HEAD_COLS,
         &secs,
     );
+    for (name, q4, head) in [
+        ("lm_head_q4_0", true, &inp.head_q4),
+        ("lm_head_q8_0", false, &inp.head_q8),
+    ] {
+        let secs: Vec<f64> = ks
+            .iter()
+            .map(|k| {
+                best_secs(3, || {
+                    lm_head_quant(k, q4, black_box(head), black_box(&inp.hx), &mut out)
+                })
+            })
+            .collect();
+        line(
+            format!("{name} {HEAD_ROWS}x{HEAD_COLS}"),
+            head.len(),
+            HEAD_ROWS * HEAD_COLS,
+            &secs,
+        );
+    }
 }
 
 fn main() {
