@@ -2,7 +2,8 @@
 //!
 //! `n - 1` workers are spawned once; each parallel call publishes a job, the caller runs
 //! task 0 itself and the workers run tasks 1..n. Workers spin briefly on the job counter
-//! (decode issues hundreds of small calls per token), then park on a condition variable.
+//! (decode issues hundreds of small calls per token), then park on a condition variable; a job
+//! makes the wake-up call (a futex syscall) only when a worker is parked.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,6 +21,9 @@ struct Shared {
     /// The current job, valid while `pending > 0` (lifetime erased, see `run`).
     job: Mutex<Option<Task<'static>>>,
     wake: Condvar,
+    /// Workers parked on `wake` (changed only under the `job` lock): a job needs a wake-up
+    /// call (a futex syscall) only when some worker sleeps, not while they spin.
+    sleepers: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -57,7 +61,12 @@ fn worker(shared: Arc<Shared>, index: usize) {
                 if shared.epoch.load(Ordering::Acquire) == seen
                     && !shared.stop.load(Ordering::Acquire)
                 {
-                    drop(shared.wake.wait(g));
+                    // Counted under the lock that `run` and `drop` publish under, so either
+                    // they see this sleeper and wake it, or this check sees their new epoch.
+                    shared.sleepers.fetch_add(1, Ordering::Relaxed);
+                    let g = shared.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+                    shared.sleepers.fetch_sub(1, Ordering::Relaxed);
+                    drop(g);
                 }
             }
         };
@@ -82,6 +91,7 @@ impl ThreadPool {
             pending: AtomicUsize::new(0),
             job: Mutex::new(None),
             wake: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
         let workers = (1..n_threads)
@@ -124,7 +134,9 @@ impl ThreadPool {
                 .pending
                 .store(self.n_threads - 1, Ordering::Release);
             self.shared.epoch.fetch_add(1, Ordering::AcqRel);
-            self.shared.wake.notify_all();
+            if self.shared.sleepers.load(Ordering::Relaxed) > 0 {
+                self.shared.wake.notify_all();
+            }
         }
         f(0);
         while self.shared.pending.load(Ordering::Acquire) != 0 {
@@ -410,5 +422,31 @@ mod tests {
             pool.par_chunks_f32(&mut out, 1, &|_, c| c.iter_mut().for_each(|v| *v += 1.0));
         }
         assert!(out.iter().all(|&v| v == 2000.0));
+    }
+
+    /// Jobs published while the workers sleep (past their spin) and while they spin, in turns:
+    /// each must be picked up (a lost wake-up would leave `run` waiting forever, so the jobs
+    /// run on another thread and the test fails after 30 s instead of hanging).
+    #[test]
+    fn jobs_reach_parked_workers() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = ThreadPool::new(3);
+            let ran = AtomicUsize::new(0);
+            for i in 0..40 {
+                if i % 2 == 0 {
+                    // far past SPIN_ITERS spin-loop hints: the workers park
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                pool.run(&|_| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            tx.send(ran.load(Ordering::Relaxed)).unwrap();
+        });
+        let ran = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a job never finished: a parked worker was not woken");
+        assert_eq!(ran, 40 * 3);
     }
 }
