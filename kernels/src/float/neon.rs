@@ -320,25 +320,33 @@ pub(super) unsafe fn dot_blocks<const Q4: bool>(
     let mut acc = [unsafe { vdupq_n_f32(0.0) }; 2];
     let mut b = 0;
     while b + 8 <= nb {
-        let mut s = [0i32; 8];
-        let mut dw = [0u16; 8];
-        for (j, (sj, dj)) in s.iter_mut().zip(&mut dw).enumerate() {
+        // SAFETY: blocks b..b + 8 < nb: their bytes and their 32 activations each are in
+        // bounds (the wrappers' shape checks).
+        let r: [int32x4_t; 8] = core::array::from_fn(|j| unsafe {
             let k = b + j;
-            // SAFETY: block k < nb: its bytes and its 32 activations are in bounds.
-            unsafe {
-                let (w0, w1) = block_weights::<Q4>(w.as_ptr().add(bb * k));
-                let xp = q.as_ptr().add(32 * k);
-                *sj = vaddvq_s32(sum(w0, w1, vld1q_s8(xp), vld1q_s8(xp.add(16))));
-            }
-            *dj = u16::from_le_bytes([w[bb * k], w[bb * k + 1]]);
-        }
-        for (h, a) in acc.iter_mut().enumerate() {
-            // SAFETY: `dw` and `s` hold 8 elements, d[b..b + 8] exists (b + 8 <= nb).
+            let (w0, w1) = block_weights::<Q4>(w.as_ptr().add(bb * k));
+            let xp = q.as_ptr().add(32 * k);
+            sum(w0, w1, vld1q_s8(xp), vld1q_s8(xp.add(16)))
+        });
+        // Lane j of s[h]: block b + 4h + j's exact sum, by pairwise adds (`addp`) instead of
+        // a lane reduction and a store per block.
+        // SAFETY: NEON is available (this function's contract).
+        let s = unsafe {
+            [
+                vpaddq_s32(vpaddq_s32(r[0], r[1]), vpaddq_s32(r[2], r[3])),
+                vpaddq_s32(vpaddq_s32(r[4], r[5]), vpaddq_s32(r[6], r[7])),
+            ]
+        };
+        // SAFETY: as above: every block starts with its 2-byte scale.
+        let dw: [u16; 8] = core::array::from_fn(|j| unsafe {
+            u16::from_le_bytes(*w.as_ptr().add(bb * (b + j)).cast::<[u8; 2]>())
+        });
+        for (h, (a, sh)) in acc.iter_mut().zip(s).enumerate() {
+            // SAFETY: `dw` holds 8 values, d[b..b + 8] exists (b + 8 <= nb).
             unsafe {
                 let dwv = f16x4_to_f32(vmovl_u16(vld1_u16(dw.as_ptr().add(4 * h))));
                 let dxv = vld1q_f32(d.as_ptr().add(b + 4 * h));
-                let sv = vcvtq_f32_s32(vld1q_s32(s.as_ptr().add(4 * h)));
-                *a = vaddq_f32(*a, vmulq_f32(vmulq_f32(dwv, dxv), sv));
+                *a = vaddq_f32(*a, vmulq_f32(vmulq_f32(dwv, dxv), vcvtq_f32_s32(sh)));
             }
         }
         b += 8;
