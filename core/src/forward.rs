@@ -419,6 +419,25 @@ pub fn ffn_act_mul(act: FfnAct, gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// [`ffn_act_mul`] into a separate output: `out[i] = act(gate[i]) * up[i]`, `gate, up, out:
+/// (hidden,)`; the same float operations in the same order, so bit-identical to it.
+pub fn ffn_act_mul_into(act: FfnAct, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    debug_assert!(gate.len() == up.len() && gate.len() == out.len());
+    match act {
+        FfnAct::Relu2 => {
+            for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+                let r = g.max(0.0);
+                *o = (r * r) * u;
+            }
+        }
+        FfnAct::Silu => {
+            for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+                *o = (g / (1.0 + libm::expf(-g))) * u;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -554,5 +573,19 @@ mod tests {
         let mut g = [0.0f32];
         ffn_act_mul(FfnAct::Silu, &mut g, &[5.0]);
         assert_eq!(g, [0.0]);
+    }
+
+    #[test]
+    fn act_mul_into_is_bit_identical_to_in_place() {
+        let gate: Vec<f32> = (0..257).map(|i| (i as f32 - 128.0) * 0.173).collect();
+        let up: Vec<f32> = (0..257).map(|i| 1.5 - (i as f32) * 0.0119).collect();
+        for act in [FfnAct::Relu2, FfnAct::Silu] {
+            let mut in_place = gate.clone();
+            ffn_act_mul(act, &mut in_place, &up);
+            let mut out = vec![f32::NAN; gate.len()];
+            ffn_act_mul_into(act, &gate, &up, &mut out);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&in_place), "{act:?}");
+        }
     }
 }

@@ -661,7 +661,7 @@ impl<'m, 'a> Session<'m, 'a> {
             const GATE_UP: [LayerTensor; 2] = [LayerTensor::Gate, LayerTensor::Up];
             if let Some((layout, data, segs)) = Self::stacked(w, file, l, GATE_UP) {
                 // one BitLinear over gate and up back to back: (n, 2 hidden) in hb, then
-                // act(gate) * up per token, compacted to (n, hidden)
+                // act(gate) * up into hb2 (n, hidden), tokens in parallel
                 let st = TernaryStack {
                     layout,
                     data,
@@ -670,31 +670,44 @@ impl<'m, 'a> Session<'m, 'a> {
                 };
                 let out = &mut self.hb[..n * 2 * hidden];
                 forward::bitlinear_stack(k, exec, &st, xq, s_a, self.acc, out);
-                for t in 0..n {
-                    let (g, u) = out[t * 2 * hidden..(t + 1) * 2 * hidden].split_at_mut(hidden);
-                    forward::ffn_act_mul(c.ffn_act, g, u);
-                    out.copy_within(t * 2 * hidden..t * 2 * hidden + hidden, t * hidden);
-                }
+                let gu = &self.hb[..n * 2 * hidden];
+                let act = c.ffn_act;
+                exec.par_chunks_f32(&mut self.hb2[..n * hidden], hidden, &|start, chunk| {
+                    for (j, o) in chunk.chunks_exact_mut(hidden).enumerate() {
+                        let t = start / hidden + j;
+                        let (g, u) = gu[t * 2 * hidden..(t + 1) * 2 * hidden].split_at(hidden);
+                        forward::ffn_act_mul_into(act, g, u, o);
+                    }
+                });
             } else {
                 let wg = Self::tw(w, file, l, LayerTensor::Gate)?;
-                forward::bitlinear_batch(k, exec, wg, xq, s_a, self.acc, self.hb);
+                forward::bitlinear_batch(k, exec, wg, xq, s_a, self.acc, self.hb2);
                 let wu = Self::tw(w, file, l, LayerTensor::Up)?;
-                forward::bitlinear_batch(k, exec, wu, xq, s_a, self.acc, self.hb2);
+                forward::bitlinear_batch(k, exec, wu, xq, s_a, self.acc, self.hb);
                 forward::ffn_act_mul(
                     c.ffn_act,
-                    &mut self.hb[..n * hidden],
-                    &self.hb2[..n * hidden],
+                    &mut self.hb2[..n * hidden],
+                    &self.hb[..n * hidden],
                 );
             }
+            // act(gate) * up: (n, hidden) in hb2
             if c.sub_norms {
                 Self::norm_weights(w, file, lt(LayerTensor::FfnSubNorm), self.normw)?;
             }
             let norm = c.sub_norms.then_some((&self.normw[..hidden], c.norm_eps));
-            bitlinear_input(k, exec, &self.hb[..n * hidden], norm, self.xb, self.xq, s_a);
+            bitlinear_input(
+                k,
+                exec,
+                &self.hb2[..n * hidden],
+                norm,
+                self.xb,
+                self.xq,
+                s_a,
+            );
             let wd = Self::tw(w, file, l, LayerTensor::Down)?;
-            let (xq, out) = (&self.xq[..n * hidden], &mut self.hb2[..n * dim]);
+            let (xq, out) = (&self.xq[..n * hidden], &mut self.hb[..n * dim]);
             forward::bitlinear_batch(k, exec, wd, xq, s_a, self.acc, out);
-            for (x, &o) in self.x[..n * dim].iter_mut().zip(&self.hb2[..n * dim]) {
+            for (x, &o) in self.x[..n * dim].iter_mut().zip(&self.hb[..n * dim]) {
                 *x += o;
             }
         }
