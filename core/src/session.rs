@@ -205,12 +205,12 @@ pub struct Session<'m, 'a> {
     pos: usize,
     x: &'a mut [f32],       // residual stream (batch, dim)
     xb: &'a mut [f32],      // normed input of the current op (batch, width ≤ wide)
-    q: &'a mut [f32],       // (batch, q_dim)
-    kb: &'a mut [f32],      // (batch, kv_dim)
-    vb: &'a mut [f32],      // (batch, kv_dim)
+    q: &'a mut [f32],       // (batch, q_dim), Q|K|V run one by one (streamed weights)
+    kb: &'a mut [f32],      // (batch, kv_dim), likewise
+    vb: &'a mut [f32],      // (batch, kv_dim), likewise
     att_out: &'a mut [f32], // (batch, q_dim)
-    hb: &'a mut [f32],      // (batch, stack): stacked Q|K|V or gate|up outputs, FFN hidden
-    hb2: &'a mut [f32],     // (batch, hidden)
+    hb: &'a mut [f32],      // (batch, stack): Q|K|V rows, gate|up outputs, FFN down output
+    hb2: &'a mut [f32],     // (batch, hidden): act(gate) * up
     cos: &'a mut [f32],     // RoPE tables of the batch's positions (batch, head_dim/2)
     sin: &'a mut [f32],     // (batch, head_dim/2)
     normw: &'a mut [f32],   // decoded norm weights (wide,)
@@ -535,6 +535,7 @@ impl<'m, 'a> Session<'m, 'a> {
             c.head_dim as usize,
         );
         let (n_heads, n_kv_heads) = (c.n_heads as usize, c.n_kv_heads as usize);
+        let qkv = q_dim + 2 * kv_dim;
         let w = &mut self.weights;
         w.drain();
         let emb = file.global(TensorRole::TokenEmbd).expect("validated");
@@ -579,15 +580,8 @@ impl<'m, 'a> Session<'m, 'a> {
                     cols: dim,
                     segs: &segs,
                 };
-                let qkv = q_dim + 2 * kv_dim;
                 let out = &mut self.hb[..n * qkv];
                 forward::bitlinear_stack(k, exec, &st, xq, s_a, self.acc, out);
-                for (t, r) in out.chunks_exact(qkv).enumerate() {
-                    self.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&r[..q_dim]);
-                    self.kb[t * kv_dim..(t + 1) * kv_dim]
-                        .copy_from_slice(&r[q_dim..q_dim + kv_dim]);
-                    self.vb[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&r[q_dim + kv_dim..]);
-                }
             } else {
                 let wq = Self::tw(w, file, l, LayerTensor::Q)?;
                 forward::bitlinear_batch(k, exec, wq, xq, s_a, self.acc, self.q);
@@ -595,34 +589,42 @@ impl<'m, 'a> Session<'m, 'a> {
                 forward::bitlinear_batch(k, exec, wk, xq, s_a, self.acc, self.kb);
                 let wv = Self::tw(w, file, l, LayerTensor::V)?;
                 forward::bitlinear_batch(k, exec, wv, xq, s_a, self.acc, self.vb);
+                // into the stacked layout the rest of the layer reads
+                for (t, r) in self.hb[..n * qkv].chunks_exact_mut(qkv).enumerate() {
+                    r[..q_dim].copy_from_slice(&self.q[t * q_dim..(t + 1) * q_dim]);
+                    r[q_dim..q_dim + kv_dim]
+                        .copy_from_slice(&self.kb[t * kv_dim..(t + 1) * kv_dim]);
+                    r[q_dim + kv_dim..].copy_from_slice(&self.vb[t * kv_dim..(t + 1) * kv_dim]);
+                }
             }
+            // Q | K | V of token t: row t of hb (n, qkv)
             let base = l * ctx * kv_dim;
             let hh = hd / 2;
-            for t in 0..n {
+            for (t, r) in self.hb[..n * qkv].chunks_exact_mut(qkv).enumerate() {
                 let p = self.pos + t;
                 let (cos, sin) = (
                     &self.cos[t * hh..(t + 1) * hh],
                     &self.sin[t * hh..(t + 1) * hh],
                 );
-                forward::rope(&mut self.q[t * q_dim..(t + 1) * q_dim], hd, cos, sin);
-                forward::rope(&mut self.kb[t * kv_dim..(t + 1) * kv_dim], hd, cos, sin);
-                self.kc
-                    .store(base + p * kv_dim, &self.kb[t * kv_dim..(t + 1) * kv_dim]);
-                self.vc
-                    .store(base + p * kv_dim, &self.vb[t * kv_dim..(t + 1) * kv_dim]);
+                let (q, kv) = r.split_at_mut(q_dim);
+                let (kr, vr) = kv.split_at_mut(kv_dim);
+                forward::rope(q, hd, cos, sin);
+                forward::rope(kr, hd, cos, sin);
+                self.kc.store(base + p * kv_dim, kr);
+                self.vc.store(base + p * kv_dim, vr);
             }
             // attention (causal): heads in parallel, each over the batch's tokens in order; a
             // head's slice of `att` holds its outputs (n, head_dim) then its scores (ctx)
             let unit = n * hd + ctx;
             let end = base + (self.pos + n) * kv_dim;
             let (kr, vr) = (self.kc.rows(base, end), self.vc.rows(base, end));
-            let (q, pos) = (&self.q[..n * q_dim], self.pos);
+            let (q, pos) = (&self.hb[..n * qkv], self.pos);
             exec.par_chunks_f32(&mut self.att[..n_heads * unit], unit, &|start, chunk| {
                 for (j, buf) in chunk.chunks_exact_mut(unit).enumerate() {
                     let h = start / unit + j;
                     let (outs, scores) = buf.split_at_mut(n * hd);
                     for (t, out) in outs.chunks_exact_mut(hd).enumerate() {
-                        let qt = &q[t * q_dim..(t + 1) * q_dim];
+                        let qt = &q[t * qkv..t * qkv + q_dim];
                         let dims = (pos + t + 1, n_heads, n_kv_heads, hd);
                         forward::attention_head(k, qt, kr, vr, h, dims, scores, out);
                     }
