@@ -79,11 +79,12 @@ fn t1_patterns(q: __m256i) -> __m256i {
 struct Aligned<T>(T);
 
 /// Rows whose weight blocks the pattern conversion loads before it converts and stores any of
-/// them. One row at a time, each load waited behind the pattern stores of the rows before it
-/// (the rows are `rb` bytes apart, a stride the hardware prefetchers miss): on Zen 3 (2B4T
-/// shapes, 64 tokens, alternating calls in one process) the conversion took 13 % of the
-/// matmul's time; 8 rows with [`PREFETCH_ROWS`] took the matmul to 1.05-1.10x (T2_128 and
-/// T1_160), 4 or 16 rows less.
+/// them. One row at a time (a load, the conversion, a store), the conversion took 13 % of the
+/// matmul's time on Zen 3, the samples on the instruction waiting for each row's load (the
+/// rows are `rb` bytes apart, a stride the hardware prefetchers miss; whether the loads also
+/// waited behind the stores before them, the VM's counters cannot tell). Eight rows with
+/// [`PREFETCH_ROWS`] took the matmul to 1.04-1.13x (2B4T shapes, 64 and 128 tokens,
+/// alternating calls in one process; T2_128 and T1_160), 4 or 16 rows less.
 const CONVERT_ROWS: usize = 8;
 /// Rows ahead of the conversion whose weight blocks it prefetches into L1 (16 to 64 measured
 /// alike). This replaced a prefetch into L2 of the next block, one block ahead, which made no
