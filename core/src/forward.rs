@@ -400,41 +400,48 @@ pub fn attention_head(
     axpys(scores, &vb[first * ve..end * ve], kv_dim * ve, out);
 }
 
+/// `relu(g)^2 * u` (transformers `ACT2FN["relu2"]` = `square(relu(x))`).
+#[inline(always)]
+fn relu2_mul(g: f32, u: f32) -> f32 {
+    let r = g.max(0.0);
+    (r * r) * u
+}
+
+/// `(g / (1 + exp(-g))) * u` (SiLU).
+#[inline(always)]
+fn silu_mul(g: f32, u: f32) -> f32 {
+    (g / (1.0 + libm::expf(-g))) * u
+}
+
 /// Gated FFN activation in place: `gate[i] = act(gate[i]) * up[i]`, `gate, up: (hidden,)`.
-/// Relu2: `relu(g)^2 * u` (transformers `ACT2FN["relu2"]` = `square(relu(x))`);
-/// Silu: `(g / (1 + exp(-g))) * u`.
+/// Relu2: `relu(g)^2 * u`; Silu: `(g / (1 + exp(-g))) * u`.
 pub fn ffn_act_mul(act: FfnAct, gate: &mut [f32], up: &[f32]) {
     match act {
-        FfnAct::Relu2 => {
-            for (g, &u) in gate.iter_mut().zip(up) {
-                let r = g.max(0.0);
-                *g = (r * r) * u;
-            }
-        }
-        FfnAct::Silu => {
-            for (g, &u) in gate.iter_mut().zip(up) {
-                *g = (*g / (1.0 + libm::expf(-*g))) * u;
-            }
-        }
+        FfnAct::Relu2 => gate
+            .iter_mut()
+            .zip(up)
+            .for_each(|(g, &u)| *g = relu2_mul(*g, u)),
+        FfnAct::Silu => gate
+            .iter_mut()
+            .zip(up)
+            .for_each(|(g, &u)| *g = silu_mul(*g, u)),
     }
 }
 
 /// [`ffn_act_mul`] into a separate output: `out[i] = act(gate[i]) * up[i]`, `gate, up, out:
-/// (hidden,)`; the same float operations in the same order, so bit-identical to it.
+/// (hidden,)`; the same per-element functions, so bit-identical to it.
 pub fn ffn_act_mul_into(act: FfnAct, gate: &[f32], up: &[f32], out: &mut [f32]) {
     debug_assert!(gate.len() == up.len() && gate.len() == out.len());
+    let pairs = gate.iter().zip(up);
     match act {
-        FfnAct::Relu2 => {
-            for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-                let r = g.max(0.0);
-                *o = (r * r) * u;
-            }
-        }
-        FfnAct::Silu => {
-            for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-                *o = (g / (1.0 + libm::expf(-g))) * u;
-            }
-        }
+        FfnAct::Relu2 => out
+            .iter_mut()
+            .zip(pairs)
+            .for_each(|(o, (&g, &u))| *o = relu2_mul(g, u)),
+        FfnAct::Silu => out
+            .iter_mut()
+            .zip(pairs)
+            .for_each(|(o, (&g, &u))| *o = silu_mul(g, u)),
     }
 }
 
