@@ -750,6 +750,13 @@ impl<'m, 'a> Session<'m, 'a> {
             Layout::Bf16 => k.dot_bf16,
             _ => k.dot_f32,
         };
+        // F16 and F32 rows go through the row-block dots (bit-identical to one dot per row;
+        // the AVX2 one reads several rows a piece at a time, see `tern_kernels::float`).
+        let dot_rows = match head.layout {
+            Layout::F16 => Some(k.dot_rows_f16),
+            Layout::F32 => Some(k.dot_rows_f32),
+            _ => None,
+        };
         for (ci, logits) in self.logits.chunks_mut(chunk_rows).enumerate() {
             let off = head.offset + (ci * chunk_rows * hrb) as u64;
             let hdata = w.fetch(file, off, logits.len() * hrb)?;
@@ -758,6 +765,9 @@ impl<'m, 'a> Session<'m, 'a> {
                 if head.layout == Layout::Q4_0 {
                     // the whole chunk in one call: the kernel prepares the activations once
                     return (k.matvec_q4_0_q8_0)(rows, q, d, chunk);
+                }
+                if let Some(dot_rows) = dot_rows {
+                    return dot_rows(rows, hrb, xn, chunk);
                 }
                 for (o, row) in chunk.iter_mut().zip(rows.chunks_exact(hrb)) {
                     *o = match qdot {

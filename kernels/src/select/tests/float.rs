@@ -159,10 +159,13 @@ fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
 
 #[test]
 fn row_kernel_edges() {
-    // lengths around the 8-lane vectors and the 64-element register stretch; row counts around
-    // the 8-row reduction; strides equal to and wider than the rows
-    for n in [0usize, 1, 3, 7, 8, 9, 16, 31, 32, 33, 63, 64, 65, 128, 131] {
-        for rows in [0usize, 1, 2, 7, 8, 9, 17] {
+    // lengths around the 8-lane vectors, the 64-element register stretch and the 8-row dots'
+    // 64-column steps (one or more steps and a tail of 8 to 56 columns); row counts around
+    // the 8-row blocks; strides equal to and wider than the rows
+    for n in [
+        0usize, 1, 3, 7, 8, 9, 16, 31, 32, 33, 63, 64, 65, 72, 96, 128, 131, 136, 200,
+    ] {
+        for rows in [0usize, 1, 2, 7, 8, 9, 16, 17, 25] {
             for gap in [0usize, 3] {
                 let stride = n + gap;
                 let x: Vec<f32> = (0..rows * stride + n)
