@@ -1,7 +1,7 @@
 //! Kernel micro-benchmarks: ternary matvec (decode) and matmul (prefill, [`MATMUL_TOKENS`]
 //! tokens) at BitNet b1.58 2B4T shapes in both ternary layouts (`T2_128`, `T1_160`), and the
-//! LM head (F16 row dots; Q4_0 matvec and Q8_0 row dots on Q8_0-quantized activations), for
-//! every kernel variant this CPU runs. Throughput is bytes of
+//! LM head (F16 row-block dots; Q4_0 matvec and Q8_0 row dots on Q8_0-quantized
+//! activations), for every kernel variant this CPU runs. Throughput is bytes of
 //! *weights* read per call (criterion `Throughput::Bytes`), so criterion reports GB/s
 //! comparable with the machine's memory bandwidth (the matvec weights of one call fit in the
 //! last-level cache; the LM-head slice does not). After criterion, a short best-of-N timing
@@ -141,11 +141,9 @@ fn lm_head_quant(k: &KernelSet, q4: bool, head: &[u8], (q, d): (&[i8], &[f32]), 
     }
 }
 
+/// The F16 LM head as the forward pass runs it: one row-block dot over all rows.
 fn lm_head(k: &KernelSet, head: &[u8], x: &[f32], out: &mut [f32]) {
-    let rb = x.len() * 2;
-    for (r, o) in out.iter_mut().enumerate() {
-        *o = (k.dot_f16)(&head[r * rb..(r + 1) * rb], x);
-    }
+    (k.dot_rows_f16)(head, x.len() * 2, x, out);
 }
 
 /// One ternary case: `w: (rows, cols)` in layout `l`, `x: (MATMUL_TOKENS, cols)` (the matvec
