@@ -90,8 +90,8 @@ fn elem<const FMT: u8>(w: &[u8], k: usize) -> f32 {
 
 /// How far ahead (bytes) the float row dots prefetch the weight row. LM-head rows (a BF16
 /// head's, the last `rows % 8` of the others) are consecutive, so the last prefetches of a row
-/// warm the start of the next one; the hardware
-/// prefetchers stop at every 4 KiB page (measured on Zen 3 over 512 B - 8 KiB: 1 KiB best).
+/// warm the start of the next one; the hardware prefetchers stop at every 4 KiB page
+/// (measured on Zen 3 over 512 B - 8 KiB: 1 KiB best).
 const DOT_PREFETCH_BYTES: usize = 1024;
 
 /// Scalar's 32 partial sums of the first `n / 8 * 8` elements of the row at `w` with `x: (n,)`,
@@ -169,8 +169,8 @@ const ROWS_STEP: usize = 64;
 /// column order, so the sums are those of [`row_accs`].
 ///
 /// # Safety
-/// AVX2 and F16C must be available; each of the 8 rows must hold `n` readable elements of
-/// format `FMT`.
+/// AVX2 and F16C must be available; `n` must be a multiple of 8, and each of the 8 rows must
+/// hold `n` readable elements of format `FMT`.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn rows8_accs<const FMT: u8>(w: *const u8, stride: usize, x: &[f32]) -> [[__m256; 4]; 8] {
@@ -228,7 +228,8 @@ unsafe fn dot_rows_impl<const FMT: u8>(w: &[u8], stride: usize, x: &[f32], out: 
     let mut r = 0;
     if n.is_multiple_of(8) {
         while r + 8 <= rows {
-            // SAFETY: rows r..r + 8 < rows hold n elements each, `stride` bytes apart (checked).
+            // SAFETY: n is a multiple of 8 (tested above); rows r..r + 8 <= rows hold n
+            // elements each, `stride` bytes apart (checked by the wrapper).
             let acc = unsafe { rows8_accs::<FMT>(w.as_ptr().add(r * stride), stride, x) };
             let v: [__m256; 8] = core::array::from_fn(|i| {
                 let a = acc[i];
