@@ -732,48 +732,32 @@ impl<'m, 'a> Session<'m, 'a> {
             Weights::Resident(_) => vocab,
             Weights::Streamed(st) => st.head_rows,
         };
-        // One row's logit: F16/BF16/F32 rows dot the normed state; Q8_0 and Q4_0 rows (int8 /
-        // 4-bit head) dot it quantized to int8 per 32 values (scales in `normw`, free after
-        // the norm).
-        let qdot = match head.layout {
-            Layout::Q8_0 => Some(k.dot_q8_0),
-            Layout::Q4_0 => Some(k.dot_q4_0),
-            _ => None,
-        };
+        // F16/BF16/F32 rows dot the normed state; Q8_0 and Q4_0 rows (int8 / 4-bit head) dot
+        // it quantized to int8 per 32 values (scales in `normw`, free after the norm).
+        let quant = matches!(head.layout, Layout::Q8_0 | Layout::Q4_0);
         let (q, d) = (&mut self.xq[..dim], &mut self.normw[..dim / 32]);
-        if qdot.is_some() {
+        if quant {
             (k.quantize_q8_0)(xn, q, d);
         }
         let (q, d) = (&*q, &*d);
-        let dot = match head.layout {
-            Layout::F16 => k.dot_f16,
-            Layout::Bf16 => k.dot_bf16,
-            _ => k.dot_f32,
-        };
-        // F16 and F32 rows go through the row-block dots (bit-identical to one dot per row;
-        // the AVX2 one reads several rows a piece at a time, see `tern_kernels::float`).
-        let dot_rows = match head.layout {
-            Layout::F16 => Some(k.dot_rows_f16),
-            Layout::F32 => Some(k.dot_rows_f32),
-            _ => None,
-        };
         for (ci, logits) in self.logits.chunks_mut(chunk_rows).enumerate() {
             let off = head.offset + (ci * chunk_rows * hrb) as u64;
             let hdata = w.fetch(file, off, logits.len() * hrb)?;
             exec.par_chunks_f32(logits, 1, &|start, chunk| {
                 let rows = &hdata[start * hrb..(start + chunk.len()) * hrb];
-                if head.layout == Layout::Q4_0 {
-                    // the whole chunk in one call: the kernel prepares the activations once
-                    return (k.matvec_q4_0_q8_0)(rows, q, d, chunk);
-                }
-                if let Some(dot_rows) = dot_rows {
-                    return dot_rows(rows, hrb, xn, chunk);
-                }
-                for (o, row) in chunk.iter_mut().zip(rows.chunks_exact(hrb)) {
-                    *o = match qdot {
-                        Some(qdot) => qdot(row, q, d),
-                        None => dot(row, xn),
-                    };
+                // Q4_0 and the float layouts: the whole chunk in one call (the Q4_0 matvec
+                // prepares the activations once; the AVX2 float row-block dots read eight rows
+                // a piece at a time); Q8_0: one row dot per row.
+                match head.layout {
+                    Layout::Q4_0 => (k.matvec_q4_0_q8_0)(rows, q, d, chunk),
+                    Layout::Q8_0 => {
+                        for (o, row) in chunk.iter_mut().zip(rows.chunks_exact(hrb)) {
+                            *o = (k.dot_q8_0)(row, q, d);
+                        }
+                    }
+                    Layout::F16 => (k.dot_rows_f16)(rows, hrb, xn, chunk),
+                    Layout::Bf16 => (k.dot_rows_bf16)(rows, hrb, xn, chunk),
+                    _ => (k.dot_rows_f32)(rows, hrb, xn, chunk),
                 }
             });
         }

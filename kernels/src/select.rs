@@ -120,6 +120,9 @@ pub struct KernelSet {
     pub dot_rows_f32: DotRows,
     /// Dots of strided F16 rows with `x`. See [`float::scalar::dot_rows_f16`].
     pub dot_rows_f16: DotRows,
+    /// Dots of strided BF16 rows with `x` (a BF16 LM head). See
+    /// [`float::scalar::dot_rows_bf16`].
+    pub dot_rows_bf16: DotRows,
     /// `y += Σ_r a[r] · x_r` over strided F32 rows (attention values): `(a: (rows,), x,
     /// stride_bytes, y: (n,))`. See [`float::scalar::axpy_rows_f32`].
     pub axpy_rows_f32: AxpyRows,
@@ -168,6 +171,7 @@ static SCALAR: KernelSet = KernelSet {
     dot_q8_0: float::scalar::dot_q8_0_row,
     dot_rows_f32: float::scalar::dot_rows_f32,
     dot_rows_f16: float::scalar::dot_rows_f16,
+    dot_rows_bf16: float::scalar::dot_rows_bf16,
     axpy_rows_f32: float::scalar::axpy_rows_f32,
     axpy_rows_f16: float::scalar::axpy_rows_f16,
     rescale_t_i32: float::scalar::rescale_t_i32,
@@ -190,6 +194,7 @@ static AVX2: KernelSet = KernelSet {
     dot_q8_0: float::avx2::dot_q8_0_row_avx2,
     dot_rows_f32: float::avx2::dot_rows_f32_avx2,
     dot_rows_f16: float::avx2::dot_rows_f16_avx2,
+    dot_rows_bf16: float::avx2::dot_rows_bf16_avx2,
     axpy_rows_f32: float::avx2::axpy_rows_f32_avx2,
     axpy_rows_f16: float::avx2::axpy_rows_f16_avx2,
     rescale_t_i32: float::avx2::rescale_t_i32_avx2,
@@ -214,6 +219,7 @@ static NEON: KernelSet = KernelSet {
     matvec_q4_0_q8_0: float::neon::matvec_q4_0_q8_0_neon,
     dot_rows_f32: float::neon::dot_rows_f32_neon,
     dot_rows_f16: float::neon::dot_rows_f16_neon,
+    dot_rows_bf16: float::neon::dot_rows_bf16_neon,
     axpy_rows_f32: float::neon::axpy_rows_f32_neon,
     axpy_rows_f16: float::neon::axpy_rows_f16_neon,
     rescale_t_i32: float::neon::rescale_t_i32_neon,

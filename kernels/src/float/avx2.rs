@@ -39,6 +39,13 @@ pub(crate) fn dot_rows_f16_avx2(w: &[u8], stride_bytes: usize, x: &[f32], out: &
     unsafe { dot_rows_impl::<F16>(w, stride_bytes, x, out) }
 }
 
+/// AVX2 + F16C [`super::scalar::dot_rows_bf16`], bit-identical.
+pub(crate) fn dot_rows_bf16_avx2(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    super::scalar::check_rows(w.len(), stride_bytes, out.len(), x.len() * 2);
+    // SAFETY: as for `dot_f16_row_avx2`; shape checked above.
+    unsafe { dot_rows_impl::<BF16>(w, stride_bytes, x, out) }
+}
+
 /// AVX2 [`super::scalar::axpy_rows_f32`], bit-identical (the same multiply and add per
 /// element, rows in order).
 pub(crate) fn axpy_rows_f32_avx2(a: &[f32], x: &[u8], stride_bytes: usize, y: &mut [f32]) {
@@ -88,9 +95,9 @@ fn elem<const FMT: u8>(w: &[u8], k: usize) -> f32 {
     }
 }
 
-/// How far ahead (bytes) the float row dots prefetch the weight row. LM-head rows (a BF16
-/// head's, the last `rows % 8` of the others) are consecutive, so the last prefetches of a row
-/// warm the start of the next one; the hardware prefetchers stop at every 4 KiB page
+/// How far ahead (bytes) the float row dots prefetch the weight row. LM-head rows (the last
+/// `rows % 8`, after the 8-row blocks) are consecutive, so the last prefetches of a row warm
+/// the start of the next one; the hardware prefetchers stop at every 4 KiB page
 /// (measured on Zen 3 over 512 B - 8 KiB: 1 KiB best).
 const DOT_PREFETCH_BYTES: usize = 1024;
 
@@ -216,7 +223,7 @@ unsafe fn rows8_accs<const FMT: u8>(w: *const u8, stride: usize, x: &[f32]) -> [
 /// [`reduce32`] additions lane for lane: halves `v[j] + v[j+4]`, then pairs `(w0 + w2)`,
 /// `(w1 + w3)` (`shuffle_ps`), then their sum (`hadd_ps`). The 8 rows' sums come from
 /// [`rows8_accs`] (a piece of every row at a time, so a piece of `x` serves all eight: the
-/// LM head's F16 / F32 rows take this path). Rows of a length that is not a multiple of 8,
+/// LM head's F16, BF16 and F32 rows take this path). Rows of a length that is not a multiple of 8,
 /// and the last `rows % 8`, go through [`dot_impl`].
 ///
 /// # Safety

@@ -59,6 +59,16 @@ pub(crate) fn dot_rows_f16_neon(w: &[u8], stride_bytes: usize, x: &[f32], out: &
     }
 }
 
+/// NEON [`super::scalar::dot_rows_bf16`]: the row dot per row (shape checked here).
+pub(crate) fn dot_rows_bf16_neon(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    let rb = x.len() * 2;
+    super::scalar::check_rows(w.len(), stride_bytes, out.len(), rb);
+    for (r, o) in out.iter_mut().enumerate() {
+        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
+        *o = unsafe { dot_impl::<BF16>(&w[r * stride_bytes..r * stride_bytes + rb], x) };
+    }
+}
+
 /// NEON [`super::scalar::axpy_rows_f32`]: the axpy row after row (shape checked here).
 pub(crate) fn axpy_rows_f32_neon(a: &[f32], x: &[u8], stride_bytes: usize, y: &mut [f32]) {
     let rb = y.len() * 4;

@@ -111,13 +111,13 @@ pub(crate) fn check_rows(len: usize, stride_bytes: usize, rows: usize, row_bytes
     );
 }
 
-macro_rules! rows_impl {
-    ($dots:ident, $dot:ident, $axpys:ident, $axpy:ident, $bytes:expr, $fmt:literal) => {
+macro_rules! dots_impl {
+    ($dots:ident, $dot:ident, $bytes:expr, $fmt:literal) => {
         #[doc = concat!("Dots of ", $fmt, " rows with `x: (n,)`: `out[r] = ", stringify!($dot), "(row r, x)` exactly,")]
         /// for `out: (rows,)`, row `r` being the `n` elements at byte `r * stride_bytes` of `w`
         /// (the attention's `K·q` over the cached positions of one KV head, whose rows lie
-        /// `kv_dim` elements apart). One call per head lets a SIMD variant reduce eight rows'
-        /// partial sums together.
+        /// `kv_dim` elements apart; the LM head's rows, consecutive). One call per head lets a
+        /// SIMD variant work on eight rows together.
         ///
         /// # Panics
         /// If the rows do not fit `w` or overlap (see the stride rule of the row kernels).
@@ -128,6 +128,12 @@ macro_rules! rows_impl {
                 *o = $dot(&w[r * stride_bytes..r * stride_bytes + rb], x);
             }
         }
+    };
+}
+
+macro_rules! rows_impl {
+    ($dots:ident, $dot:ident, $axpys:ident, $axpy:ident, $bytes:expr, $fmt:literal) => {
+        dots_impl!($dots, $dot, $bytes, $fmt);
 
         #[doc = concat!("`y += Σ_r a[r] · x_r` over ", $fmt, " rows, `a: (rows,)`, `y: (n,)`, row `r` at byte")]
         #[doc = concat!("`r * stride_bytes` of `x`: exactly [`", stringify!($axpy), "`] row after row, in order (the")]
@@ -161,6 +167,8 @@ rows_impl!(
     2,
     "F16"
 );
+// BF16 rows only in an LM head (the KV cache is F32 or F16): dots, no axpys.
+dots_impl!(dot_rows_bf16, dot_bf16_row, 2, "BF16");
 
 /// BitLinear's rescale of a chunk of batched integer sums, transposed: for `a: (rows, nt)` int32
 /// (row-major, `nt = s_a.len()` tokens) and per-token activation scales `s_a: (nt,)`,

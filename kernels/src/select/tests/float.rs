@@ -93,13 +93,17 @@ fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
         .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
         .collect();
     let x32: Vec<u8> = xf.iter().flat_map(|&v| v.to_le_bytes()).collect();
+    let xb16: Vec<u8> = xf
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_bits().to_le_bytes())
+        .collect();
     // the rows' byte extent, so a kernel reading past the last row would panic
     let end = if rows == 0 {
         0
     } else {
         (rows - 1) * stride + n
     };
-    let (x16, x32) = (&x16[..2 * end], &x32[..4 * end]);
+    let (x16, x32, xb16) = (&x16[..2 * end], &x32[..4 * end], &xb16[..2 * end]);
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
 
     let (mut w16, mut w32) = (y0.to_vec(), y0.to_vec());
@@ -112,9 +116,10 @@ fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
         }
     }
     assert_eq!(bits(&w32), bits(&def), "scalar axpy_rows f32");
-    let (mut d16, mut d32) = (vec![0f32; rows], vec![0f32; rows]);
+    let (mut d16, mut d32, mut db16) = (vec![0f32; rows], vec![0f32; rows], vec![0f32; rows]);
     (SCALAR.dot_rows_f16)(x16, 2 * stride, y0, &mut d16);
     (SCALAR.dot_rows_f32)(x32, 4 * stride, y0, &mut d32);
+    (SCALAR.dot_rows_bf16)(xb16, 2 * stride, y0, &mut db16);
     for r in 0..rows {
         let (s16, s32) = (r * stride * 2, r * stride * 4);
         assert_eq!(
@@ -124,6 +129,10 @@ fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
         assert_eq!(
             d32[r].to_bits(),
             (SCALAR.dot_f32)(&x32[s32..s32 + 4 * n], y0).to_bits()
+        );
+        assert_eq!(
+            db16[r].to_bits(),
+            (SCALAR.dot_bf16)(&xb16[s16..s16 + 2 * n], y0).to_bits()
         );
     }
     for k in variants() {
@@ -141,9 +150,10 @@ fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
             bits(&w32),
             "{name} axpy_rows f32 n {n} rows {rows}"
         );
-        let (mut e16, mut e32) = (vec![0f32; rows], vec![0f32; rows]);
+        let (mut e16, mut e32, mut eb16) = (vec![0f32; rows], vec![0f32; rows], vec![0f32; rows]);
         (k.dot_rows_f16)(x16, 2 * stride, y0, &mut e16);
         (k.dot_rows_f32)(x32, 4 * stride, y0, &mut e32);
+        (k.dot_rows_bf16)(xb16, 2 * stride, y0, &mut eb16);
         assert_eq!(
             bits(&e16),
             bits(&d16),
@@ -153,6 +163,11 @@ fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
             bits(&e32),
             bits(&d32),
             "{name} dot_rows f32 n {n} rows {rows}"
+        );
+        assert_eq!(
+            bits(&eb16),
+            bits(&db16),
+            "{name} dot_rows bf16 n {n} rows {rows}"
         );
     }
 }
