@@ -39,34 +39,30 @@ pub(crate) fn dot_f32_row_neon(w: &[u8], x: &[f32]) -> f32 {
     unsafe { dot_impl::<F32>(w, x) }
 }
 
-/// NEON [`super::scalar::dot_rows_f32`]: the row dot per row (shape checked here).
+/// NEON [`super::scalar::dot_rows_f16`] and kin for rows of format `FMT`: the row dot per row
+/// (shape checked here).
+fn dot_rows<const FMT: u8>(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    let rb = x.len() * if FMT == F32 { 4 } else { 2 };
+    super::scalar::check_rows(w.len(), stride_bytes, out.len(), rb);
+    for (r, o) in out.iter_mut().enumerate() {
+        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
+        *o = unsafe { dot_impl::<FMT>(&w[r * stride_bytes..r * stride_bytes + rb], x) };
+    }
+}
+
+/// NEON [`super::scalar::dot_rows_f32`] (see [`dot_rows`]).
 pub(crate) fn dot_rows_f32_neon(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
-    let rb = x.len() * 4;
-    super::scalar::check_rows(w.len(), stride_bytes, out.len(), rb);
-    for (r, o) in out.iter_mut().enumerate() {
-        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
-        *o = unsafe { dot_impl::<F32>(&w[r * stride_bytes..r * stride_bytes + rb], x) };
-    }
+    dot_rows::<F32>(w, stride_bytes, x, out)
 }
 
-/// NEON [`super::scalar::dot_rows_f16`]: the row dot per row (shape checked here).
+/// NEON [`super::scalar::dot_rows_f16`] (see [`dot_rows`]).
 pub(crate) fn dot_rows_f16_neon(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
-    let rb = x.len() * 2;
-    super::scalar::check_rows(w.len(), stride_bytes, out.len(), rb);
-    for (r, o) in out.iter_mut().enumerate() {
-        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
-        *o = unsafe { dot_impl::<F16>(&w[r * stride_bytes..r * stride_bytes + rb], x) };
-    }
+    dot_rows::<F16>(w, stride_bytes, x, out)
 }
 
-/// NEON [`super::scalar::dot_rows_bf16`]: the row dot per row (shape checked here).
+/// NEON [`super::scalar::dot_rows_bf16`] (see [`dot_rows`]).
 pub(crate) fn dot_rows_bf16_neon(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
-    let rb = x.len() * 2;
-    super::scalar::check_rows(w.len(), stride_bytes, out.len(), rb);
-    for (r, o) in out.iter_mut().enumerate() {
-        // SAFETY: as for `dot_f16_row_neon`; the row is rb bytes (checked above).
-        *o = unsafe { dot_impl::<BF16>(&w[r * stride_bytes..r * stride_bytes + rb], x) };
-    }
+    dot_rows::<BF16>(w, stride_bytes, x, out)
 }
 
 /// NEON [`super::scalar::axpy_rows_f32`]: the axpy row after row (shape checked here).
