@@ -159,19 +159,33 @@ unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
 }
 
 /// Columns per step of [`rows8_accs`]: one step reads this many elements of each of the 8
-/// rows in turn (128 bytes of an F16 row), so one piece of `x` (256 bytes) serves all eight.
-/// Measured on Zen 3 with F16 LM-head rows (128256 × 2560, from DRAM), 1 and 2 threads,
-/// alternating with the bandwidth probe:
+/// rows in turn (64 bytes of an F16 row, one cache line), so one piece of `x` (128 bytes)
+/// serves all eight. Measured on Zen 3 with F16 LM-head rows (128256 × 2560, from DRAM), 1 and
+/// 2 threads, alternating with the bandwidth probe:
 /// - whole rows one after another ([`dot_impl`]): 82-98 % of the probe's bandwidth, while a
 ///   test version whose `x` loads stayed within 1 KiB read at 94-101 %;
 /// - steps of 512 / 256 / 128 / 32 columns (with a linear prefetch of the next 8 rows):
 ///   79-86 / 89-98 / 96-102 / 90-94 %;
-/// - steps of 64 columns: 99-105 % with that prefetch, 97-105 % with this one.
-const ROWS_STEP: usize = 64;
+/// - steps of 64 columns: 99-105 % with that prefetch, 97-105 % with the prefetch into L1 of
+///   the same columns 8 rows on.
+///
+/// On another host of the same VM type (2026-11-30, probe 26-29 GB/s at 1 thread, 33-35 at 2,
+/// where the earlier one read 17 / 28), that L1 prefetch read at 54-57 % (1 thread) and 65-80
+/// % (2 threads), and no software prefetch at all about the same: lines fetched into L1 40 KiB
+/// ahead are evicted before use. With [`ROWS_PREFETCH_ROWS`] instead, steps of 32 columns read
+/// at 79-86 % / 90-94 % and steps of 64 at 74-78 % / 91-96 % (3 alternating rounds).
+const ROWS_STEP: usize = 32;
+
+/// How many rows ahead [`rows8_accs`] prefetches, into L2 (`_MM_HINT_T1`): the same columns
+/// of the row this far on, two calls ahead. On the second host above, 8 rows read at 71-78 %,
+/// 12 at 74 %, 16 at 75-84 %, 24 at 75 % and 32 at 76-79 % (1 thread, steps of 64 columns but
+/// for 16 and 32 rows, measured with both); prefetching into L1 (8 rows on, or 256-512 bytes
+/// on in the same row, or linearly 8 rows on) read at 41-56 %.
+const ROWS_PREFETCH_ROWS: usize = 16;
 
 /// Scalar's 32 partial sums (as [`row_accs`]) of each of the 8 rows at `w`, `stride` bytes
 /// apart, with `x: (n,)`, `n` a multiple of 8: [`ROWS_STEP`] columns of each row in turn,
-/// prefetching the same columns of the 8 rows after them (the next call's rows: LM-head rows
+/// prefetching into L2 the same columns of the row [`ROWS_PREFETCH_ROWS`] on (LM-head rows
 /// are consecutive, attention's keys the next positions). Every lane adds its elements in
 /// column order, so the sums are those of [`row_accs`].
 ///
@@ -196,7 +210,10 @@ unsafe fn rows8_accs<const FMT: u8>(w: *const u8, stride: usize, x: &[f32]) -> [
             let row = w.wrapping_add(i * stride);
             for l in (0..ROWS_STEP * eb).step_by(64) {
                 // A hint only (`wrapping_add`; it never faults).
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(8 * stride + c * eb + l).cast());
+                _mm_prefetch::<_MM_HINT_T1>(
+                    row.wrapping_add(ROWS_PREFETCH_ROWS * stride + c * eb + l)
+                        .cast(),
+                );
             }
             let mut v = *a;
             for j in (c..c + ROWS_STEP).step_by(DOT_LANES) {
