@@ -434,6 +434,15 @@ pub(crate) fn matvec_q4_0_q8_0_avx2(w: &[u8], q: &[i8], d: &[f32], out: &mut [f3
 /// Most blocks per row [`q4_rows_impl`] prepares on the stack (rows of up to 32768 values).
 const Q4_ROWS_MAX_BLOCKS: usize = 1024;
 
+/// How far ahead (bytes) [`q4_rows_impl`] prefetches its rows into L1 (they are consecutive,
+/// so this runs into the next rows). The Q4_0 LM head (128256 × 2560, 185 MB, from DRAM) on
+/// Zen 3 (2026-11-30, alternating with the bandwidth probe at 26-29 GB/s with 1 thread, 28-35
+/// with 2): 1 KiB ([`DOT_PREFETCH_BYTES`]) read at 49-51 % / 79-96 %, 2 KiB at 57 % (1
+/// thread), 4 KiB at 59-64 % / 90 %, 6 KiB at 59-64 % / 87-89 %, 8-16 KiB at 54-63 %; prefetching
+/// into L2 instead, 2-8 KiB ahead, at 39-55 %. With 1 thread the kernel is then near its
+/// compute rate (22 GB/s on rows that stay in L2).
+const Q4_PREFETCH_BYTES: usize = 4096;
+
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
     const BB: usize = crate::layout::Q4_0_BLOCK_BYTES;
@@ -470,7 +479,7 @@ unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
         let mut acc = _mm256_setzero_ps();
         let mut b = 0;
         while b + 8 <= nb {
-            let p = wp.wrapping_add(BB * b + DOT_PREFETCH_BYTES);
+            let p = wp.wrapping_add(BB * b + Q4_PREFETCH_BYTES);
             for l in 0..(8 * BB).div_ceil(64) {
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l).cast());
             }
