@@ -6,7 +6,7 @@
 //! `Σ w·x = Σ c·x − Σ x`, and `Σ x` is computed once per call. Exact for the full int8 range,
 //! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
 //!
-//! The matvec (decode) streams its weights from DRAM, so it prefetches them 4 KiB ahead
+//! The matvec (decode) streams its weights from DRAM, so it prefetches them 6 KiB ahead
 //! ([`MATVEC_PREFETCH_BYTES`]). The matmul (prefill) is compute bound: blocks of 16 to 32
 //! tokens go through lookup tables vectorized over tokens (`lut.rs`: one load and two adds per
 //! 4 columns (`T2_128`) or 5 (`T1_160`) × 32 tokens); fewer tokens through 2-row × 6-token
@@ -166,7 +166,12 @@ const I16_BLOCKS: usize = 10;
 /// stop at every 4 KiB page and the weights stream from DRAM (the whole model is far larger
 /// than the last-level cache), so without it a 2560-column matvec read 4-6 GB/s of weights
 /// from DRAM on Zen 3 (and 14-17 GB/s with it, measured against 2-16 KiB; 4 KiB was best).
-const MATVEC_PREFETCH_BYTES: usize = 4096;
+/// On another host of the same VM type (2026-11-30, probe 26-29 GB/s at 1 thread), a
+/// microbenchmark of all 30 layers' `T2_128` matvecs from DRAM read at 70-84 % of the probe
+/// with 4 KiB, 83-85 % with 6 KiB, 73-93 % with 8 KiB, 59-76 % with 12-16 KiB and 40-81 %
+/// prefetching into L2 instead; decode (tg64, `T2_128` + Q4_0 head, 1 thread) with 6 KiB was
+/// faster than with 4 KiB in 4 of 5 alternating pairs (median 1.08x).
+const MATVEC_PREFETCH_BYTES: usize = 6144;
 
 /// One register tile: `R` weight rows × `T` tokens over all full blocks; returns Σ c·x for each
 /// (row, token) (the caller subtracts Σ x and adds the partial tail block).
