@@ -169,15 +169,17 @@ unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
 /// - steps of 64 columns: 99-105 % with that prefetch, 97-105 % with the prefetch into L1 of
 ///   the same columns 8 rows on.
 ///
-/// On another host of the same VM type (2026-11-30, probe 26-29 GB/s at 1 thread, 33-35 at 2,
-/// where the earlier one read 17 / 28), that L1 prefetch read at 54-57 % (1 thread) and 65-80
-/// % (2 threads), and no software prefetch at all about the same: lines fetched into L1 40 KiB
-/// ahead are evicted before use. With [`ROWS_PREFETCH_ROWS`] instead, steps of 32 columns read
-/// at 79-86 % / 90-94 % and steps of 64 at 74-78 % / 91-96 % (3 alternating rounds).
+/// On a host of the same VM type with faster memory (2026-11-30, probe 26-29 GB/s at 1 thread,
+/// 33-35 at 2, where that morning's host read 8-12 / 13-20), that L1 prefetch read at 54-57 %
+/// (1 thread) and 65-80 % (2 threads), and no software prefetch at all about the same: lines
+/// fetched into L1 40 KiB ahead are evicted before use. With [`ROWS_PREFETCH_ROWS`] instead,
+/// steps of 32 columns read at 79-86 % / 90-94 % and steps of 64 at 74-78 % / 91-96 % (3
+/// alternating rounds); rows one after another ([`dot_impl`]) with an L1 prefetch 1 / 2 / 4
+/// KiB ahead, at 61-66 / 74-78 / 77-92 % (1 thread).
 const ROWS_STEP: usize = 32;
 
 /// How many rows ahead [`rows8_accs`] prefetches, into L2 (`_MM_HINT_T1`): the same columns
-/// of the row this far on, two calls ahead. On the second host above, 8 rows read at 71-78 %,
+/// of the row this far on, two calls ahead. On the faster host above, 8 rows read at 71-78 %,
 /// 12 at 74 %, 16 at 75-84 %, 24 at 75 % and 32 at 76-79 % (1 thread, steps of 64 columns but
 /// for 16 and 32 rows, measured with both); prefetching into L1 (8 rows on, or 256-512 bytes
 /// on in the same row, or linearly 8 rows on) read at 41-56 %.
