@@ -1,8 +1,8 @@
 //! AVX2 ternary × int8 matvec on the `T2_128` layout.
 //!
-//! Per block of 128 weights: one 32-byte load of codes, four shift-and-mask steps give the
-//! codes `c ∈ {0,1,2}` of weights `32k .. 32k+32`, and `vpmaddubsw(c, x)` (unsigned × signed)
-//! sums `c · x` in int16 pairs (|2·2·128| fits). Since `w = c - 1`,
+//! Per block of 128 weights: one 32-byte load of codes, one shift and four masks give the
+//! codes `c ∈ {0,1,2}` of weights `32k .. 32k+32` (two of them as `4c`, see [`tile`]), and
+//! `vpmaddubsw(c, x)` (unsigned × signed) sums `c · x` in int16 pairs. Since `w = c - 1`,
 //! `Σ w·x = Σ c·x − Σ x`, and `Σ x` is computed once per call. Exact for the full int8 range,
 //! -128 included (the `vpsignb` trick is not, see TOOLCHAIN.md §4).
 //!
@@ -173,8 +173,23 @@ const I16_BLOCKS: usize = 10;
 /// faster than with 4 KiB in 4 of 5 alternating pairs (median 1.08x).
 const MATVEC_PREFETCH_BYTES: usize = 6144;
 
+/// Blocks of [`tile`]'s int16 window. Codes are masked in place, without shifting them down,
+/// where that keeps them small: the two codes in bits 2-3 of a byte and of the byte shifted
+/// right by 4 enter `vpmaddubsw` as `4 c`, the other two as `c`, each pair into its own int16
+/// sums. With the invalid code 3 (see [`I16_BLOCKS`]): `|4 · 3 · 128 · 2| = 3072` per product
+/// pair, two per block, so 5 blocks × 6144 = 30720 < 32768 (the `c` sums: 7680).
+const MV_I16_BLOCKS: usize = 5;
+
 /// One register tile: `R` weight rows × `T` tokens over all full blocks; returns Σ c·x for each
 /// (row, token) (the caller subtracts Σ x and adds the partial tail block).
+///
+/// A block's byte `j` holds the codes of columns `j, 32 + j, 64 + j, 96 + j` in bits 6-7, 4-5,
+/// 2-3 and 0-1. With `q` the block and `t = q >> 4` (16-bit lanes), the codes are `t & 3`
+/// (columns `32 + j`) and `q & 3` (`96 + j`), and four times them `t & 12` (`j`) and `q & 12`
+/// (`64 + j`): one shift and four masks where shifting each code down took three shifts and
+/// four masks. The `4 c` products sum in their own int16 sums ([`MV_I16_BLOCKS`]), and their
+/// int32 widening is shifted right by 2 (exact: every product is a multiple of 4), so the
+/// results are scalar's exact integer sums.
 ///
 /// With `PF > 0` it prefetches (into L1) the bytes `PF` ahead of the tile's weights as one
 /// linear stream: rows `w[0..R]` are consecutive in memory, so block `bb` touches `R * 32`
@@ -190,13 +205,16 @@ unsafe fn tile<const R: usize, const T: usize, const PF: usize>(
     x: [*const i8; T],
     full: usize,
 ) -> [[i32; T]; R] {
-    let mask = _mm256_set1_epi8(3);
+    let m1 = _mm256_set1_epi8(3);
+    let m4 = _mm256_set1_epi8(12);
     let ones = _mm256_set1_epi16(1);
     let mut acc32 = [[_mm256_setzero_si256(); T]; R];
     let mut b = 0;
     while b < full {
-        let bend = (b + I16_BLOCKS).min(full);
-        let mut a = [[_mm256_setzero_si256(); T]; R];
+        let bend = (b + MV_I16_BLOCKS).min(full);
+        // a1: Σ c·x of columns 32 + j and 96 + j; a4: Σ 4c·x of columns j and 64 + j
+        let mut a1 = [[_mm256_setzero_si256(); T]; R];
+        let mut a4 = [[_mm256_setzero_si256(); T]; R];
         for bb in b..bend {
             if PF > 0 {
                 // `wrapping_add`: the address may lie past the allocation; it is only a hint.
@@ -211,27 +229,34 @@ unsafe fn tile<const R: usize, const T: usize, const PF: usize>(
             unsafe {
                 let q: [__m256i; R] =
                     core::array::from_fn(|i| _mm256_loadu_si256(w[i].add(bb * 32).cast()));
-                macro_rules! step {
-                    ($k:expr, $code:expr) => {
-                        let c: [__m256i; R] =
-                            core::array::from_fn(|i| _mm256_and_si256($code(q[i]), mask));
-                        for t in 0..T {
-                            let xv = _mm256_loadu_si256(x[t].add(bb * 128 + 32 * $k).cast());
-                            for i in 0..R {
-                                a[i][t] = _mm256_add_epi16(a[i][t], _mm256_maddubs_epi16(c[i], xv));
-                            }
-                        }
-                    };
+                let sh: [__m256i; R] = core::array::from_fn(|i| _mm256_srli_epi16::<4>(q[i]));
+                for t in 0..T {
+                    let xb = x[t].add(bb * 128);
+                    let xv: [__m256i; 4] =
+                        core::array::from_fn(|k| _mm256_loadu_si256(xb.add(32 * k).cast()));
+                    for i in 0..R {
+                        let p1 = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(_mm256_and_si256(sh[i], m1), xv[1]),
+                            _mm256_maddubs_epi16(_mm256_and_si256(q[i], m1), xv[3]),
+                        );
+                        let p4 = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(_mm256_and_si256(sh[i], m4), xv[0]),
+                            _mm256_maddubs_epi16(_mm256_and_si256(q[i], m4), xv[2]),
+                        );
+                        a1[i][t] = _mm256_add_epi16(a1[i][t], p1);
+                        a4[i][t] = _mm256_add_epi16(a4[i][t], p4);
+                    }
                 }
-                step!(0, |v| _mm256_srli_epi16::<6>(v));
-                step!(1, |v| _mm256_srli_epi16::<4>(v));
-                step!(2, |v| _mm256_srli_epi16::<2>(v));
-                step!(3, |v| v);
             }
         }
         for i in 0..R {
             for t in 0..T {
-                acc32[i][t] = _mm256_add_epi32(acc32[i][t], _mm256_madd_epi16(a[i][t], ones));
+                // every lane of a4's pair sums is a multiple of 4: the shift is exact
+                let s = _mm256_add_epi32(
+                    _mm256_madd_epi16(a1[i][t], ones),
+                    _mm256_srai_epi32::<2>(_mm256_madd_epi16(a4[i][t], ones)),
+                );
+                acc32[i][t] = _mm256_add_epi32(acc32[i][t], s);
             }
         }
         b = bend;
