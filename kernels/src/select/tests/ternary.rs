@@ -92,11 +92,12 @@ fn check_matvec_raw(l: TernaryLayout, packed: &[u8], x: &[i8], rows: usize, cols
 }
 
 /// T2_128: every code 3 (the largest code, +2) or 0 against -128, the extreme of every int16
-/// window: over more blocks than one window of the AVX2 matvec (5 blocks) or of the matmul
-/// chunks (10), with rows on and off the 4-row tile.
+/// window: over more blocks than one window of the AVX2 matvec (5 blocks), of the matmul
+/// chunks (10) and of the NEON + dotprod matvec's folds (256), with rows on and off the
+/// 4-row tile.
 #[test]
 fn matvec_code3_extremes() {
-    for cols in [128usize, 129, 256, 1000, 1280, 1409] {
+    for cols in [128usize, 129, 256, 1000, 1280, 1409, 33_025] {
         for rows in [1usize, 2, 3, 4, 5] {
             let l = TernaryLayout::T2_128;
             let packed = vec![0xFFu8; rows * t2_row_bytes(cols)]; // all code 3 (+2)
