@@ -1,10 +1,11 @@
 //! AArch64 NEON (no dotprod) ternary × int8 matvec on the `T2_128` layout.
 //!
-//! Per block of 128 weights: two 16-byte loads of codes; shift-and-mask gives the codes
-//! `c ∈ {0,1,2}` of weights `32k .. 32k+16` and `32k+16 .. 32k+32`, decoded to signed
-//! `w = c - 1` (code 3 reads as +2, as in scalar). `vmull_s8`/`vmlal_high_s8` widen the
-//! products to int16 (16 products of |w·x| ≤ 256 per lane per block: ≤ 4096, no overflow) and
-//! `vpadalq_s16` folds them into int32 once per block. Exact for the full int8 range.
+//! Per block of 128 weights: two 16-byte loads of codes; one shift and three masks give the
+//! codes `c ∈ {0,1,2}` (code 3 reads as +2, as in scalar) of weights `32k .. 32k+16` and
+//! `32k+16 .. 32k+32`, two of them in place as `4c` and `16c` ([`block_dot`]).
+//! `vmlal_s8`/`vmlal_high_s8` widen the products to int16 and `vpadalq_s16` folds them into
+//! int32 once per block; `Σ (c − 1)·x = Σ c·x − Σ x`, with `Σ x` once per call. Exact for the
+//! full int8 range.
 //!
 //! The prefill matmul runs blocks of at least 16 tokens through lookup tables
 //! ([`super::neon_lut`]); the rest is register-tiled ([`matmul_tiled`], shared with
@@ -73,28 +74,119 @@ fn mla16(acc: int16x8_t, w: int8x16_t, x: int8x16_t) -> int16x8_t {
     vmlal_high_s8(vmlal_s8(acc, vget_low_s8(w), vget_low_s8(x)), w, x)
 }
 
-/// One full block: int32x4 partial sums of `Σ w·x` over 128 weights.
+/// Blocks between two folds of a matvec row's scaled sums (`4c`, `16c`; here and in
+/// [`super::neon_dot`]) into its total: a lane of the `16c` sums gains at most 49152 per
+/// block, so 256 blocks stay far inside int32 and the shifts that fold them are exact.
+pub(super) const MV_FOLD_BLOCKS: usize = 256;
+
+/// One matvec row's int32 sums of code products, by how the codes enter: `c` (`c0`, bits 6-7
+/// shifted down, and `c3`, bits 0-1), `4c` (`c2`, bits 2-3 masked in place) and `16c` (`c1`,
+/// bits 4-5 masked in place).
+#[derive(Clone, Copy)]
+struct MvSums {
+    c: int32x4_t,
+    c2x4: int32x4_t,
+    c1x16: int32x4_t,
+}
+
+impl MvSums {
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn zero() -> MvSums {
+        let z = vdupq_n_s32(0);
+        MvSums {
+            c: z,
+            c2x4: z,
+            c1x16: z,
+        }
+    }
+
+    /// `Σ c·x` lane by lane (the scaled sums are multiples of 4 and 16: exact shifts).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn fold(self) -> int32x4_t {
+        vaddq_s32(
+            self.c,
+            vaddq_s32(vshrq_n_s32::<2>(self.c2x4), vshrq_n_s32::<4>(self.c1x16)),
+        )
+    }
+}
+
+/// One full block of 128 weights: its codes `c` (not `c - 1`: the caller subtracts `Σ x`)
+/// times `x`, widened to int16 by `vmlal_s8` / `vmlal_high_s8` and folded into `acc` by
+/// `vpadalq_s16`. Byte `j` holds columns `j, 32 + j, 64 + j, 96 + j` in bits 6-7, 4-5, 2-3,
+/// 0-1: one shift and three masks per 16 bytes give them (shifting each code down and
+/// subtracting 1 took three shifts, four masks and four subtractions). Per int16 lane and
+/// block: `c` sums 8 products of at most 3 · 128 (3072), `4c` sums 4 of 12 · 128 (6144),
+/// `16c` sums 4 of 48 · 128 (24576), all inside int16.
 ///
 /// # Safety
 /// `q` and `xs` must point at 32 and 128 readable bytes.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn block_dot(acc: int32x4_t, q: *const u8, xs: *const i8) -> int32x4_t {
+unsafe fn block_dot(acc: MvSums, q: *const u8, xs: *const i8) -> MvSums {
+    let m3 = vdupq_n_u8(0x03);
+    let m12 = vdupq_n_u8(0x0C);
+    let m48 = vdupq_n_u8(0x30);
+    let s8 = vreinterpretq_s8_u8;
     // SAFETY: the caller guarantees 32 readable bytes at `q` and 128 at `xs`.
     unsafe {
         let q0 = vld1q_u8(q);
         let q1 = vld1q_u8(q.add(16));
-        let mut s = vdupq_n_s16(0);
-        s = mla16(s, decode(vshrq_n_u8::<6>(q0)), vld1q_s8(xs));
-        s = mla16(s, decode(vshrq_n_u8::<6>(q1)), vld1q_s8(xs.add(16)));
-        s = mla16(s, decode(vshrq_n_u8::<4>(q0)), vld1q_s8(xs.add(32)));
-        s = mla16(s, decode(vshrq_n_u8::<4>(q1)), vld1q_s8(xs.add(48)));
-        s = mla16(s, decode(vshrq_n_u8::<2>(q0)), vld1q_s8(xs.add(64)));
-        s = mla16(s, decode(vshrq_n_u8::<2>(q1)), vld1q_s8(xs.add(80)));
-        s = mla16(s, decode(q0), vld1q_s8(xs.add(96)));
-        s = mla16(s, decode(q1), vld1q_s8(xs.add(112)));
-        vpadalq_s16(acc, s)
+        let x = |o: usize| vld1q_s8(xs.add(o));
+        let z = vdupq_n_s16(0);
+        let mut c = mla16(z, s8(vshrq_n_u8::<6>(q0)), x(0));
+        c = mla16(c, s8(vshrq_n_u8::<6>(q1)), x(16));
+        c = mla16(c, s8(vandq_u8(q0, m3)), x(96));
+        c = mla16(c, s8(vandq_u8(q1, m3)), x(112));
+        let c16 = mla16(z, s8(vandq_u8(q0, m48)), x(32));
+        let c16 = mla16(c16, s8(vandq_u8(q1, m48)), x(48));
+        let c4 = mla16(z, s8(vandq_u8(q0, m12)), x(64));
+        let c4 = mla16(c4, s8(vandq_u8(q1, m12)), x(80));
+        MvSums {
+            c: vpadalq_s16(acc.c, c),
+            c2x4: vpadalq_s16(acc.c2x4, c4),
+            c1x16: vpadalq_s16(acc.c1x16, c16),
+        }
     }
+}
+
+/// `Σ c·x` of `R` rows over the `full` blocks, sharing the activation loads, folded every
+/// [`MV_FOLD_BLOCKS`] blocks (wrapping int32: the final `Σ c·x − Σ x` equals scalar's sum
+/// whenever that fits).
+///
+/// # Safety
+/// NEON; each row holds `full * 32` bytes and `x` at least `full * 128`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn rows_code_dots<const R: usize>(rows: [&[u8]; R], x: &[i8], full: usize) -> [i32; R] {
+    let mut tot = [vdupq_n_s32(0); R];
+    let mut b0 = 0;
+    while b0 < full {
+        let b1 = (b0 + MV_FOLD_BLOCKS).min(full);
+        let mut acc = [MvSums::zero(); R];
+        for b in b0..b1 {
+            // SAFETY: block b < full lies within every row and within x (the contract).
+            unsafe {
+                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
+                for i in 0..R {
+                    acc[i] = block_dot(acc[i], rows[i].as_ptr().add(b * 32), xs);
+                }
+            }
+        }
+        for i in 0..R {
+            tot[i] = vaddq_s32(tot[i], acc[i].fold());
+        }
+        b0 = b1;
+    }
+    core::array::from_fn(|i| vaddvq_s32(tot[i]))
+}
+
+/// `Σ x` over the full blocks (wrapping), which the code dots of the matvecs subtract.
+pub(super) fn full_blocks_sum(x: &[i8], full: usize) -> i32 {
+    x[..full * T2_BLOCK_ELEMS]
+        .iter()
+        .fold(0i32, |s, &v| s.wrapping_add(v as i32))
 }
 
 #[target_feature(enable = "neon")]
@@ -103,38 +195,26 @@ unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
     let rows = out.len();
+    let sum_x = full_blocks_sum(x, full);
+    let row = |r: usize| &w[r * rb..(r + 1) * rb];
+    let put = |r: usize, s: i32| {
+        s.wrapping_sub(sum_x)
+            .wrapping_add(tail_dot(row(r), full, tail, x))
+    };
     let mut r = 0;
     // Two rows per pass share the activation loads.
     while r + 2 <= rows {
-        let (w0, w1) = (&w[r * rb..(r + 1) * rb], &w[(r + 1) * rb..(r + 2) * rb]);
-        let (mut a0, mut a1) = (vdupq_n_s32(0), vdupq_n_s32(0));
-        for b in 0..full {
-            // SAFETY: block b < full lies within both rows (rb = blocks * 32) and within x
-            // (full * 128 <= cols = x.len()).
-            unsafe {
-                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
-                a0 = block_dot(a0, w0.as_ptr().add(b * 32), xs);
-                a1 = block_dot(a1, w1.as_ptr().add(b * 32), xs);
-            }
-        }
-        out[r] = vaddvq_s32(a0) + tail_dot(w0, full, tail, x);
-        out[r + 1] = vaddvq_s32(a1) + tail_dot(w1, full, tail, x);
+        // SAFETY: NEON (this function's); rows r, r + 1 < rows hold rb >= full * 32 bytes,
+        // and x holds cols >= full * 128.
+        let s = unsafe { rows_code_dots([row(r), row(r + 1)], x, full) };
+        out[r] = put(r, s[0]);
+        out[r + 1] = put(r + 1, s[1]);
         r += 2;
     }
     if r < rows {
-        let w0 = &w[r * rb..(r + 1) * rb];
-        let mut a0 = vdupq_n_s32(0);
-        for b in 0..full {
-            // SAFETY: as above.
-            unsafe {
-                a0 = block_dot(
-                    a0,
-                    w0.as_ptr().add(b * 32),
-                    x.as_ptr().add(b * T2_BLOCK_ELEMS),
-                );
-            }
-        }
-        out[r] = vaddvq_s32(a0) + tail_dot(w0, full, tail, x);
+        // SAFETY: as above, one row.
+        let s = unsafe { rows_code_dots([row(r)], x, full) };
+        out[r] = put(r, s[0]);
     }
 }
 

@@ -18,7 +18,8 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::neon::{
-    DecTile, Tile, matmul_t1_decoded, matmul_tiled, t1_pair_weights, t1_weights, tail_dot,
+    DecTile, MV_FOLD_BLOCKS, Tile, full_blocks_sum, matmul_t1_decoded, matmul_tiled,
+    t1_pair_weights, t1_weights, tail_dot,
 };
 use super::scalar::t1_tail_dot;
 use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
@@ -84,11 +85,6 @@ fn decode(q: uint8x16_t) -> int8x16_t {
         vdupq_n_s8(1),
     )
 }
-
-/// Blocks between two folds of [`MvAcc`]'s scaled sums into the row's total: a lane of the
-/// `16 c` sums gains at most 2 · 4 · 48 · 128 = 49152 per block, so 256 blocks stay far
-/// inside int32 (and the shifts that fold them, exact).
-const MV_FOLD_BLOCKS: usize = 256;
 
 /// One row's `sdot` sums of the matvec, by how each code enters: `c` shifted down (`c0`,
 /// bits 6-7), `c` in place (`c3`, bits 0-1), `4c` (`c2`, bits 2-3 masked in place) and `16c`
@@ -198,9 +194,7 @@ unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let tail = cols - full * T2_BLOCK_ELEMS;
     let rows = out.len();
     // Σ c·x − Σ x = Σ (c − 1)·x over the full blocks
-    let sum_x = x[..full * T2_BLOCK_ELEMS]
-        .iter()
-        .fold(0i32, |s, &v| s.wrapping_add(v as i32));
+    let sum_x = full_blocks_sum(x, full);
     let row = |r: usize| &w[r * rb..(r + 1) * rb];
     let put = |r: usize, s: i32| {
         s.wrapping_sub(sum_x)
