@@ -126,7 +126,8 @@ impl MvAcc {
 /// times `x` into `acc`. Byte `j` of the block holds columns `j, 32 + j, 64 + j, 96 + j` in
 /// bits 6-7, 4-5, 2-3 and 0-1; one shift and three masks per 16 bytes give them, where
 /// shifting each code down and subtracting 1 took three shifts, four masks and four
-/// subtractions: 16 vector instructions per block and row instead of 30, plus 8 `sdot`.
+/// subtractions: the 2-row block loop compiles to 43 instructions instead of 67 (16 `sdot`
+/// in both).
 ///
 /// # Safety
 /// `q` and `xs` must point at 32 and 128 readable bytes.
