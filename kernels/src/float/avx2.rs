@@ -170,7 +170,7 @@ unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
 ///   the same columns 8 rows on.
 ///
 /// On a host of the same VM type with faster memory (2026-11-30, probe 26-29 GB/s at 1 thread,
-/// 33-35 at 2, where that morning's host read 8-12 / 13-20), that L1 prefetch read at 54-57 %
+/// 33-35 at 2, where the same VM read 8-11 / 13-20 that morning), that L1 prefetch read at 54-57 %
 /// (1 thread) and 65-80 % (2 threads), and no software prefetch at all about the same: lines
 /// fetched into L1 40 KiB ahead are evicted before use. With [`ROWS_PREFETCH_ROWS`] instead,
 /// steps of 32 columns read at 79-86 % / 90-94 % and steps of 64 at 74-78 % / 91-96 % (3
