@@ -2,7 +2,7 @@
 //!
 //! Per block of 128 weights: two 16-byte loads of codes; one shift and three masks give the
 //! codes `c ∈ {0,1,2}` (code 3 reads as +2, as in scalar) of weights `32k .. 32k+16` and
-//! `32k+16 .. 32k+32`, two of them in place as `4c` and `16c` ([`block_dot`]).
+//! `32k+16 .. 32k+32`, two of them in place as `4c` and `16c` ([`MvSums`]).
 //! `vmlal_s8`/`vmlal_high_s8` widen the products to int16 and `vpadalq_s16` folds them into
 //! int32 once per block; `Σ (c − 1)·x = Σ c·x − Σ x`, with `Σ x` once per call. Exact for the
 //! full int8 range.
@@ -79,9 +79,32 @@ fn mla16(acc: int16x8_t, w: int8x16_t, x: int8x16_t) -> int16x8_t {
 /// block, so 256 blocks stay far inside int32 and the shifts that fold them are exact.
 pub(super) const MV_FOLD_BLOCKS: usize = 256;
 
-/// One matvec row's int32 sums of code products, by how the codes enter: `c` (`c0`, bits 6-7
-/// shifted down, and `c3`, bits 0-1), `4c` (`c2`, bits 2-3 masked in place) and `16c` (`c1`,
-/// bits 4-5 masked in place).
+/// One row's int32 sums of the `T2_128` matvec's code products, as a kernel variant keeps
+/// them (NEON: [`MvSums`]; NEON + dotprod: `super::neon_dot::MvAcc`), for the shared driver
+/// [`matvec_codes`].
+pub(super) trait MvRowSums: Copy {
+    /// All sums zero.
+    ///
+    /// # Safety
+    /// NEON must be available.
+    unsafe fn zero() -> Self;
+    /// The sums plus one full block's products `c · x` (its codes `c`, not `c - 1`).
+    ///
+    /// # Safety
+    /// The variant's CPU features must be available; `q` and `xs` must point at the block's
+    /// 32 bytes and its 128 activations.
+    unsafe fn add_block(self, q: *const u8, xs: *const i8) -> Self;
+    /// `Σ c·x` of the sums (wrapping int32; the scaled sums, multiples of 4 or 16, are
+    /// shifted back exactly).
+    ///
+    /// # Safety
+    /// NEON must be available.
+    unsafe fn fold_sum(self) -> i32;
+}
+
+/// The NEON matvec's sums, by how the codes enter: `c` (`c0`, bits 6-7 shifted down, and `c3`,
+/// bits 0-1), `4c` (`c2`, bits 2-3 masked in place) and `16c` (`c1`, bits 4-5 masked in
+/// place).
 #[derive(Clone, Copy)]
 struct MvSums {
     c: int32x4_t,
@@ -89,10 +112,10 @@ struct MvSums {
     c1x16: int32x4_t,
 }
 
-impl MvSums {
+impl MvRowSums for MvSums {
     #[inline]
     #[target_feature(enable = "neon")]
-    fn zero() -> MvSums {
+    unsafe fn zero() -> MvSums {
         let z = vdupq_n_s32(0);
         MvSums {
             c: z,
@@ -101,53 +124,48 @@ impl MvSums {
         }
     }
 
-    /// `Σ c·x` lane by lane (the scaled sums are multiples of 4 and 16: exact shifts).
+    /// Products widened to int16 by `vmlal_s8` / `vmlal_high_s8` and folded into the sums by
+    /// `vpadalq_s16`. Byte `j` holds columns `j, 32 + j, 64 + j, 96 + j` in bits 6-7, 4-5, 2-3,
+    /// 0-1: one shift and three masks per 16 bytes give them (shifting each code down and
+    /// subtracting 1 took three shifts, four masks and four subtractions). Per int16 lane and
+    /// block: `c` sums 8 products of at most 3 · 128 (3072), `4c` sums 4 of 12 · 128 (6144),
+    /// `16c` sums 4 of 48 · 128 (24576), all inside int16.
     #[inline]
     #[target_feature(enable = "neon")]
-    fn fold(self) -> int32x4_t {
-        vaddq_s32(
+    unsafe fn add_block(self, q: *const u8, xs: *const i8) -> MvSums {
+        let m3 = vdupq_n_u8(0x03);
+        let m12 = vdupq_n_u8(0x0C);
+        let m48 = vdupq_n_u8(0x30);
+        let s8 = vreinterpretq_s8_u8;
+        // SAFETY: the caller guarantees 32 readable bytes at `q` and 128 at `xs`.
+        unsafe {
+            let q0 = vld1q_u8(q);
+            let q1 = vld1q_u8(q.add(16));
+            let x = |o: usize| vld1q_s8(xs.add(o));
+            let z = vdupq_n_s16(0);
+            let mut c = mla16(z, s8(vshrq_n_u8::<6>(q0)), x(0));
+            c = mla16(c, s8(vshrq_n_u8::<6>(q1)), x(16));
+            c = mla16(c, s8(vandq_u8(q0, m3)), x(96));
+            c = mla16(c, s8(vandq_u8(q1, m3)), x(112));
+            let c16 = mla16(z, s8(vandq_u8(q0, m48)), x(32));
+            let c16 = mla16(c16, s8(vandq_u8(q1, m48)), x(48));
+            let c4 = mla16(z, s8(vandq_u8(q0, m12)), x(64));
+            let c4 = mla16(c4, s8(vandq_u8(q1, m12)), x(80));
+            MvSums {
+                c: vpadalq_s16(self.c, c),
+                c2x4: vpadalq_s16(self.c2x4, c4),
+                c1x16: vpadalq_s16(self.c1x16, c16),
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn fold_sum(self) -> i32 {
+        vaddvq_s32(vaddq_s32(
             self.c,
             vaddq_s32(vshrq_n_s32::<2>(self.c2x4), vshrq_n_s32::<4>(self.c1x16)),
-        )
-    }
-}
-
-/// One full block of 128 weights: its codes `c` (not `c - 1`: the caller subtracts `Σ x`)
-/// times `x`, widened to int16 by `vmlal_s8` / `vmlal_high_s8` and folded into `acc` by
-/// `vpadalq_s16`. Byte `j` holds columns `j, 32 + j, 64 + j, 96 + j` in bits 6-7, 4-5, 2-3,
-/// 0-1: one shift and three masks per 16 bytes give them (shifting each code down and
-/// subtracting 1 took three shifts, four masks and four subtractions). Per int16 lane and
-/// block: `c` sums 8 products of at most 3 · 128 (3072), `4c` sums 4 of 12 · 128 (6144),
-/// `16c` sums 4 of 48 · 128 (24576), all inside int16.
-///
-/// # Safety
-/// `q` and `xs` must point at 32 and 128 readable bytes.
-#[inline]
-#[target_feature(enable = "neon")]
-unsafe fn block_dot(acc: MvSums, q: *const u8, xs: *const i8) -> MvSums {
-    let m3 = vdupq_n_u8(0x03);
-    let m12 = vdupq_n_u8(0x0C);
-    let m48 = vdupq_n_u8(0x30);
-    let s8 = vreinterpretq_s8_u8;
-    // SAFETY: the caller guarantees 32 readable bytes at `q` and 128 at `xs`.
-    unsafe {
-        let q0 = vld1q_u8(q);
-        let q1 = vld1q_u8(q.add(16));
-        let x = |o: usize| vld1q_s8(xs.add(o));
-        let z = vdupq_n_s16(0);
-        let mut c = mla16(z, s8(vshrq_n_u8::<6>(q0)), x(0));
-        c = mla16(c, s8(vshrq_n_u8::<6>(q1)), x(16));
-        c = mla16(c, s8(vandq_u8(q0, m3)), x(96));
-        c = mla16(c, s8(vandq_u8(q1, m3)), x(112));
-        let c16 = mla16(z, s8(vandq_u8(q0, m48)), x(32));
-        let c16 = mla16(c16, s8(vandq_u8(q1, m48)), x(48));
-        let c4 = mla16(z, s8(vandq_u8(q0, m12)), x(64));
-        let c4 = mla16(c4, s8(vandq_u8(q1, m12)), x(80));
-        MvSums {
-            c: vpadalq_s16(acc.c, c),
-            c2x4: vpadalq_s16(acc.c2x4, c4),
-            c1x16: vpadalq_s16(acc.c1x16, c16),
-        }
+        ))
     }
 }
 
@@ -156,66 +174,79 @@ unsafe fn block_dot(acc: MvSums, q: *const u8, xs: *const i8) -> MvSums {
 /// whenever that fits).
 ///
 /// # Safety
-/// NEON; each row holds `full * 32` bytes and `x` at least `full * 128`.
-#[inline]
-#[target_feature(enable = "neon")]
-unsafe fn rows_code_dots<const R: usize>(rows: [&[u8]; R], x: &[i8], full: usize) -> [i32; R] {
-    let mut tot = [vdupq_n_s32(0); R];
+/// `A`'s CPU features; each row holds `full * 32` bytes and `x` at least `full * 128`.
+#[inline(always)]
+unsafe fn rows_code_dots<A: MvRowSums, const R: usize>(
+    rows: [&[u8]; R],
+    x: &[i8],
+    full: usize,
+) -> [i32; R] {
+    let mut tot = [0i32; R];
     let mut b0 = 0;
     while b0 < full {
         let b1 = (b0 + MV_FOLD_BLOCKS).min(full);
-        let mut acc = [MvSums::zero(); R];
+        // SAFETY: A's features (the caller's contract).
+        let mut acc = [unsafe { A::zero() }; R];
         for b in b0..b1 {
             // SAFETY: block b < full lies within every row and within x (the contract).
             unsafe {
                 let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
                 for i in 0..R {
-                    acc[i] = block_dot(acc[i], rows[i].as_ptr().add(b * 32), xs);
+                    acc[i] = acc[i].add_block(rows[i].as_ptr().add(b * 32), xs);
                 }
             }
         }
         for i in 0..R {
-            tot[i] = vaddq_s32(tot[i], acc[i].fold());
+            // SAFETY: as above.
+            tot[i] = tot[i].wrapping_add(unsafe { acc[i].fold_sum() });
         }
         b0 = b1;
     }
-    core::array::from_fn(|i| vaddvq_s32(tot[i]))
+    tot
 }
 
-/// `Σ x` over the full blocks (wrapping), which the code dots of the matvecs subtract.
-pub(super) fn full_blocks_sum(x: &[i8], full: usize) -> i32 {
-    x[..full * T2_BLOCK_ELEMS]
-        .iter()
-        .fold(0i32, |s, &v| s.wrapping_add(v as i32))
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+/// The `T2_128` matvec of both NEON variants (`out: (rows,)`, shapes checked by the safe
+/// wrappers): `Σ c·x` of two rows at a time (sharing the activation loads) through `A`, minus
+/// `Σ x` once per call (`Σ (c − 1)·x = Σ c·x − Σ x`), plus the scalar partial last block.
+/// Inlined into each variant's `#[target_feature]` function, where `A`'s blocks inline too.
+///
+/// # Safety
+/// `A`'s CPU features; `w` holds `out.len()` rows of `t2_row_bytes(cols)` bytes and `x` holds
+/// `cols` values.
+#[inline(always)]
+pub(super) unsafe fn matvec_codes<A: MvRowSums>(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     let rb = t2_row_bytes(cols);
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
     let rows = out.len();
-    let sum_x = full_blocks_sum(x, full);
+    let sum_x = x[..full * T2_BLOCK_ELEMS]
+        .iter()
+        .fold(0i32, |s, &v| s.wrapping_add(v as i32));
     let row = |r: usize| &w[r * rb..(r + 1) * rb];
     let put = |r: usize, s: i32| {
         s.wrapping_sub(sum_x)
             .wrapping_add(tail_dot(row(r), full, tail, x))
     };
     let mut r = 0;
-    // Two rows per pass share the activation loads.
     while r + 2 <= rows {
-        // SAFETY: NEON (this function's); rows r, r + 1 < rows hold rb >= full * 32 bytes,
-        // and x holds cols >= full * 128.
-        let s = unsafe { rows_code_dots([row(r), row(r + 1)], x, full) };
+        // SAFETY: A's features (the caller's contract); rows r, r + 1 < rows hold
+        // rb >= full * 32 bytes, and x holds cols >= full * 128.
+        let s = unsafe { rows_code_dots::<A, 2>([row(r), row(r + 1)], x, full) };
         out[r] = put(r, s[0]);
         out[r + 1] = put(r + 1, s[1]);
         r += 2;
     }
     if r < rows {
         // SAFETY: as above, one row.
-        let s = unsafe { rows_code_dots([row(r)], x, full) };
+        let s = unsafe { rows_code_dots::<A, 1>([row(r)], x, full) };
         out[r] = put(r, s[0]);
     }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    // SAFETY: NEON (this function's) is all MvSums needs; shapes as the caller's.
+    unsafe { matvec_codes::<MvSums>(w, cols, x, out) }
 }
 
 /// The partial last block (`tail < 128` weights), scalar.

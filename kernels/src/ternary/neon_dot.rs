@@ -2,7 +2,7 @@
 //!
 //! As [`super::neon`], but each 16-byte pair of weights and activations goes through one
 //! `sdot` (four int8 products summed into each int32 lane). The matvec dots the codes `c`
-//! themselves, some masked in place as `4c` or `16c` ([`block_dot`]), and subtracts `Σ x`
+//! themselves, some masked in place as `4c` or `16c` ([`MvAcc`]), and subtracts `Σ x`
 //! once per row; the matmul tiles dot the signed weights `w = c - 1`. `vdotq_s32` is unstable
 //! on Rust 1.95, so `sdot` is emitted with `asm!` inside a `dotprod` target-feature function.
 //! Exact for the full int8 range (int32 lanes).
@@ -18,8 +18,8 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::neon::{
-    DecTile, MV_FOLD_BLOCKS, Tile, full_blocks_sum, matmul_t1_decoded, matmul_tiled,
-    t1_pair_weights, t1_weights, tail_dot,
+    DecTile, MvRowSums, Tile, matmul_t1_decoded, matmul_tiled, matvec_codes, t1_pair_weights,
+    t1_weights,
 };
 use super::scalar::t1_tail_dot;
 use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
@@ -97,10 +97,10 @@ struct MvAcc {
     c1x16: int32x4_t,
 }
 
-impl MvAcc {
+impl MvRowSums for MvAcc {
     #[inline]
     #[target_feature(enable = "neon")]
-    fn zero() -> MvAcc {
+    unsafe fn zero() -> MvAcc {
         let z = vdupq_n_s32(0);
         MvAcc {
             c0: z,
@@ -110,112 +110,49 @@ impl MvAcc {
         }
     }
 
-    /// `Σ c·x` lane by lane: every lane of the scaled sums is a multiple of 4 (16), so the
-    /// arithmetic shifts are exact.
+    /// Byte `j` of the block holds columns `j, 32 + j, 64 + j, 96 + j` in bits 6-7, 4-5, 2-3
+    /// and 0-1; one shift and three masks per 16 bytes give them, where shifting each code
+    /// down and subtracting 1 took three shifts, four masks and four subtractions: the 2-row
+    /// block loop compiles to 43 instructions instead of 67 (16 `sdot` in both).
+    #[inline]
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn add_block(self, q: *const u8, xs: *const i8) -> MvAcc {
+        let m3 = vdupq_n_u8(0x03);
+        let m12 = vdupq_n_u8(0x0C);
+        let m48 = vdupq_n_u8(0x30);
+        let s8 = vreinterpretq_s8_u8;
+        // SAFETY: the caller guarantees 32 readable bytes at `q` and 128 at `xs`.
+        unsafe {
+            let q0 = vld1q_u8(q);
+            let q1 = vld1q_u8(q.add(16));
+            let x = |o: usize| vld1q_s8(xs.add(o));
+            let mut a = self;
+            a.c0 = sdot(a.c0, s8(vshrq_n_u8::<6>(q0)), x(0));
+            a.c0 = sdot(a.c0, s8(vshrq_n_u8::<6>(q1)), x(16));
+            a.c1x16 = sdot(a.c1x16, s8(vandq_u8(q0, m48)), x(32));
+            a.c1x16 = sdot(a.c1x16, s8(vandq_u8(q1, m48)), x(48));
+            a.c2x4 = sdot(a.c2x4, s8(vandq_u8(q0, m12)), x(64));
+            a.c2x4 = sdot(a.c2x4, s8(vandq_u8(q1, m12)), x(80));
+            a.c3 = sdot(a.c3, s8(vandq_u8(q0, m3)), x(96));
+            a.c3 = sdot(a.c3, s8(vandq_u8(q1, m3)), x(112));
+            a
+        }
+    }
+
     #[inline]
     #[target_feature(enable = "neon")]
-    fn fold(self) -> int32x4_t {
-        vaddq_s32(
+    unsafe fn fold_sum(self) -> i32 {
+        vaddvq_s32(vaddq_s32(
             vaddq_s32(self.c0, self.c3),
             vaddq_s32(vshrq_n_s32::<2>(self.c2x4), vshrq_n_s32::<4>(self.c1x16)),
-        )
+        ))
     }
-}
-
-/// One full block of 128 weights: its codes `c` (not `c - 1`: the caller subtracts `Σ x`)
-/// times `x` into `acc`. Byte `j` of the block holds columns `j, 32 + j, 64 + j, 96 + j` in
-/// bits 6-7, 4-5, 2-3 and 0-1; one shift and three masks per 16 bytes give them, where
-/// shifting each code down and subtracting 1 took three shifts, four masks and four
-/// subtractions: the 2-row block loop compiles to 43 instructions instead of 67 (16 `sdot`
-/// in both).
-///
-/// # Safety
-/// `q` and `xs` must point at 32 and 128 readable bytes.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn block_dot(acc: MvAcc, q: *const u8, xs: *const i8) -> MvAcc {
-    let m3 = vdupq_n_u8(0x03);
-    let m12 = vdupq_n_u8(0x0C);
-    let m48 = vdupq_n_u8(0x30);
-    let s8 = vreinterpretq_s8_u8;
-    // SAFETY: the caller guarantees 32 readable bytes at `q` and 128 at `xs`.
-    unsafe {
-        let q0 = vld1q_u8(q);
-        let q1 = vld1q_u8(q.add(16));
-        let x = |o: usize| vld1q_s8(xs.add(o));
-        let mut a = acc;
-        a.c0 = sdot(a.c0, s8(vshrq_n_u8::<6>(q0)), x(0));
-        a.c0 = sdot(a.c0, s8(vshrq_n_u8::<6>(q1)), x(16));
-        a.c1x16 = sdot(a.c1x16, s8(vandq_u8(q0, m48)), x(32));
-        a.c1x16 = sdot(a.c1x16, s8(vandq_u8(q1, m48)), x(48));
-        a.c2x4 = sdot(a.c2x4, s8(vandq_u8(q0, m12)), x(64));
-        a.c2x4 = sdot(a.c2x4, s8(vandq_u8(q1, m12)), x(80));
-        a.c3 = sdot(a.c3, s8(vandq_u8(q0, m3)), x(96));
-        a.c3 = sdot(a.c3, s8(vandq_u8(q1, m3)), x(112));
-        a
-    }
-}
-
-/// `Σ c·x` of `rows.len()` rows (one `rb`-byte row each) over the `full` blocks, two or one at
-/// a time sharing the activation loads, folded every [`MV_FOLD_BLOCKS`] blocks (wrapping int32,
-/// as the final `Σ c·x − Σ x` then equals scalar's sum whenever that fits).
-///
-/// # Safety
-/// NEON and dotprod; each row holds `full * 32` bytes and `x` at least `full * 128`.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn rows_code_dots<const R: usize>(rows: [&[u8]; R], x: &[i8], full: usize) -> [i32; R] {
-    let mut tot = [vdupq_n_s32(0); R];
-    let mut b0 = 0;
-    while b0 < full {
-        let b1 = (b0 + MV_FOLD_BLOCKS).min(full);
-        let mut acc = [MvAcc::zero(); R];
-        for b in b0..b1 {
-            // SAFETY: block b < full lies within every row (rb >= full * 32) and within x
-            // (full * 128 <= x.len()): the caller's contract.
-            unsafe {
-                let xs = x.as_ptr().add(b * T2_BLOCK_ELEMS);
-                for i in 0..R {
-                    acc[i] = block_dot(acc[i], rows[i].as_ptr().add(b * 32), xs);
-                }
-            }
-        }
-        for i in 0..R {
-            tot[i] = vaddq_s32(tot[i], acc[i].fold());
-        }
-        b0 = b1;
-    }
-    core::array::from_fn(|i| vaddvq_s32(tot[i]))
 }
 
 #[target_feature(enable = "neon,dotprod")]
 unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    let full = cols / T2_BLOCK_ELEMS;
-    let tail = cols - full * T2_BLOCK_ELEMS;
-    let rows = out.len();
-    // Σ c·x − Σ x = Σ (c − 1)·x over the full blocks
-    let sum_x = full_blocks_sum(x, full);
-    let row = |r: usize| &w[r * rb..(r + 1) * rb];
-    let put = |r: usize, s: i32| {
-        s.wrapping_sub(sum_x)
-            .wrapping_add(tail_dot(row(r), full, tail, x))
-    };
-    let mut r = 0;
-    // Two rows per pass share the activation loads.
-    while r + 2 <= rows {
-        // SAFETY: NEON + dotprod (this function's); rows r, r + 1 < rows hold rb >= full * 32
-        // bytes, and x holds cols >= full * 128.
-        let s = unsafe { rows_code_dots([row(r), row(r + 1)], x, full) };
-        out[r] = put(r, s[0]);
-        out[r + 1] = put(r + 1, s[1]);
-        r += 2;
-    }
-    if r < rows {
-        // SAFETY: as above, one row.
-        let s = unsafe { rows_code_dots([row(r)], x, full) };
-        out[r] = put(r, s[0]);
-    }
+    // SAFETY: NEON + dotprod (this function's) is all MvAcc needs; shapes as the caller's.
+    unsafe { matvec_codes::<MvAcc>(w, cols, x, out) }
 }
 
 /// The NEON + dotprod (`sdot`) tile for [`matmul_tiled`].
