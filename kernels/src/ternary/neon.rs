@@ -74,8 +74,8 @@ fn mla16(acc: int16x8_t, w: int8x16_t, x: int8x16_t) -> int16x8_t {
     vmlal_high_s8(vmlal_s8(acc, vget_low_s8(w), vget_low_s8(x)), w, x)
 }
 
-/// Blocks between two folds of a matvec row's scaled sums (`4c`, `16c`; here and in
-/// [`super::neon_dot`]) into its total: a lane of the `16c` sums gains at most 49152 per
+/// Blocks between two folds of a matvec row's scaled sums (`4c`, `16c`, of either NEON
+/// variant in [`matvec_codes`]) into its total: a lane of the `16c` sums gains at most 49152 per
 /// block, so 256 blocks stay far inside int32 and the shifts that fold them are exact.
 pub(super) const MV_FOLD_BLOCKS: usize = 256;
 
