@@ -1,25 +1,48 @@
 //! Memory read-bandwidth probe for the decode roofline (`tern bench --roofline`).
 //!
-//! It reads a buffer the way the decode kernels read weights (full-width loads, software
-//! prefetch one page ahead: hardware prefetchers stop at 4 KiB page boundaries), so the
-//! ceiling it gives is what this machine can stream to one core, not what a plain loop gets.
+//! It reads a buffer with full-width loads, in one of two [`ReadMethod`]s: plain loads, or
+//! with software prefetch one page ahead (as the decode kernels read weights; hardware
+//! prefetchers stop at 4 KiB page boundaries). Which is faster depends on the host: on the
+//! 2-vCPU Zen 3 VM, prefetching read faster on 2026-11-29 and slower on 2026-11-30 (1 GiB,
+//! best of 6 interleaved passes at 17:30 UTC: 24.1 GB/s plain, 19.3 prefetched, 1 thread),
+//! so a ceiling is the faster of the two (`tern bench --roofline` times both).
 //! The result is a wrapping sum of the buffer as little-endian `u64` words (the tail bytes
 //! that do not fill a word are added as single bytes), so the reads cannot be optimized away
-//! and every variant returns the same value.
+//! and every variant and method returns the same value.
 
 use crate::CpuFeatures;
 
-/// Wrapping sum of `buf` read as little-endian `u64` words, plus its trailing bytes.
+/// How [`read_sum`] reads its buffer (the result does not depend on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMethod {
+    /// Full-width loads, no software prefetch.
+    Plain,
+    /// Full-width loads and a software prefetch (into L1) 4 KiB ahead of them.
+    Prefetch,
+}
+
+impl ReadMethod {
+    /// Both methods, in the order `tern bench` times them.
+    pub const ALL: [ReadMethod; 2] = [ReadMethod::Plain, ReadMethod::Prefetch];
+}
+
+/// Wrapping sum of `buf` read as little-endian `u64` words, plus its trailing bytes, read by
+/// `method` (the SIMD variant for `f`; without one, the scalar loop for either method).
 ///
 /// # Safety
 /// The features claimed in `f` must be present on the running CPU (as for [`crate::select`]).
-pub unsafe fn read_sum(buf: &[u8], f: CpuFeatures) -> u64 {
+pub unsafe fn read_sum(buf: &[u8], f: CpuFeatures, method: ReadMethod) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if f.avx2 {
         // SAFETY: the caller guarantees AVX2 (this function's contract).
-        return unsafe { avx2::read_sum(buf) };
+        return unsafe {
+            match method {
+                ReadMethod::Plain => avx2::read_sum::<false>(buf),
+                ReadMethod::Prefetch => avx2::read_sum::<true>(buf),
+            }
+        };
     }
-    let _ = f;
+    let _ = (f, method);
     read_sum_scalar(buf)
 }
 
@@ -43,8 +66,9 @@ mod avx2 {
     /// Bytes ahead of the current read that are prefetched.
     const AHEAD: usize = 4096;
 
+    /// With `PF`, prefetches [`AHEAD`] bytes ahead of the loads.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn read_sum(buf: &[u8]) -> u64 {
+    pub(super) unsafe fn read_sum<const PF: bool>(buf: &[u8]) -> u64 {
         let n = buf.len() / 128 * 128;
         let p = buf.as_ptr();
         let mut a = [_mm256_setzero_si256(); 4];
@@ -53,8 +77,10 @@ mod avx2 {
             // SAFETY: i + 128 <= n <= buf.len(): the four 32-byte loads are in bounds;
             // prefetch never faults, even past the end.
             unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + AHEAD).cast());
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + AHEAD + 64).cast());
+                if PF {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + AHEAD).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + AHEAD + 64).cast());
+                }
                 for (k, acc) in a.iter_mut().enumerate() {
                     let v = _mm256_loadu_si256(p.add(i + 32 * k).cast());
                     *acc = _mm256_add_epi64(*acc, v);
@@ -94,8 +120,10 @@ mod tests {
             let tail: u64 = b[len / 8 * 8..].iter().map(|&x| u64::from(x)).sum();
             let want = words.wrapping_add(tail);
             assert_eq!(read_sum_scalar(b), want, "len {len}");
-            // SAFETY: `f` comes from runtime detection.
-            assert_eq!(unsafe { read_sum(b, f) }, want, "len {len}");
+            for m in ReadMethod::ALL {
+                // SAFETY: `f` comes from runtime detection.
+                assert_eq!(unsafe { read_sum(b, f, m) }, want, "len {len}, {m:?}");
+            }
         }
     }
 }

@@ -172,7 +172,7 @@ def main() -> None:
 
     if any(shares[r] for r in runs):
         print("\nTern decode, share of the bandwidth ceiling (`tern bench --roofline`: each repetition "
-              "against a probe pass right before it): per round, then the median.\n")
+              "against a probe round right before it, the faster of a plain and a prefetched pass): per round, then the median.\n")
         print("| Tern file | threads | test | share of ceiling |")
         print("| --- | --- | --- | --- |")
         for r in runs:

@@ -11,7 +11,7 @@
 //! Decode is memory-bandwidth bound, so its ceiling is `bandwidth / bytes read per token`
 //! (see [`ModelSummary::weight_bytes_per_token`] and [`measure_read_bandwidth`]). A shared
 //! VM's bandwidth drifts by tens of percent over minutes, so with `--roofline` every timed `tg`
-//! repetition is paired with one probe pass right before it: the share of the ceiling is the
+//! repetition is paired with one probe round (a pass per read method) right before it: the share of the ceiling is the
 //! median over repetitions of (bytes read per second) / (that pass's bandwidth), and the
 //! bandwidth shown is the mean of those passes.
 
@@ -27,6 +27,7 @@ use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::session::Session;
 use tern_kernels::KernelSet;
 use tern_kernels::layout::Layout;
+use tern_kernels::probe::ReadMethod;
 use tern_pack::pack::PackOptions;
 
 use crate::arena::Arena;
@@ -114,8 +115,9 @@ pub struct BenchRecord {
     pub n_threads: usize,
     /// Wall time of every timed repetition, nanoseconds.
     pub samples_ns: Vec<u64>,
-    /// With `--roofline`, `tg` only: the read bandwidth (bytes per second) of one probe pass
-    /// run right before each repetition (empty otherwise).
+    /// With `--roofline`, `tg` only: the read bandwidth (bytes per second) of one probe round
+    /// (the faster of its plain and prefetched passes) run right before each repetition
+    /// (empty otherwise).
     pub probe_bps: Vec<f64>,
     /// When the test started (UTC, RFC 3339).
     pub test_time: String,
@@ -137,7 +139,7 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 impl BenchRecord {
     /// With paired probes: the median over repetitions of the bytes read per second
-    /// (`weight_bytes_per_token` × that repetition's t/s) over the bandwidth of the probe pass
+    /// (`weight_bytes_per_token` × that repetition's t/s) over the bandwidth of the probe round
     /// just before it.
     pub fn ceiling_share(&self, weight_bytes_per_token: u64) -> Option<f64> {
         if self.probe_bps.len() != self.samples_ns.len() || self.probe_bps.is_empty() {
@@ -471,11 +473,11 @@ pub fn bandwidth_buffer(bytes: usize) -> Vec<u64> {
 }
 
 /// Wrapping sum of `s` through the bandwidth probe kernel (`tern_kernels::probe`: full-width
-/// loads with software prefetch one page ahead, as the decode kernels read weights).
-fn sum_u64(s: &[u64]) -> u64 {
+/// loads, read by `method`: plain, or with software prefetch one page ahead).
+fn sum_u64(s: &[u64], method: ReadMethod) -> u64 {
     let f = crate::cpu::detect();
     // SAFETY: `f` comes from runtime feature detection on this CPU.
-    unsafe { tern_kernels::probe::read_sum(bytemuck_u64(s), f) }
+    unsafe { tern_kernels::probe::read_sum(bytemuck_u64(s), f, method) }
 }
 
 /// `s` as bytes.
@@ -485,20 +487,24 @@ fn bytemuck_u64(s: &[u64]) -> &[u8] {
 }
 
 /// STREAM-like read bandwidth of `pool`: every thread sums its contiguous share of `buf`;
-/// bytes per second of the best of `reps` passes.
+/// bytes per second of the fastest of `reps` rounds, each one pass per [`ReadMethod`] (plain
+/// loads, and loads with software prefetch: which is faster depends on the host, see
+/// `tern_kernels::probe`, and a ceiling must not be the slower one).
 pub fn measure_read_bandwidth(pool: &ThreadPool, buf: &[u64], reps: usize) -> f64 {
     let n = pool.n_threads();
     let per = buf.len().div_ceil(n).div_ceil(8) * 8;
     let sink = AtomicU64::new(0);
     let mut best = f64::INFINITY;
     for _ in 0..reps.max(1) {
-        let t0 = Instant::now();
-        pool.run(&|i| {
-            let lo = (i * per).min(buf.len());
-            let hi = ((i + 1) * per).min(buf.len());
-            sink.fetch_add(sum_u64(black_box(&buf[lo..hi])), Ordering::Relaxed);
-        });
-        best = best.min(t0.elapsed().as_secs_f64());
+        for method in ReadMethod::ALL {
+            let t0 = Instant::now();
+            pool.run(&|i| {
+                let lo = (i * per).min(buf.len());
+                let hi = ((i + 1) * per).min(buf.len());
+                sink.fetch_add(sum_u64(black_box(&buf[lo..hi]), method), Ordering::Relaxed);
+            });
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
     }
     black_box(sink.load(Ordering::Relaxed));
     std::mem::size_of_val(buf) as f64 / best
@@ -739,6 +745,8 @@ mod tests {
             let pool = ThreadPool::new(t);
             assert!(measure_read_bandwidth(&pool, &buf, 1) > 0.0);
         }
-        assert_eq!(sum_u64(&buf[..13]), 78);
+        for m in ReadMethod::ALL {
+            assert_eq!(sum_u64(&buf[..13], m), 78, "{m:?}");
+        }
     }
 }
