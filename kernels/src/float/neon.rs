@@ -276,40 +276,45 @@ pub(crate) fn dot_q4_0_row_neon(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
 unsafe fn dot_blocks_neon<const Q4: bool>(w: &[u8], q: &[i8], d: &[f32]) -> f32 {
     // Without dotprod: widening multiplies to int16 (two products per lane: at most
     // 2 · 128 · 127 = 32512 with activations in [-127, 127]), pairwise-added into int32.
-    let sum = |w0: int8x16_t, w1: int8x16_t, x0: int8x16_t, x1: int8x16_t| -> int32x4_t {
+    let sum = |_: usize, w0: int8x16_t, w1: int8x16_t, x0: int8x16_t, x1: int8x16_t| {
         let p0 = vmlal_high_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), w0, x0);
         let p1 = vmlal_high_s8(vmull_s8(vget_low_s8(w1), vget_low_s8(x1)), w1, x1);
         vpadalq_s16(vpaddlq_s16(p0), p1)
     };
     // SAFETY: forwarded (NEON enabled here; the wrapper checked the shapes).
-    unsafe { dot_blocks::<Q4>(w, q, d, sum) }
+    unsafe { dot_blocks::<Q4, false>(w, q, d, sum) }
 }
 
 /// The 32 signed weights of the block at `blk` as two vectors (values 0..16 and 16..32):
-/// Q8_0's int8 `q`, or Q4_0's `code − 8` (low nibbles, then high nibbles).
+/// Q8_0's int8 `q`, or Q4_0's `code − 8` (low nibbles, then high nibbles); with `RAW`, Q4_0's
+/// codes `0..16` themselves (the caller subtracts `8 · Σ x` per block).
 ///
 /// # Safety
 /// `blk` must point at one whole block (34 bytes for Q8_0, 18 for Q4_0).
 #[inline(always)]
-unsafe fn block_weights<const Q4: bool>(blk: *const u8) -> (int8x16_t, int8x16_t) {
+unsafe fn block_weights<const Q4: bool, const RAW: bool>(blk: *const u8) -> (int8x16_t, int8x16_t) {
     // SAFETY: the caller guarantees the block's bytes are readable; NEON is baseline on
     // aarch64 and enabled on every caller.
     unsafe {
         if Q4 {
             let c = vld1q_u8(blk.add(2));
-            let eight = vdupq_n_s8(8);
-            (
-                vsubq_s8(vreinterpretq_s8_u8(vandq_u8(c, vdupq_n_u8(0x0F))), eight),
-                vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8::<4>(c)), eight),
-            )
+            let lo = vreinterpretq_s8_u8(vandq_u8(c, vdupq_n_u8(0x0F)));
+            let hi = vreinterpretq_s8_u8(vshrq_n_u8::<4>(c));
+            if RAW {
+                (lo, hi)
+            } else {
+                let eight = vdupq_n_s8(8);
+                (vsubq_s8(lo, eight), vsubq_s8(hi, eight))
+            }
         } else {
             (vld1q_s8(blk.add(2).cast()), vld1q_s8(blk.add(18).cast()))
         }
     }
 }
 
-/// The block loop shared by the NEON and NEON + dotprod Q8_0 / Q4_0 row dots. `sum(w0, w1,
-/// x0, x1)` returns int32 lanes whose total is the block's exact integer sum `Σ w·x`. Eight
+/// The block loop shared by the NEON and NEON + dotprod Q8_0 / Q4_0 row dots. `sum(k, w0, w1,
+/// x0, x1)` returns int32 lanes whose total is block `k`'s exact integer sum `Σ w·x` (with
+/// `RAW`, the weights passed are Q4_0's codes, see [`block_weights`]). Eight
 /// blocks per step: their sums go to two `float32x4_t` accumulators whose lane `j` (of 8) is
 /// scalar's `acc[b % 8]`, updated by the same `(d_w · d_b) · s_b` multiplies and add (no FMA); the f16
 /// scales convert exactly ([`f16x4_to_f32`]); the last `nb % 8` blocks and the final reduction
@@ -319,11 +324,11 @@ unsafe fn block_weights<const Q4: bool>(blk: *const u8) -> (int8x16_t, int8x16_t
 /// NEON (and what `sum` needs) must be available; `w`, `q`, `d` must have the shapes the
 /// wrappers check (`d.len()` blocks).
 #[inline(always)]
-pub(super) unsafe fn dot_blocks<const Q4: bool>(
+pub(super) unsafe fn dot_blocks<const Q4: bool, const RAW: bool>(
     w: &[u8],
     q: &[i8],
     d: &[f32],
-    sum: impl Fn(int8x16_t, int8x16_t, int8x16_t, int8x16_t) -> int32x4_t,
+    sum: impl Fn(usize, int8x16_t, int8x16_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) -> f32 {
     let bb = if Q4 { 18 } else { 34 };
     let nb = d.len();
@@ -335,9 +340,9 @@ pub(super) unsafe fn dot_blocks<const Q4: bool>(
         // bounds (the wrappers' shape checks).
         let r: [int32x4_t; 8] = core::array::from_fn(|j| unsafe {
             let k = b + j;
-            let (w0, w1) = block_weights::<Q4>(w.as_ptr().add(bb * k));
+            let (w0, w1) = block_weights::<Q4, RAW>(w.as_ptr().add(bb * k));
             let xp = q.as_ptr().add(32 * k);
-            sum(w0, w1, vld1q_s8(xp), vld1q_s8(xp.add(16)))
+            sum(k, w0, w1, vld1q_s8(xp), vld1q_s8(xp.add(16)))
         });
         // Lane j of s[h]: block b + 4h + j's exact sum, by pairwise adds (`addp`) instead of
         // a lane reduction and a store per block.

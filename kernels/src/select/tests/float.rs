@@ -503,7 +503,8 @@ fn q4_check(x: &[f32], wf: &[f32]) {
 
 #[test]
 fn q4_0_head_edges() {
-    for n in [32usize, 64, 224, 256, 288, 512, 544, 2560] {
+    // 8224 columns: 257 blocks, past the NEON + dotprod head matvec's stack of Q4_0 corrections
+    for n in [32usize, 64, 224, 256, 288, 512, 544, 2560, 8224] {
         let (x, w) = head_case(n);
         q4_check(&x, &w);
     }
