@@ -2,10 +2,11 @@
 //!
 //! It reads a buffer with full-width loads, in one of two [`ReadMethod`]s: plain loads, or
 //! with software prefetch one page ahead (as the decode kernels read weights; hardware
-//! prefetchers stop at 4 KiB page boundaries). Which is faster depends on the host: on the
-//! 2-vCPU Zen 3 VM, prefetching read faster on 2026-11-29 and slower on 2026-11-30 (1 GiB,
-//! best of 6 interleaved passes at 17:30 UTC: 24.1 GB/s plain, 19.3 prefetched, 1 thread),
-//! so a ceiling is the faster of the two (`tern bench --roofline` times both).
+//! prefetchers stop at 4 KiB page boundaries). Which is faster depends on the host: the probe
+//! prefetched only, chosen when prefetching read faster on this project's 2-vCPU Zen 3 VM,
+//! until on 2026-11-30 it read slower there (1 GiB, best of 6 interleaved passes at 17:30
+//! UTC: 24.1 GB/s plain, 19.3 prefetched, 1 thread). So a ceiling is the faster of the two
+//! (`tern bench --roofline` times both).
 //! The result is a wrapping sum of the buffer as little-endian `u64` words (the tail bytes
 //! that do not fill a word are added as single bytes), so the reads cannot be optimized away
 //! and every variant and method returns the same value.

@@ -11,9 +11,9 @@
 //! Decode is memory-bandwidth bound, so its ceiling is `bandwidth / bytes read per token`
 //! (see [`ModelSummary::weight_bytes_per_token`] and [`measure_read_bandwidth`]). A shared
 //! VM's bandwidth drifts by tens of percent over minutes, so with `--roofline` every timed `tg`
-//! repetition is paired with one probe round (a pass per read method) right before it: the share of the ceiling is the
-//! median over repetitions of (bytes read per second) / (that pass's bandwidth), and the
-//! bandwidth shown is the mean of those passes.
+//! repetition is paired with one probe round right before it (a pass per read method, the
+//! faster kept): the share of the ceiling is the median over repetitions of (bytes read per
+//! second) / (that round's bandwidth), and the bandwidth shown is the mean of those rounds.
 
 use std::hint::black_box;
 use std::path::Path;
