@@ -102,6 +102,34 @@ pub(super) trait MvRowSums: Copy {
     unsafe fn fold_sum(self) -> i32;
 }
 
+/// The codes of one full `T2_128` block at `q`, as both NEON matvecs dot them: vector `k` pairs
+/// with activations `16 k .. 16 k + 16` of the block. Byte `j` holds columns `j, 32 + j,
+/// 64 + j, 96 + j` in bits 6-7, 4-5, 2-3 and 0-1, so for each 16-byte half: `c0` (shifted
+/// down), `16 c1`, `4 c2` (masked in place) and `c3`, one shift and three masks (shifting each
+/// code down and subtracting 1 took three shifts, four masks and four subtractions). Vectors
+/// 0-1 and 6-7 are `c`, 2-3 are `16 c` (at most 48: still an int8), 4-5 are `4 c`.
+///
+/// # Safety
+/// `q` must point at 32 readable bytes.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn t2_block_codes(q: *const u8) -> [int8x16_t; 8] {
+    let s8 = vreinterpretq_s8_u8;
+    // SAFETY: the caller guarantees 32 readable bytes at `q`.
+    let (q0, q1) = unsafe { (vld1q_u8(q), vld1q_u8(q.add(16))) };
+    let (m3, m12, m48) = (vdupq_n_u8(0x03), vdupq_n_u8(0x0C), vdupq_n_u8(0x30));
+    [
+        s8(vshrq_n_u8::<6>(q0)),
+        s8(vshrq_n_u8::<6>(q1)),
+        s8(vandq_u8(q0, m48)),
+        s8(vandq_u8(q1, m48)),
+        s8(vandq_u8(q0, m12)),
+        s8(vandq_u8(q1, m12)),
+        s8(vandq_u8(q0, m3)),
+        s8(vandq_u8(q1, m3)),
+    ]
+}
+
 /// The NEON matvec's sums, by how the codes enter: `c` (`c0`, bits 6-7 shifted down, and `c3`,
 /// bits 0-1), `4c` (`c2`, bits 2-3 masked in place) and `16c` (`c1`, bits 4-5 masked in
 /// place).
@@ -124,33 +152,22 @@ impl MvRowSums for MvSums {
         }
     }
 
-    /// Products widened to int16 by `vmlal_s8` / `vmlal_high_s8` and folded into the sums by
-    /// `vpadalq_s16`. Byte `j` holds columns `j, 32 + j, 64 + j, 96 + j` in bits 6-7, 4-5, 2-3,
-    /// 0-1: one shift and three masks per 16 bytes give them (shifting each code down and
-    /// subtracting 1 took three shifts, four masks and four subtractions). Per int16 lane and
-    /// block: `c` sums 8 products of at most 3 · 128 (3072), `4c` sums 4 of 12 · 128 (6144),
-    /// `16c` sums 4 of 48 · 128 (24576), all inside int16.
+    /// Products of [`t2_block_codes`] widened to int16 by `vmlal_s8` / `vmlal_high_s8` and
+    /// folded into the sums by `vpadalq_s16`. Per int16 lane and block: `c` sums 8 products of
+    /// at most 3 · 128 (3072), `4c` sums 4 of 12 · 128 (6144), `16c` sums 4 of 48 · 128
+    /// (24576), all inside int16.
     #[inline]
     #[target_feature(enable = "neon")]
     unsafe fn add_block(self, q: *const u8, xs: *const i8) -> MvSums {
-        let m3 = vdupq_n_u8(0x03);
-        let m12 = vdupq_n_u8(0x0C);
-        let m48 = vdupq_n_u8(0x30);
-        let s8 = vreinterpretq_s8_u8;
         // SAFETY: the caller guarantees 32 readable bytes at `q` and 128 at `xs`.
         unsafe {
-            let q0 = vld1q_u8(q);
-            let q1 = vld1q_u8(q.add(16));
-            let x = |o: usize| vld1q_s8(xs.add(o));
+            let v = t2_block_codes(q);
+            let x = |k: usize| vld1q_s8(xs.add(16 * k));
             let z = vdupq_n_s16(0);
-            let mut c = mla16(z, s8(vshrq_n_u8::<6>(q0)), x(0));
-            c = mla16(c, s8(vshrq_n_u8::<6>(q1)), x(16));
-            c = mla16(c, s8(vandq_u8(q0, m3)), x(96));
-            c = mla16(c, s8(vandq_u8(q1, m3)), x(112));
-            let c16 = mla16(z, s8(vandq_u8(q0, m48)), x(32));
-            let c16 = mla16(c16, s8(vandq_u8(q1, m48)), x(48));
-            let c4 = mla16(z, s8(vandq_u8(q0, m12)), x(64));
-            let c4 = mla16(c4, s8(vandq_u8(q1, m12)), x(80));
+            let c = mla16(mla16(z, v[0], x(0)), v[1], x(1));
+            let c = mla16(mla16(c, v[6], x(6)), v[7], x(7));
+            let c16 = mla16(mla16(z, v[2], x(2)), v[3], x(3));
+            let c4 = mla16(mla16(z, v[4], x(4)), v[5], x(5));
             MvSums {
                 c: vpadalq_s16(self.c, c),
                 c2x4: vpadalq_s16(self.c2x4, c4),
