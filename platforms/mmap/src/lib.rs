@@ -11,9 +11,18 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-pub use memmap2::Mmap;
+pub use memmap2::{Mmap, MmapMut};
 
 /// Map all of `file` read-only and private to this process.
+///
+/// On Linux the map is advised `MADV_HUGEPAGE` (a hint, see [`ignore_hint`]): where the
+/// kernel and file system support transparent huge pages for the page cache, the pages it
+/// reads in for this map are 2 MiB folios, each mapped by one page-table entry. Decode streams
+/// the weights once per token; on Zen 3 (2026-11-30, 1 GiB, 1 thread) a plain read through
+/// 2 MiB pages ran at 1.2-1.35x one through 4 KiB pages, and the F16 LM-head kernel at about
+/// 1.15-1.2x (fewer TLB misses; the hardware prefetchers stop at page boundaries). Pages
+/// already in the page cache keep their size: a file just written is usually cached in small
+/// pages until it is evicted.
 ///
 /// # Errors
 /// The OS's error when the file cannot be mapped (for example a directory or a pipe).
@@ -24,7 +33,23 @@ pub fn map(file: &File) -> io::Result<Mmap> {
     // model files as immutable while mapped, the contract of memmap2 and of every mmap-based
     // model loader (llama.cpp, bitnet.cpp); every reader bounds-checks against the map's
     // length.
-    unsafe { Mmap::map(file) }
+    let m = unsafe { Mmap::map(file) }?;
+    #[cfg(target_os = "linux")]
+    ignore_hint(m.advise(memmap2::Advice::HugePage));
+    Ok(m)
+}
+
+/// An anonymous read-write map of `len_bytes` (zero-filled, page-aligned), advised
+/// `MADV_HUGEPAGE` on Linux like [`map`]: the memory bandwidth probe of `tern bench
+/// --roofline` reads one, so its ceiling is that of the fastest pages the weights can have.
+///
+/// # Errors
+/// The OS's error when the memory cannot be mapped.
+pub fn map_anon_huge(len_bytes: usize) -> io::Result<MmapMut> {
+    let m = MmapMut::map_anon(len_bytes)?;
+    #[cfg(target_os = "linux")]
+    ignore_hint(m.advise(memmap2::Advice::HugePage));
+    Ok(m)
 }
 
 /// Open `path` and map it whole, read-only ([`map`]).
@@ -34,6 +59,13 @@ pub fn map(file: &File) -> io::Result<Mmap> {
 pub fn map_path(path: &Path) -> io::Result<Mmap> {
     map(&File::open(path)?)
 }
+
+/// Drop the result of the `madvise(MADV_HUGEPAGE)` hint of [`map`] and [`map_anon_huge`]
+/// (Linux only). Where THP is off (`/sys/kernel/mm/transparent_hugepage/enabled` is `never`),
+/// unsupported for the map's file system, or not built into the kernel, the kernel refuses or
+/// ignores the hint and the map keeps 4 KiB pages, which is not an error.
+#[cfg(target_os = "linux")]
+fn ignore_hint(_: io::Result<()>) {}
 
 #[cfg(test)]
 mod tests {
