@@ -132,7 +132,23 @@ fn bench_json_records_have_llama_bench_shape() {
         assert_eq!(r["avg_ns"], (ns[0] + ns[1]).div_ceil(2));
         let t = r["test_time"].as_str().unwrap();
         assert!(t.len() == 20 && t.ends_with('Z'), "{t}");
+        // Linux: the huge-page coverage of the model bytes and of the 1 MiB probe buffer
+        assert_eq!(r["model_file_bytes"], bytes.len() as u64, "{r}");
+        assert!(r["weights_huge_page_bytes"].as_u64().unwrap() <= bytes.len() as u64);
+        assert!(r["probe_huge_page_bytes"].as_u64().unwrap() <= 1 << 20);
     }
+    let h = report
+        .huge_pages
+        .expect("/proc/self/smaps is readable on Linux");
+    assert_eq!(
+        (h.weights_bytes, h.probe_bytes),
+        (bytes.len() as u64, 1 << 20)
+    );
+    assert!(
+        h.summary().starts_with("in huge pages: weights "),
+        "{}",
+        h.summary()
+    );
 
     let table = report.markdown();
     let rows: Vec<&str> = table.lines().collect();

@@ -106,6 +106,8 @@ def main() -> None:
     results: dict[tuple[str, str], dict[tuple[str, int], list[float]]] = {r: {} for r in runs}
     # shares[(kind, model)][(test, threads)] = [roofline_share of round 1, 2, ...] (Tern, tg)
     shares: dict[tuple[str, str], dict[tuple[str, int], list[float]]] = {r: {} for r in runs}
+    # huge[(kind, model)] = [weights mapped with huge pages, bytes, per round] (Tern, --roofline)
+    huge: dict[tuple[str, str], list[tuple[int, int]]] = {r: [] for r in runs}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for rnd in range(a.rounds):
         order = runs if rnd % 2 == 0 else runs[::-1]
@@ -120,6 +122,8 @@ def main() -> None:
                 recs = run(command(kind, model), source)
                 with open(path, "w") as f:
                     json.dump(recs, f, indent=1)
+            if recs and "weights_huge_page_bytes" in recs[0] and "model_file_bytes" in recs[0]:
+                huge[(kind, model)].append((int(recs[0]["weights_huge_page_bytes"]), int(recs[0]["model_file_bytes"])))
             for r in recs:
                 name = test_name(r)
                 if name:
@@ -172,13 +176,18 @@ def main() -> None:
 
     if any(shares[r] for r in runs):
         print("\nTern decode, share of the bandwidth ceiling (`tern bench --roofline`: each repetition "
-              "against a probe round right before it, the faster of a plain and a prefetched pass): per round, then the median.\n")
+              "against a probe round right before it, the faster of a plain and a prefetched pass over "
+              "a buffer advised to huge pages): per round, then the median.\n")
         print("| Tern file | threads | test | share of ceiling |")
         print("| --- | --- | --- | --- |")
         for r in runs:
             for (t, n), v in sorted(shares[r].items(), key=lambda kv: (kv[0][1], kv[0][0])):
                 print(f"| {os.path.basename(r[1])} | {n} | {t} | "
                       + ", ".join(f"{x * 100:.0f} %" for x in v) + f" (**{statistics.median(v) * 100:.0f} %**) |")
+    if any(huge[r] for r in runs):
+        print("\nTern's weights mapped with huge pages (`weights_huge_page_bytes` of `model_file_bytes`), per round: "
+              + "; ".join(f"{os.path.basename(r[1])} " + ", ".join(f"{h / 2**30:.2f}" for h, _ in huge[r])
+                          + f" of {huge[r][0][1] / 2**30:.2f} GiB" for r in runs if huge[r]) + ".")
 
 
 if __name__ == "__main__":

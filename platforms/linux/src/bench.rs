@@ -544,8 +544,9 @@ pub fn run_bench(
 /// `u64` words `0, 1, 2, …`, every page written (so reads hit DRAM, not the shared zero page),
 /// in an anonymous map advised to transparent huge pages ([`tern_mmap::map_anon_huge`], as
 /// the model's map): the ceiling is that of the fastest pages the weights can have. On Zen 3
-/// (2026-11-30) a plain read of 1 GiB through 2 MiB pages ran at 1.2-1.35x one through 4 KiB
-/// pages (a `Vec`, which the default THP mode `madvise` leaves in 4 KiB pages).
+/// (2026-11-30, 1 thread) a plain read of 1 GiB through 2 MiB pages ran at 0.9-1.35x (median
+/// about 1.15x) one through 4 KiB pages (a `Vec`, which the default THP mode `madvise` leaves
+/// in 4 KiB pages).
 ///
 /// # Errors
 /// The OS's error when the memory cannot be mapped.
@@ -597,8 +598,9 @@ pub fn measure_read_bandwidth(pool: &ThreadPool, buf: &[u8], reps: usize) -> f64
 
 impl BenchReport {
     /// A JSON array of records with llama-bench's field names plus Tern's (`kernels`,
-    /// `kv_type`, `weight_bytes_per_token`, and with a roofline `mem_bw_gbs`,
-    /// `roofline_ts`).
+    /// `kv_type`, `weight_bytes_per_token`, and with a roofline `mem_bw_gbs`, `roofline_ts`,
+    /// `roofline_share` and, where `/proc/self/smaps` tells, `model_file_bytes`,
+    /// `weights_huge_page_bytes` and `probe_huge_page_bytes` ([`HugePages`])).
     pub fn to_json(&self) -> Value {
         let m = &self.model;
         let recs = self
@@ -635,6 +637,7 @@ impl BenchReport {
                     v["roofline_share"] = json!(share);
                 }
                 if let Some(h) = self.huge_pages {
+                    v["model_file_bytes"] = json!(h.weights_bytes);
                     v["weights_huge_page_bytes"] = json!(h.weights_huge_bytes);
                     v["probe_huge_page_bytes"] = json!(h.probe_huge_bytes);
                 }

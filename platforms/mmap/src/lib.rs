@@ -19,8 +19,9 @@ pub use memmap2::{Mmap, MmapMut};
 /// kernel and file system support transparent huge pages for the page cache, the pages it
 /// reads in for this map are 2 MiB folios, each mapped by one page-table entry. Decode streams
 /// the weights once per token; on Zen 3 (2026-11-30, 1 GiB, 1 thread) a plain read through
-/// 2 MiB pages ran at 1.2-1.35x one through 4 KiB pages, and the F16 LM-head kernel at about
-/// 1.15-1.2x (fewer TLB misses; the hardware prefetchers stop at page boundaries). Pages
+/// 2 MiB pages ran at 0.9-1.35x (median about 1.15x) one through 4 KiB pages, and the F16
+/// LM-head kernel at about 1.15-1.2x (fewer TLB misses; the hardware prefetchers stop at page
+/// boundaries). Pages
 /// already in the page cache keep their size: a file just written is usually cached in small
 /// pages until it is evicted.
 ///
