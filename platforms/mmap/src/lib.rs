@@ -83,6 +83,23 @@ mod tests {
     }
 
     #[test]
+    fn anonymous_maps_are_zeroed_and_writable() {
+        for len in [1, 4096, (2 << 20) + 3] {
+            let mut m = map_anon_huge(len).unwrap();
+            assert_eq!(m.len(), len);
+            assert!(m.iter().all(|&b| b == 0));
+            m[len - 1] = 7;
+            assert_eq!(m[len - 1], 7);
+        }
+    }
+
+    #[test]
+    fn an_empty_file_maps_empty() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        assert!(map_path(f.path()).unwrap().is_empty());
+    }
+
+    #[test]
     fn a_directory_is_an_error() {
         let d = tempfile::tempdir().unwrap();
         assert!(map_path(d.path()).is_err());
