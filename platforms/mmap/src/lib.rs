@@ -19,11 +19,10 @@ pub use memmap2::{Mmap, MmapMut};
 /// kernel and file system support transparent huge pages for the page cache, the pages it
 /// reads in for this map are 2 MiB folios, each mapped by one page-table entry. Decode streams
 /// the weights once per token; on Zen 3 (2026-11-30, 1 GiB, 1 thread) a plain read through
-/// 2 MiB pages ran at 0.9-1.35x (median about 1.15x) one through 4 KiB pages, and the F16
-/// LM-head kernel at about 1.15-1.2x (fewer TLB misses; the hardware prefetchers stop at page
-/// boundaries). Pages
-/// already in the page cache keep their size: a file just written is usually cached in small
-/// pages until it is evicted.
+/// 2 MiB pages ran at 0.9-1.35x (median about 1.15x) one through 4 KiB pages, and a C copy of
+/// the F16 LM-head loop at about 1.15-1.2x (one TLB entry per 2 MiB). Pages already in the
+/// page cache keep their size: a file just written is usually cached in small pages until it
+/// is evicted.
 ///
 /// # Errors
 /// The OS's error when the file cannot be mapped (for example a directory or a pipe).
