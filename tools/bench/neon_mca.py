@@ -39,7 +39,7 @@ KERNELS = [
     ("T2_128 matvec, NEON+dotprod (2 rows x 1 block)", "ternary::neon_dot::matvec_impl", "sdot", 64),
     ("T2_128 matvec, NEON (2 rows x 1 block)", "ternary::neon::matvec_t2_i8_neon", None, 64),
     ("T1_160 matvec, NEON+dotprod (2 rows x 1 block)", "ternary::neon_dot::matvec_t1_impl", "sdot", 64),
-    ("T1_160 matvec, NEON (2 rows x 1 block)", "ternary::neon::matvec_t1_i8_neon", None, 64),
+    ("T1_160 matvec, NEON (2 rows x 1 block)", "ternary::neon_t1::matvec_t1_i8_neon", None, 64),
     ("F16 row dot: LM head, F16 KV (32 elements)", "float::neon::dot_impl", "fcvtl", 64),
     ("BF16 row dot (32 elements)", "float::neon::dot_impl", "shll", 64),
     ("Q4_0 head matvec, NEON+dotprod (8 blocks)", "float::neon_dot::matvec_q4_impl", "sdot", 144),

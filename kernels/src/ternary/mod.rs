@@ -17,6 +17,8 @@ pub(crate) mod neon;
 pub(crate) mod neon_dot;
 #[cfg(target_arch = "aarch64")]
 mod neon_lut;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon_t1;
 pub mod scalar;
 
 /// The shape checks every `matmul_*_i8*` variant makes: `x: (n_tok, cols)`,

@@ -11,16 +11,14 @@
 //! each decoded weight vector reused for 4 tokens) with one `sdot` int32 accumulator per
 //! (row, token).
 //!
-//! `T1_160`: the NEON decode ([`super::neon::t1_weights`]) feeding `sdot`; the prefill matmul
-//! is [`super::neon::matmul_t1_decoded`] with an `sdot` tile.
+//! `T1_160`: the NEON decode ([`super::neon_t1::t1_weights`]) feeding `sdot`; the prefill matmul
+//! is [`super::neon_t1::matmul_t1_decoded`] with an `sdot` tile.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::neon::{
-    DecTile, MvRowSums, Tile, matmul_t1_decoded, matmul_tiled, matvec_codes, t1_pair_weights,
-    t1_weights, t2_block_codes,
-};
+use super::neon::{MvRowSums, Tile, matmul_tiled, matvec_codes, t2_block_codes};
+use super::neon_t1::{DecTile, matmul_t1_decoded, t1_pair_weights, t1_weights};
 use super::scalar::t1_tail_dot;
 use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 
