@@ -7,6 +7,12 @@
 //! until on 2026-11-30 it read slower there (1 GiB, best of 6 interleaved passes at 17:30
 //! UTC: 24.1 GB/s plain, 19.3 prefetched, 1 thread). So a ceiling is the faster of the two
 //! (`tern bench --roofline` times both).
+//!
+//! On x86-64 it reads with 256-bit AVX2 loads even where AVX-512 runs: on this project's VM,
+//! when it ran on a Zen 4 host (2026-11-30), 512-bit loads read no faster (1 GiB in 2 MiB pages,
+//! 6 alternating passes at 1 thread: 27.3-28.7 GB/s plain and prefetched, AVX2's 27.8-30.8,
+//! leaving out one pass at 15.4).
+//!
 //! The result is a wrapping sum of the buffer as little-endian `u64` words (the tail bytes
 //! that do not fill a word are added as single bytes), so the reads cannot be optimized away
 //! and every variant and method returns the same value.

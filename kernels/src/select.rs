@@ -11,6 +11,10 @@ pub struct CpuFeatures {
     pub avx2: bool,
     /// x86-64 F16C (half-precision conversions; every AVX2 CPU Tern targets has it).
     pub f16c: bool,
+    /// x86-64 AVX-512 F, BW and VL (all three).
+    pub avx512: bool,
+    /// x86-64 AVX-512 VNNI (`vpdpbusd`; AMD Zen 4 and later, Intel Ice Lake and later).
+    pub avx512vnni: bool,
     /// AArch64 Advanced SIMD (NEON).
     pub neon: bool,
     /// AArch64 dot product (`sdot`), ARMv8.2 (e.g. Cortex-A76, Raspberry Pi 5).
@@ -24,6 +28,8 @@ pub enum KernelVariant {
     Scalar,
     /// x86-64 AVX2 (+ F16C).
     Avx2,
+    /// x86-64 AVX-512 F/BW/VL with VNNI, on top of AVX2 (+ F16C).
+    Avx512Vnni,
     /// AArch64 NEON without dotprod.
     Neon,
     /// AArch64 NEON with dotprod.
@@ -32,9 +38,10 @@ pub enum KernelVariant {
 
 impl KernelVariant {
     /// All variants, best first.
-    pub const ALL: [KernelVariant; 4] = [
+    pub const ALL: [KernelVariant; 5] = [
         KernelVariant::NeonDot,
         KernelVariant::Neon,
+        KernelVariant::Avx512Vnni,
         KernelVariant::Avx2,
         KernelVariant::Scalar,
     ];
@@ -44,6 +51,7 @@ impl KernelVariant {
         match self {
             KernelVariant::Scalar => "scalar",
             KernelVariant::Avx2 => "avx2",
+            KernelVariant::Avx512Vnni => "avx512-vnni",
             KernelVariant::Neon => "neon",
             KernelVariant::NeonDot => "neon-dot",
         }
@@ -53,6 +61,7 @@ impl KernelVariant {
         Some(match s {
             "scalar" => KernelVariant::Scalar,
             "avx2" => KernelVariant::Avx2,
+            "avx512-vnni" => KernelVariant::Avx512Vnni,
             "neon" => KernelVariant::Neon,
             "neon-dot" => KernelVariant::NeonDot,
             _ => return None,
@@ -63,6 +72,9 @@ impl KernelVariant {
         match self {
             KernelVariant::Scalar => true,
             KernelVariant::Avx2 => cfg!(target_arch = "x86_64") && f.avx2 && f.f16c,
+            KernelVariant::Avx512Vnni => {
+                cfg!(target_arch = "x86_64") && f.avx2 && f.f16c && f.avx512 && f.avx512vnni
+            }
             KernelVariant::Neon => cfg!(target_arch = "aarch64") && f.neon,
             KernelVariant::NeonDot => cfg!(target_arch = "aarch64") && f.neon && f.dotprod,
         }
@@ -202,6 +214,17 @@ static AVX2: KernelSet = KernelSet {
     matvec_q4_0_q8_0: float::avx2::matvec_q4_0_q8_0_avx2,
 };
 
+#[cfg(target_arch = "x86_64")]
+static AVX512_VNNI: KernelSet = KernelSet {
+    variant: KernelVariant::Avx512Vnni,
+    matvec_t2_i8: ternary::avx512::matvec_t2_i8_avx512vnni,
+    dot_rows_f16: float::avx512::dot_rows_f16_avx512,
+    dot_rows_bf16: float::avx512::dot_rows_bf16_avx512,
+    dot_rows_f32: float::avx512::dot_rows_f32_avx512,
+    // The other slots share the AVX2 kernels.
+    ..AVX2
+};
+
 #[cfg(target_arch = "aarch64")]
 static NEON: KernelSet = KernelSet {
     variant: KernelVariant::Neon,
@@ -257,6 +280,8 @@ pub unsafe fn select_variant(v: KernelVariant, f: CpuFeatures) -> Option<&'stati
         KernelVariant::Scalar => &SCALAR,
         #[cfg(target_arch = "x86_64")]
         KernelVariant::Avx2 => &AVX2,
+        #[cfg(target_arch = "x86_64")]
+        KernelVariant::Avx512Vnni => &AVX512_VNNI,
         #[cfg(target_arch = "aarch64")]
         KernelVariant::Neon => &NEON,
         #[cfg(target_arch = "aarch64")]

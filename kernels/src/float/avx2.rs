@@ -62,9 +62,9 @@ pub(crate) fn axpy_rows_f16_avx2(a: &[f32], x: &[u8], stride_bytes: usize, y: &m
 }
 
 /// Row element formats of [`dot_impl`] and [`axpy_rows_impl`].
-const F16: u8 = 0;
-const BF16: u8 = 1;
-const F32: u8 = 2;
+pub(super) const F16: u8 = 0;
+pub(super) const BF16: u8 = 1;
+pub(super) const F32: u8 = 2;
 
 /// Elements `i .. i + 8` of a row of format `FMT` as f32 (exact conversions).
 ///
@@ -72,7 +72,7 @@ const F32: u8 = 2;
 /// AVX2 and F16C must be available; the row at `w` must hold 8 elements from element `i`.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn load8<const FMT: u8>(w: *const u8, i: usize) -> __m256 {
+pub(super) unsafe fn load8<const FMT: u8>(w: *const u8, i: usize) -> __m256 {
     // SAFETY: the caller guarantees 8 readable elements at element `i`.
     unsafe {
         match FMT {
@@ -176,14 +176,14 @@ unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
 /// steps of 32 columns read at 79-86 % / 90-94 % and steps of 64 at 74-78 % / 91-96 % (3
 /// alternating rounds); rows one after another ([`dot_impl`]) with an L1 prefetch 1 / 2 / 4
 /// KiB ahead, at 61-66 / 74-78 / 77-92 % (1 thread).
-const ROWS_STEP: usize = 32;
+pub(super) const ROWS_STEP: usize = 32;
 
 /// How many rows ahead [`rows8_accs`] prefetches, into L2 (`_MM_HINT_T1`): the same columns
 /// of the row this far on, two calls ahead. On the faster host above, 8 rows read at 71-78 %,
 /// 12 at 74 %, 16 at 75-84 %, 24 at 75 % and 32 at 76-79 % (1 thread, steps of 64 columns but
 /// for 16 and 32 rows, measured with both); prefetching into L1 (8 rows on, or 256-512 bytes
 /// on in the same row, or linearly 8 rows on) read at 41-56 %.
-const ROWS_PREFETCH_ROWS: usize = 16;
+pub(super) const ROWS_PREFETCH_ROWS: usize = 16;
 
 /// Scalar's 32 partial sums (as [`row_accs`]) of each of the 8 rows at `w`, `stride` bytes
 /// apart, with `x: (n,)`, `n` a multiple of 8: [`ROWS_STEP`] columns of each row in turn,
@@ -249,6 +249,28 @@ unsafe fn rows8_accs<const FMT: u8>(w: *const u8, stride: usize, x: &[f32]) -> [
 /// AVX2 and F16C; the shape as checked by [`super::scalar::check_rows`].
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_rows_impl<const FMT: u8>(w: &[u8], stride: usize, x: &[f32], out: &mut [f32]) {
+    // SAFETY: forwarded from this function's contract; `rows8_accs` needs AVX2 and F16C.
+    unsafe { dot_rows_by8::<FMT>(w, stride, x, out, rows8_accs::<FMT>) }
+}
+
+/// The 8-row partial sums of a row-dot kernel: `(w, stride_bytes, x: (n,))` to scalar's 32
+/// partial sums of each of the 8 rows at `w`, as [`rows8_accs`] defines them.
+pub(super) type Rows8 = unsafe fn(*const u8, usize, &[f32]) -> [[__m256; 4]; 8];
+
+/// [`dot_rows_impl`] with the 8-row sums of `rows8` (AVX2's [`rows8_accs`] or a wider
+/// variant's, with the same lanes): shared by the AVX2 and AVX-512 variants.
+///
+/// # Safety
+/// AVX2 and F16C, and whatever `rows8` needs; the shape as checked by
+/// [`super::scalar::check_rows`].
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn dot_rows_by8<const FMT: u8>(
+    w: &[u8],
+    stride: usize,
+    x: &[f32],
+    out: &mut [f32],
+    rows8: Rows8,
+) {
     let eb = if FMT == F32 { 4 } else { 2 };
     let (n, rows) = (x.len(), out.len());
     let mut r = 0;
@@ -256,7 +278,7 @@ unsafe fn dot_rows_impl<const FMT: u8>(w: &[u8], stride: usize, x: &[f32], out: 
         while r + 8 <= rows {
             // SAFETY: n is a multiple of 8 (tested above); rows r..r + 8 <= rows hold n
             // elements each, `stride` bytes apart (checked by the wrapper).
-            let acc = unsafe { rows8_accs::<FMT>(w.as_ptr().add(r * stride), stride, x) };
+            let acc = unsafe { rows8(w.as_ptr().add(r * stride), stride, x) };
             let v: [__m256; 8] = core::array::from_fn(|i| {
                 let a = acc[i];
                 _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]))

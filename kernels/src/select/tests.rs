@@ -24,6 +24,10 @@ fn detected() -> CpuFeatures {
     {
         f.avx2 = std::arch::is_x86_feature_detected!("avx2");
         f.f16c = std::arch::is_x86_feature_detected!("f16c");
+        f.avx512 = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl");
+        f.avx512vnni = std::arch::is_x86_feature_detected!("avx512vnni");
     }
     #[cfg(target_arch = "aarch64")]
     {

@@ -52,7 +52,7 @@ pub(crate) fn matvec_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
     let lo = _mm256_castsi256_si128(v);
     let hi = _mm256_extracti128_si256::<1>(v);
     let s = _mm_add_epi32(lo, hi);
@@ -61,8 +61,45 @@ unsafe fn hsum_epi32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
+/// A matvec tile over 4 consecutive rows: Σ c·x over the `full` blocks of each row, `x`
+/// holding `full * 128` activations (the caller subtracts Σ x and adds the partial tail block).
+pub(super) type Tile4 = unsafe fn([*const u8; 4], *const i8, usize) -> [i32; 4];
+/// The same for one row.
+pub(super) type Tile1 = unsafe fn(*const u8, *const i8, usize) -> i32;
+
+#[target_feature(enable = "avx2")]
+unsafe fn tile4_avx2(w: [*const u8; 4], x: *const i8, full: usize) -> [i32; 4] {
+    // SAFETY: forwarded from `Tile4`'s contract (see `matvec_rows`).
+    unsafe { tile::<4, 1, MATVEC_PREFETCH_BYTES>(w, [x], full) }.map(|a| a[0])
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn tile1_avx2(w: *const u8, x: *const i8, full: usize) -> i32 {
+    // SAFETY: as `tile4_avx2`.
+    let s = unsafe { tile::<1, 1, MATVEC_PREFETCH_BYTES>([w], [x], full) };
+    s[0][0]
+}
+
 #[target_feature(enable = "avx2")]
 unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    // SAFETY: the caller checked the lengths `matvec_rows` needs; AVX2 is enabled here.
+    unsafe { matvec_rows(w, cols, x, out, tile4_avx2, tile1_avx2) }
+}
+
+/// The `T2_128` matvec over tiles of 4 rows (then single rows), each tile's sums corrected by
+/// `Σ x` and the scalar partial last block. Shared by the AVX2 and AVX-512 VNNI variants.
+///
+/// # Safety
+/// `x.len() == cols`, `w.len() == out.len() * t2_row_bytes(cols)`, and the CPU must run `t4`
+/// and `t1` (their target features).
+pub(super) unsafe fn matvec_rows(
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    out: &mut [i32],
+    t4: Tile4,
+    t1: Tile1,
+) {
     let rb = t2_row_bytes(cols);
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
@@ -77,26 +114,20 @@ unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
         out[r] = v;
     };
     let mut r = 0;
-    // Four rows per pass share the activation loads; int16 sums over 10 blocks (see `tile`).
+    // Four rows per pass share the activation loads.
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
-        // `cols >= full * 128` bytes.
-        let s = unsafe {
-            tile::<4, 1, MATVEC_PREFETCH_BYTES>(
-                core::array::from_fn(|i| wp(r + i)),
-                [x.as_ptr()],
-                full,
-            )
-        };
+        // `cols >= full * 128` bytes; the CPU runs `t4` (contract).
+        let s = unsafe { t4(core::array::from_fn(|i| wp(r + i)), x.as_ptr(), full) };
         for i in 0..4 {
-            put(r + i, s[i][0]);
+            put(r + i, s[i]);
         }
         r += 4;
     }
     while r < rows {
         // SAFETY: as above, for one row.
-        let s = unsafe { tile::<1, 1, MATVEC_PREFETCH_BYTES>([wp(r)], [x.as_ptr()], full) };
-        put(r, s[0][0]);
+        let s = unsafe { t1(wp(r), x.as_ptr(), full) };
+        put(r, s);
         r += 1;
     }
 }
@@ -171,7 +202,7 @@ const I16_BLOCKS: usize = 10;
 /// with 4 KiB, 83-85 % with 6 KiB, 73-93 % with 8 KiB, 59-76 % with 12-16 KiB and 40-81 %
 /// prefetching into L2 instead; decode (tg64, `T2_128` + Q4_0 head, 1 thread) with 6 KiB was
 /// faster than with 4 KiB in 4 of 5 alternating pairs (median 1.08x).
-const MATVEC_PREFETCH_BYTES: usize = 6144;
+pub(super) const MATVEC_PREFETCH_BYTES: usize = 6144;
 
 /// Blocks of [`tile`]'s int16 window. Codes are masked in place, without shifting them down,
 /// where that keeps them small: the two codes in bits 2-3 of a byte and of the byte shifted

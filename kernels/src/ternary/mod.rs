@@ -9,6 +9,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod lut;
 #[cfg(target_arch = "aarch64")]

@@ -11,6 +11,10 @@ pub fn detect() -> CpuFeatures {
     {
         f.avx2 = std::arch::is_x86_feature_detected!("avx2");
         f.f16c = std::arch::is_x86_feature_detected!("f16c");
+        f.avx512 = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl");
+        f.avx512vnni = std::arch::is_x86_feature_detected!("avx512vnni");
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -20,7 +24,7 @@ pub fn detect() -> CpuFeatures {
     f
 }
 
-/// The kernel set to use: `TERN_KERNELS=scalar|avx2|neon|neon-dot` forces one (an error if this
+/// The kernel set to use: `TERN_KERNELS=scalar|avx2|avx512-vnni|neon|neon-dot` forces one (an error if this
 /// CPU cannot run it), otherwise the best for this CPU.
 ///
 /// # Errors
@@ -30,7 +34,9 @@ pub fn kernels() -> Result<&'static KernelSet> {
     match std::env::var("TERN_KERNELS") {
         Ok(v) if !v.is_empty() => {
             let Some(var) = KernelVariant::from_name(&v) else {
-                bail!("TERN_KERNELS={v}: expected one of scalar, avx2, neon, neon-dot");
+                bail!(
+                    "TERN_KERNELS={v}: expected one of scalar, avx2, avx512-vnni, neon, neon-dot"
+                );
             };
             // SAFETY: `f` comes from runtime detection on this CPU (`detect`).
             match unsafe { select_variant(var, f) } {

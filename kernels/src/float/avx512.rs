@@ -1,0 +1,117 @@
+//! AVX-512 float row dots (the LM head's F16 / BF16 / F32 rows and attention's keys),
+//! bit-identical to [`super::scalar`] like the AVX2 ones they replace: lanes `0..16` of a row's
+//! first 512-bit accumulator hold scalar's partial sums `acc[0..16]`, those of the second
+//! `acc[16..32]` (separate multiply and add, no FMA), so one 16-element conversion and one
+//! multiply and add do the work of two AVX2 steps. The access order, prefetch and reduction are
+//! AVX2's (`rows8_accs`, `dot_rows_by8`); half the instructions per cache line lets more of the
+//! weight stream be in flight from DRAM.
+
+use core::arch::x86_64::*;
+
+use super::avx2::{BF16, F16, F32, ROWS_PREFETCH_ROWS, ROWS_STEP, dot_rows_by8, load8};
+use super::scalar::{DOT_LANES, check_rows};
+
+/// AVX-512 [`super::scalar::dot_rows_f16`], bit-identical.
+pub(crate) fn dot_rows_f16_avx512(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    check_rows(w.len(), stride_bytes, out.len(), x.len() * 2);
+    // SAFETY: reachable only through a KernelSet selected under the AVX-512 F/BW/VL (+ AVX2,
+    // F16C) contract of `select`; shape checked above.
+    unsafe { dot_rows_by8::<F16>(w, stride_bytes, x, out, rows8_accs::<F16>) }
+}
+
+/// AVX-512 [`super::scalar::dot_rows_bf16`], bit-identical.
+pub(crate) fn dot_rows_bf16_avx512(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    check_rows(w.len(), stride_bytes, out.len(), x.len() * 2);
+    // SAFETY: as for `dot_rows_f16_avx512`.
+    unsafe { dot_rows_by8::<BF16>(w, stride_bytes, x, out, rows8_accs::<BF16>) }
+}
+
+/// AVX-512 [`super::scalar::dot_rows_f32`], bit-identical.
+pub(crate) fn dot_rows_f32_avx512(w: &[u8], stride_bytes: usize, x: &[f32], out: &mut [f32]) {
+    check_rows(w.len(), stride_bytes, out.len(), x.len() * 4);
+    // SAFETY: as for `dot_rows_f16_avx512`.
+    unsafe { dot_rows_by8::<F32>(w, stride_bytes, x, out, rows8_accs::<F32>) }
+}
+
+/// Elements `i .. i + 16` of a row of format `FMT` as f32 (exact conversions).
+///
+/// # Safety
+/// AVX-512 F/BW/VL must be available; the row at `w` must hold 16 elements from element `i`.
+#[inline]
+#[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn load16<const FMT: u8>(w: *const u8, i: usize) -> __m512 {
+    // SAFETY: the caller guarantees 16 readable elements at element `i`.
+    unsafe {
+        match FMT {
+            F32 => _mm512_loadu_ps(w.add(4 * i).cast()),
+            BF16 => {
+                let h = _mm256_loadu_si256(w.add(2 * i).cast());
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+            }
+            _ => _mm512_cvtph_ps(_mm256_loadu_si256(w.add(2 * i).cast())),
+        }
+    }
+}
+
+/// AVX2's `rows8_accs` on 512-bit registers: scalar's 32 partial sums of each of the 8 rows
+/// at `w`, `stride` bytes apart, with `x: (n,)`, `n` a multiple of 8, returned as AVX2's four
+/// 8-lane accumulators per row. [`ROWS_STEP`] (32) columns of each row in turn, with the same
+/// L2 prefetch [`ROWS_PREFETCH_ROWS`] rows on.
+///
+/// # Safety
+/// AVX-512 F/BW/VL, AVX2 and F16C must be available; `n` must be a multiple of 8, and each of
+/// the 8 rows must hold `n` readable elements of format `FMT`.
+#[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn rows8_accs<const FMT: u8>(w: *const u8, stride: usize, x: &[f32]) -> [[__m256; 4]; 8] {
+    const { assert!(ROWS_STEP == DOT_LANES) };
+    let eb = if FMT == F32 { 4 } else { 2 };
+    let n = x.len();
+    let full = n / ROWS_STEP * ROWS_STEP;
+    let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+    let mut c = 0;
+    while c < full {
+        // SAFETY: c + 32 <= n: 32 elements of x from c.
+        let xv = unsafe {
+            [
+                _mm512_loadu_ps(x.as_ptr().add(c)),
+                _mm512_loadu_ps(x.as_ptr().add(c + 16)),
+            ]
+        };
+        for (i, a) in acc.iter_mut().enumerate() {
+            let row = w.wrapping_add(i * stride);
+            for l in (0..ROWS_STEP * eb).step_by(64) {
+                // A hint only (`wrapping_add`; it never faults).
+                _mm_prefetch::<_MM_HINT_T1>(
+                    row.wrapping_add(ROWS_PREFETCH_ROWS * stride + c * eb + l)
+                        .cast(),
+                );
+            }
+            for (k, ak) in a.iter_mut().enumerate() {
+                // SAFETY: row i holds n >= c + 32 elements (contract).
+                let p = _mm512_mul_ps(unsafe { load16::<FMT>(row, c + 16 * k) }, xv[k]);
+                *ak = _mm512_add_ps(*ak, p);
+            }
+        }
+        c += ROWS_STEP;
+    }
+    let half = |v: __m512, hi: bool| {
+        if hi {
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)))
+        } else {
+            _mm512_castps512_ps256(v)
+        }
+    };
+    let mut out: [[__m256; 4]; 8] =
+        core::array::from_fn(|i| core::array::from_fn(|k| half(acc[i][k / 2], k % 2 == 1)));
+    for (i, a) in out.iter_mut().enumerate() {
+        let row = w.wrapping_add(i * stride);
+        for j in (full..n).step_by(8) {
+            // SAFETY: j + 8 <= n (n is a multiple of 8): 8 elements of row i and of x.
+            let p =
+                unsafe { _mm256_mul_ps(load8::<FMT>(row, j), _mm256_loadu_ps(x.as_ptr().add(j))) };
+            let k = (j % DOT_LANES) / 8;
+            a[k] = _mm256_add_ps(a[k], p);
+        }
+    }
+    out
+}
