@@ -83,6 +83,8 @@ fn bench_json_records_have_llama_bench_shape() {
             "samples_ts",
             "test_time",
             "kernels",
+            "cpu_info",
+            "cpu_features",
             "kv_type",
             "weight_bytes_per_token",
             "mem_bw_gbs",
@@ -99,6 +101,8 @@ fn bench_json_records_have_llama_bench_shape() {
         assert_eq!(r["kv_type"], "f16");
         assert_eq!(r["n_batch"], 4);
         assert_eq!(r["kernels"], kernels.variant.name());
+        assert_eq!(r["cpu_info"], tern_linux::cpu::cpu_info().as_str());
+        assert_ne!(r["cpu_info"], "unknown", "/proc/cpuinfo names this CPU");
         // Ternary parameters of 4 layers plus the tied embedding.
         let per_layer = (c.q_dim() * 256 * 2 + c.kv_dim() * 256 * 2 + 768 * 256 * 3) as u64;
         assert_eq!(

@@ -108,6 +108,8 @@ def main() -> None:
     shares: dict[tuple[str, str], dict[tuple[str, int], list[float]]] = {r: {} for r in runs}
     # huge[(kind, model)] = [weights mapped with huge pages, bytes, per round] (Tern, --roofline)
     huge: dict[tuple[str, str], list[tuple[int, int]]] = {r: [] for r in runs}
+    # cpus[kind] = the CPU and kernels each runtime reported (llama-bench's and Tern's `cpu_info`)
+    cpus: dict[str, set[str]] = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for rnd in range(a.rounds):
         order = runs if rnd % 2 == 0 else runs[::-1]
@@ -125,6 +127,9 @@ def main() -> None:
             if recs and "weights_huge_page_bytes" in recs[0] and "model_file_bytes" in recs[0]:
                 huge[(kind, model)].append((int(recs[0]["weights_huge_page_bytes"]), int(recs[0]["model_file_bytes"])))
             for r in recs:
+                if "cpu_info" in r:
+                    extra = [f"{f}: {r[f]}" for f in ("cpu_features", "kernels", "backends") if r.get(f)]
+                    cpus.setdefault(kind, set()).add("; ".join([str(r["cpu_info"]), *extra]))
                 name = test_name(r)
                 if name:
                     key = (name, int(r["n_threads"]))
@@ -139,6 +144,10 @@ def main() -> None:
     when = f"from {a.out}" if a.report_only else f"{started} – {ended}"
     print(f"{a.rounds} interleaved rounds, {when}; each value the mean of {a.reps} "
           f"repetitions (tok/s), rounds in order, then the median.\n")
+    for kind in sorted(cpus):
+        print(f"CPU as {kind} reported it: " + " | ".join(sorted(cpus[kind])))
+    if cpus:
+        print()
     print("| runtime, file | threads | " + " | ".join(names) + " |")
     print("| --- | --- |" + " --- |" * len(names))
     for kind, model in runs:

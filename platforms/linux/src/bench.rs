@@ -218,6 +218,10 @@ pub struct BenchReport {
     /// Huge-page coverage of the weights and of the probe buffer (with `roofline`, where
     /// `/proc/self/smaps` is readable).
     pub huge_pages: Option<HugePages>,
+    /// The CPU, as [`crate::cpu::cpu_info`] names it.
+    pub cpu_info: String,
+    /// The detected CPU features that select kernels ([`crate::cpu::feature_names`]).
+    pub cpu_features: String,
 }
 
 /// Describe `model` for the report.
@@ -478,12 +482,14 @@ pub fn run_bench(
         bandwidth,
         n_batch: run.batch,
         huge_pages,
+        cpu_info: crate::cpu::cpu_info(),
+        cpu_features: crate::cpu::feature_names(crate::cpu::detect()),
     })
 }
 
 impl BenchReport {
-    /// A JSON array of records with llama-bench's field names plus Tern's (`kernels`,
-    /// `kv_type`, `weight_bytes_per_token`, and with a roofline `mem_bw_gbs`, `roofline_ts`,
+    /// A JSON array of records with llama-bench's field names (`cpu_info` among them) plus
+    /// Tern's (`kernels`, `cpu_features`, `kv_type`, `weight_bytes_per_token`, and with a roofline `mem_bw_gbs`, `roofline_ts`,
     /// `roofline_share` and, where `/proc/self/smaps` tells, `model_file_bytes`,
     /// `weights_huge_page_bytes` and `probe_huge_page_bytes` ([`HugePages`])).
     pub fn to_json(&self) -> Value {
@@ -510,6 +516,8 @@ impl BenchReport {
                     "stddev_ts": sd_ts,
                     "samples_ns": r.samples_ns,
                     "samples_ts": r.samples_ts(),
+                    "cpu_info": self.cpu_info,
+                    "cpu_features": self.cpu_features,
                     "kernels": m.kernels,
                     "kv_type": m.kv_type,
                     "weight_bytes_per_token": m.weight_bytes_per_token,
@@ -665,6 +673,10 @@ pub fn cli(model: &Path, pack: &PackOptions, opts: &BenchOptions, json: bool) ->
             serde_json::to_string_pretty(&report.to_json()).map_err(|e| anyhow!("{e}"))?
         );
     } else {
+        println!(
+            "cpu: {}; features: {}; kernels: {}\n",
+            report.cpu_info, report.cpu_features, report.model.kernels
+        );
         print!("{}", report.markdown());
         let roof = report.roofline();
         if !roof.is_empty() {
