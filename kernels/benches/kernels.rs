@@ -301,13 +301,13 @@ fn best_secs(reps: usize, mut f: impl FnMut()) -> f64 {
 fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
     println!("\nspeed-up over scalar (best of 5, GB/s of weights read, GMAC/s):");
     println!(
-        "{:<32} {:<9} {:>9} {:>9} {:>8}",
+        "{:<32} {:<11} {:>9} {:>9} {:>8}",
         "benchmark", "variant", "GB/s", "GMAC/s", "x scalar"
     );
     let line = |name: String, bytes: usize, macs: usize, secs: &[f64]| {
         for (k, s) in ks.iter().zip(secs) {
             println!(
-                "{name:<32} {:<9} {:>9.2} {:>9.2} {:>8.2}",
+                "{name:<32} {:<11} {:>9.2} {:>9.2} {:>8.2}",
                 k.variant.name(),
                 bytes as f64 / s / 1e9,
                 macs as f64 / s / 1e9,
