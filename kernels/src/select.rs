@@ -218,6 +218,7 @@ static AVX2: KernelSet = KernelSet {
 static AVX512_VNNI: KernelSet = KernelSet {
     variant: KernelVariant::Avx512Vnni,
     matvec_t2_i8: ternary::avx512::matvec_t2_i8_avx512vnni,
+    matvec_t1_i8: ternary::avx512::matvec_t1_i8_avx512vnni,
     dot_rows_f16: float::avx512::dot_rows_f16_avx512,
     dot_rows_bf16: float::avx512::dot_rows_bf16_avx512,
     dot_rows_f32: float::avx512::dot_rows_f32_avx512,

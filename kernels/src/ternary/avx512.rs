@@ -13,8 +13,9 @@
 
 use core::arch::x86_64::*;
 
+use super::avx2::t1::{T1_MV_ROWS, T1Consts, matvec_t1_rows, t1_last, t1_pair};
 use super::avx2::{MATVEC_PREFETCH_BYTES, hsum_epi32, matvec_rows};
-use crate::layout::t2_row_bytes;
+use crate::layout::{T1_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 
 /// Blocks summed into a tile's int32 lanes before they are shifted back and combined. A lane
 /// of the `64 c` sums gains at most `4 · 64 · 3 · 128 = 98304` per block (the invalid code 3
@@ -120,4 +121,112 @@ unsafe fn tile<const R: usize, const PF: usize>(
     }
     // SAFETY: register arithmetic under the enabled features.
     core::array::from_fn(|i| unsafe { hsum_epi32(total[i]) })
+}
+
+/// Safe wrapper of the `T1_160` matvec (`w: (rows, cols)`, `x: (cols,)`, `out: (rows,)`; see
+/// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU features by the
+/// caller of [`crate::select`].
+pub(crate) fn matvec_t1_i8_avx512vnni(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    let rb = t1_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t1_i8: w must hold rows * row_bytes"
+    );
+    // SAFETY: as for `matvec_t2_i8_avx512vnni`.
+    unsafe { matvec_t1_rows(w, cols, x, out, tile_t1_3, tile_t1_1) }
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_t1_3(
+    w: [*const u8; T1_MV_ROWS],
+    x: *const i8,
+    full: usize,
+    tail_vecs: usize,
+) -> [i32; T1_MV_ROWS] {
+    // SAFETY: forwarded from `TileT1`'s contract.
+    unsafe { tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(w, x, full, tail_vecs) }
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_t1_1(w: [*const u8; 1], x: *const i8, full: usize, tail_vecs: usize) -> [i32; 1] {
+    // SAFETY: forwarded from `TileT1`'s contract.
+    unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tail_vecs) }
+}
+
+/// The AVX2 `T1_160` tile (`tile_t1` in `avx2/t1.rs`: same decode, same contract and result)
+/// with the codes dotted by `vpdpbusd` into one int32 sum per trit and row, where AVX2 takes a
+/// `vpmaddubsw` and a `vpaddw` per trit and widens every 12 blocks. Codes are ≤ 2 for any
+/// byte, so a lane gains at most `4 · 2 · 128 = 1024` per block: no window is needed below
+/// 2^21 blocks.
+///
+/// # Safety
+/// AVX-512 F/BW/VL and VNNI must be available; `w[i]` must point at `full * 32` readable bytes
+/// (`(full + 1) * 32` if `tail_vecs > 0`) and `x` at `full * 160 + 32 * tail_vecs`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_t1<const R: usize, const PF: usize>(
+    w: [*const u8; R],
+    x: *const i8,
+    full: usize,
+    tail_vecs: usize,
+) -> [i32; R] {
+    let k = T1Consts::new();
+    let mut acc = [[_mm256_setzero_si256(); 5]; R];
+    for bb in 0..full {
+        if PF > 0 {
+            // `wrapping_add`: the address may lie past the allocation; it is only a hint.
+            let p = w[0].wrapping_add(PF + bb * R * 32);
+            let mut o = 0;
+            while o < R * 32 {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
+                o += 64;
+            }
+        }
+        // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 160 at x + 160 bb (contract).
+        unsafe {
+            let mut e: [__m256i; R] =
+                core::array::from_fn(|i| _mm256_loadu_si256(w[i].add(bb * 32).cast()));
+            let mut o = e;
+            let xb = x.add(bb * T1_BLOCK_ELEMS);
+            let xv: [__m256i; 5] =
+                core::array::from_fn(|t| _mm256_loadu_si256(xb.add(32 * t).cast()));
+            for i in 0..R {
+                let (c0, c1) = t1_pair::<true>(&k, &mut e[i], &mut o[i]);
+                acc[i][0] = _mm256_dpbusd_epi32(acc[i][0], c0, xv[0]);
+                acc[i][1] = _mm256_dpbusd_epi32(acc[i][1], c1, xv[1]);
+                let (c2, c3) = t1_pair::<false>(&k, &mut e[i], &mut o[i]);
+                acc[i][2] = _mm256_dpbusd_epi32(acc[i][2], c2, xv[2]);
+                acc[i][3] = _mm256_dpbusd_epi32(acc[i][3], c3, xv[3]);
+                acc[i][4] = _mm256_dpbusd_epi32(acc[i][4], t1_last(&k, e[i], o[i]), xv[4]);
+            }
+        }
+    }
+    if tail_vecs > 0 {
+        for a in acc.iter_mut().zip(w) {
+            let (a, wi) = a;
+            // SAFETY: block `full` of the row (32 bytes) and x columns full * 160 ..
+            // full * 160 + 32 * tail_vecs are readable (contract).
+            unsafe {
+                let mut e = _mm256_loadu_si256(wi.add(full * 32).cast());
+                let mut o = e;
+                let (c0, c1) = t1_pair::<true>(&k, &mut e, &mut o);
+                let (c2, c3) = t1_pair::<false>(&k, &mut e, &mut o);
+                let xb = x.add(full * T1_BLOCK_ELEMS);
+                for (t, c) in [c0, c1, c2, c3].into_iter().enumerate().take(tail_vecs) {
+                    let xv = _mm256_loadu_si256(xb.add(32 * t).cast());
+                    a[t] = _mm256_dpbusd_epi32(a[t], c, xv);
+                }
+            }
+        }
+    }
+    core::array::from_fn(|i| {
+        let a = &acc[i];
+        let s = _mm256_add_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(a[0], a[1]), _mm256_add_epi32(a[2], a[3])),
+            a[4],
+        );
+        // SAFETY: register arithmetic under the enabled features.
+        unsafe { hsum_epi32(s) }
+    })
 }
