@@ -1,6 +1,8 @@
-//! AVX-512 VNNI ternary × int8 matvec on the `T2_128` layout (decode), for x86-64 CPUs with
-//! AVX-512 F/BW/VL and VNNI (AMD Zen 4 and later, Intel Ice Lake and later).
+//! AVX-512 VNNI ternary × int8 matvecs (decode) on the `T2_128` and `T1_160` layouts, for
+//! x86-64 CPUs with AVX-512 F/BW/VL and VNNI (AMD Zen 4 and later, Intel Ice Lake and later).
+//! The prefill matmuls stay AVX2's (lookup tables, where VNNI has nothing to replace).
 //!
+//! `T2_128`:
 //! `vpdpbusd` (unsigned × signed bytes, four products summed into each int32 lane, no
 //! saturation) replaces AVX2's `vpmaddubsw` + `vpaddw` + widening, and its int32 sums leave
 //! room for codes that are not shifted down at all: each of a byte's four 2-bit codes is
@@ -10,6 +12,9 @@
 //! weights and row: one load, four `vpand`, four `vpdpbusd` — 8 vector instructions where
 //! the AVX2 tile takes 13 — on 256-bit registers (EVEX-encoded, all 32 of them). The row
 //! driver (4-row tiles, `Σ x` correction, the partial last block) is the AVX2 one.
+//!
+//! `T1_160`: AVX2's base-3 decode, then one `vpdpbusd` per trit into its own int32 sums
+//! ([`tile_t1`]).
 
 use core::arch::x86_64::*;
 
@@ -203,8 +208,7 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
         }
     }
     if tail_vecs > 0 {
-        for a in acc.iter_mut().zip(w) {
-            let (a, wi) = a;
+        for (a, wi) in acc.iter_mut().zip(w) {
             // SAFETY: block `full` of the row (32 bytes) and x columns full * 160 ..
             // full * 160 + 32 * tail_vecs are readable (contract).
             unsafe {
