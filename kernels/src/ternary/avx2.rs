@@ -25,20 +25,29 @@ pub(super) mod t1;
 pub(crate) use t1::matvec_t1_i8_avx2;
 use t1::{T1_I16_BLOCKS, decode_codes_t1};
 
-/// Safe wrapper: lengths are checked here, the CPU feature by the caller of
+/// Safe wrapper: lengths are checked by [`matvec_rows`], the CPU feature by the caller of
 /// [`crate::select`] (whose contract guarantees AVX2 before this can be reached).
 pub(crate) fn matvec_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t2_i8: w must hold rows * row_bytes"
-    );
     // SAFETY: this function is only reachable through a KernelSet that `select`/
-    // `select_variant` hands out when the caller asserted AVX2 (their `# Safety` contract);
-    // the lengths were checked above.
-    unsafe { matvec_impl(w, cols, x, out) }
+    // `select_variant` hands out when the caller asserted AVX2 (their `# Safety` contract).
+    unsafe { matvec_rows(w, cols, x, out, tile4_avx2, tile1_avx2) }
+}
+
+/// Prefetch (into L1) the bytes `PF` ahead of block `bb` of an `R`-row matvec tile's weights
+/// (none when `PF` is 0). The tile's rows are consecutive in memory, so block `bb` touches
+/// `R * 32` bytes and the tile's stream moves that far per block: one linear stream. A hint
+/// only: the address may lie past the allocation (`wrapping_add`) and is never dereferenced.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn prefetch_tile<const R: usize, const PF: usize>(w0: *const u8, bb: usize) {
+    if PF > 0 {
+        let p = w0.wrapping_add(PF + bb * R * 32);
+        let mut o = 0;
+        while o < R * 32 {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
+            o += 64;
+        }
+    }
 }
 
 #[target_feature(enable = "avx2")]
@@ -70,18 +79,15 @@ unsafe fn tile1_avx2(w: *const u8, x: *const i8, full: usize) -> i32 {
     s[0][0]
 }
 
-#[target_feature(enable = "avx2")]
-unsafe fn matvec_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    // SAFETY: the caller checked the lengths `matvec_rows` needs; AVX2 is enabled here.
-    unsafe { matvec_rows(w, cols, x, out, tile4_avx2, tile1_avx2) }
-}
-
-/// The `T2_128` matvec over tiles of 4 rows (then single rows), each tile's sums corrected by
-/// `Σ x` and the scalar partial last block. Shared by the AVX2 and AVX-512 VNNI variants.
+/// The `T2_128` matvec (`w: (rows, cols)`, `x: (cols,)`, `out: (rows,)`) over tiles of 4 rows
+/// (then single rows), each tile's sums corrected by `Σ x` and the scalar partial last block.
+/// Shared by the AVX2 and AVX-512 VNNI variants.
+///
+/// # Panics
+/// If `x.len() != cols` or `w.len() != out.len() * t2_row_bytes(cols)` (a caller bug).
 ///
 /// # Safety
-/// `x.len() == cols`, `w.len() == out.len() * t2_row_bytes(cols)`, and the CPU must run `t4`
-/// and `t1` (their target features).
+/// The CPU must run `t4` and `t1` (their target features).
 pub(super) unsafe fn matvec_rows(
     w: &[u8],
     cols: usize,
@@ -91,6 +97,12 @@ pub(super) unsafe fn matvec_rows(
     t1: Tile1,
 ) {
     let rb = t2_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t2_i8: w must hold rows * row_bytes"
+    );
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
     let sum_x: i32 = x[..full * T2_BLOCK_ELEMS].iter().map(|&v| v as i32).sum();
@@ -107,7 +119,7 @@ pub(super) unsafe fn matvec_rows(
     // Four rows per pass share the activation loads.
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
-        // `cols >= full * 128` bytes; the CPU runs `t4` (contract).
+        // `cols >= full * 128` bytes (asserted above); the CPU runs `t4` (contract).
         let s = unsafe { t4(core::array::from_fn(|i| wp(r + i)), x.as_ptr(), full) };
         for i in 0..4 {
             put(r + i, s[i]);
@@ -237,15 +249,7 @@ unsafe fn tile<const R: usize, const T: usize, const PF: usize>(
         let mut a1 = [[_mm256_setzero_si256(); T]; R];
         let mut a4 = [[_mm256_setzero_si256(); T]; R];
         for bb in b..bend {
-            if PF > 0 {
-                // `wrapping_add`: the address may lie past the allocation; it is only a hint.
-                let p = w[0].wrapping_add(PF + bb * R * 32);
-                let mut o = 0;
-                while o < R * 32 {
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
-                    o += 64;
-                }
-            }
+            prefetch_tile::<R, PF>(w[0], bb);
             // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 128 at x[t] + 128 bb (contract).
             unsafe {
                 let q: [__m256i; R] =

@@ -18,9 +18,9 @@
 
 use core::arch::x86_64::*;
 
-use super::avx2::t1::{T1_MV_ROWS, T1Consts, matvec_t1_rows, t1_last, t1_pair};
-use super::avx2::{MATVEC_PREFETCH_BYTES, hsum_epi32, matvec_rows};
-use crate::layout::{T1_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
+use super::avx2::t1::{T1_MV_ROWS, T1Consts, matvec_t1_rows, t1_codes4, t1_last, t1_pair};
+use super::avx2::{MATVEC_PREFETCH_BYTES, hsum_epi32, matvec_rows, prefetch_tile};
+use crate::layout::T1_BLOCK_ELEMS;
 
 /// Blocks summed into a tile's int32 lanes before they are shifted back and combined. A lane
 /// of the `64 c` sums gains at most `4 · 64 · 3 · 128 = 98304` per block (the invalid code 3
@@ -28,20 +28,13 @@ use crate::layout::{T1_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
 /// (≤ 54 blocks in 2B4T) never reach the window's end.
 const I32_BLOCKS: usize = 16384;
 
-/// Safe wrapper: lengths are checked here, the CPU features by the caller of
-/// [`crate::select`] (whose contract guarantees AVX-512 F/BW/VL and VNNI before this can be
+/// Safe wrapper: lengths are checked by the shared row driver, the CPU features by the caller
+/// of [`crate::select`] (whose contract guarantees AVX-512 F/BW/VL and VNNI before this can be
 /// reached).
 pub(crate) fn matvec_t2_i8_avx512vnni(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t2_i8: w must hold rows * row_bytes"
-    );
     // SAFETY: this function is only reachable through a KernelSet that `select`/
     // `select_variant` hands out when the caller asserted AVX-512 F/BW/VL and VNNI (their
-    // `# Safety` contract); the lengths were checked above.
+    // `# Safety` contract).
     unsafe { matvec_rows(w, cols, x, out, tile4, tile1) }
 }
 
@@ -62,8 +55,7 @@ unsafe fn tile1(w: *const u8, x: *const i8, full: usize) -> i32 {
 ///
 /// A block's byte `j` holds the codes of columns `j, 32 + j, 64 + j, 96 + j` in bits 6-7, 4-5,
 /// 2-3 and 0-1 (see [`crate::layout::BlockT2`]). With `PF > 0` it prefetches the tile's
-/// weights `PF` bytes ahead as one linear stream, as the AVX2 tile does (hints only: addresses
-/// past the end of `w` are never dereferenced).
+/// weights `PF` bytes ahead ([`prefetch_tile`]).
 ///
 /// # Safety
 /// AVX-512 F/BW/VL and VNNI must be available; `w[i]` must point at `full * 32` readable bytes
@@ -87,15 +79,7 @@ unsafe fn tile<const R: usize, const PF: usize>(
         let bend = (b + I32_BLOCKS).min(full);
         let mut acc = [[_mm256_setzero_si256(); 4]; R];
         for bb in b..bend {
-            if PF > 0 {
-                // `wrapping_add`: the address may lie past the allocation; it is only a hint.
-                let p = w[0].wrapping_add(PF + bb * R * 32);
-                let mut o = 0;
-                while o < R * 32 {
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
-                    o += 64;
-                }
-            }
+            prefetch_tile::<R, PF>(w[0], bb);
             // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 128 at x + 128 bb (contract).
             unsafe {
                 let q: [__m256i; R] =
@@ -129,16 +113,9 @@ unsafe fn tile<const R: usize, const PF: usize>(
 }
 
 /// Safe wrapper of the `T1_160` matvec (`w: (rows, cols)`, `x: (cols,)`, `out: (rows,)`; see
-/// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU features by the
-/// caller of [`crate::select`].
+/// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked by the shared row driver, the
+/// CPU features by the caller of [`crate::select`].
 pub(crate) fn matvec_t1_i8_avx512vnni(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t1_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t1_i8: w must hold rows * row_bytes"
-    );
     // SAFETY: as for `matvec_t2_i8_avx512vnni`.
     unsafe { matvec_t1_rows(w, cols, x, out, tile_t1_3, tile_t1_1) }
 }
@@ -179,15 +156,7 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
     let k = T1Consts::new();
     let mut acc = [[_mm256_setzero_si256(); 5]; R];
     for bb in 0..full {
-        if PF > 0 {
-            // `wrapping_add`: the address may lie past the allocation; it is only a hint.
-            let p = w[0].wrapping_add(PF + bb * R * 32);
-            let mut o = 0;
-            while o < R * 32 {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
-                o += 64;
-            }
-        }
+        prefetch_tile::<R, PF>(w[0], bb);
         // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 160 at x + 160 bb (contract).
         unsafe {
             let mut e: [__m256i; R] =
@@ -212,12 +181,9 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
             // SAFETY: block `full` of the row (32 bytes) and x columns full * 160 ..
             // full * 160 + 32 * tail_vecs are readable (contract).
             unsafe {
-                let mut e = _mm256_loadu_si256(wi.add(full * 32).cast());
-                let mut o = e;
-                let (c0, c1) = t1_pair::<true>(&k, &mut e, &mut o);
-                let (c2, c3) = t1_pair::<false>(&k, &mut e, &mut o);
                 let xb = x.add(full * T1_BLOCK_ELEMS);
-                for (t, c) in [c0, c1, c2, c3].into_iter().enumerate().take(tail_vecs) {
+                let codes = t1_codes4(&k, wi.add(full * 32));
+                for (t, c) in codes.into_iter().enumerate().take(tail_vecs) {
                     let xv = _mm256_loadu_si256(xb.add(32 * t).cast());
                     a[t] = _mm256_dpbusd_epi32(a[t], c, xv);
                 }

@@ -17,7 +17,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{MATVEC_PREFETCH_BYTES, MM_CHUNK, hsum_epi32};
+use super::{MATVEC_PREFETCH_BYTES, MM_CHUNK, hsum_epi32, prefetch_tile};
 use crate::layout::{T1_BLOCK_ELEMS, t1_row_bytes};
 use crate::ternary::scalar::t1_tail_dot_from;
 
@@ -28,19 +28,12 @@ use crate::ternary::scalar::t1_tail_dot_from;
 pub(super) const T1_I16_BLOCKS: usize = 12;
 
 /// Safe wrapper of the `T1_160` matvec (`w: (rows, cols)`, `x: (cols,)`, `out: (rows,)`; see
-/// [`crate::ternary::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU feature by the
-/// caller of [`crate::select`].
+/// [`crate::ternary::scalar::matvec_t1_i8_scalar`]): lengths are checked by
+/// [`matvec_t1_rows`], the CPU feature by the caller of [`crate::select`].
 pub(crate) fn matvec_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t1_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t1_i8: w must hold rows * row_bytes"
-    );
     // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
-    // the caller asserted AVX2 (their `# Safety` contract); the lengths were checked above.
-    unsafe { matvec_t1_impl(w, cols, x, out) }
+    // the caller asserted AVX2 (their `# Safety` contract).
+    unsafe { matvec_t1_rows(w, cols, x, out, tile3_avx2, tile1_avx2) }
 }
 
 /// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two
@@ -66,19 +59,15 @@ unsafe fn tile1_avx2(w: [*const u8; 1], x: *const i8, full: usize, tail_vecs: us
     unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tail_vecs) }
 }
 
-#[target_feature(enable = "avx2")]
-unsafe fn matvec_t1_impl(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    // SAFETY: the caller checked the lengths `matvec_t1_rows` needs; AVX2 is enabled here.
-    unsafe { matvec_t1_rows(w, cols, x, out, tile3_avx2, tile1_avx2) }
-}
-
 /// The `T1_160` matvec over tiles of [`T1_MV_ROWS`] rows (then single rows), each tile's sums
 /// corrected by `Σ x`, and the partial last block's weights past its whole 32-weight vectors
 /// (none at 2B4T's shapes) added by scalar code. Shared by the AVX2 and AVX-512 VNNI variants.
 ///
+/// # Panics
+/// If `x.len() != cols` or `w.len() != out.len() * t1_row_bytes(cols)` (a caller bug).
+///
 /// # Safety
-/// `x.len() == cols`, `w.len() == out.len() * t1_row_bytes(cols)`, and the CPU must run `t3`
-/// and `t1` (their target features).
+/// The CPU must run `t3` and `t1` (their target features).
 pub(in crate::ternary) unsafe fn matvec_t1_rows(
     w: &[u8],
     cols: usize,
@@ -88,6 +77,12 @@ pub(in crate::ternary) unsafe fn matvec_t1_rows(
     t1: TileT1<1>,
 ) {
     let rb = t1_row_bytes(cols);
+    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
+    assert_eq!(
+        w.len(),
+        out.len() * rb,
+        "matvec_t1_i8: w must hold rows * row_bytes"
+    );
     let full = cols / T1_BLOCK_ELEMS;
     let tail = cols - full * T1_BLOCK_ELEMS;
     // The partial last block's whole 32-weight vectors go through the tile too.
@@ -208,11 +203,27 @@ pub(in crate::ternary) fn t1_last(k: &T1Consts, e: __m256i, o: __m256i) -> __m25
     )
 }
 
+/// The codes of trits 0..4 (32 weights each) of the 32-byte `T1_160` block at `p`: what a
+/// partial last block's whole 32-weight vectors need.
+///
+/// # Safety
+/// AVX2 must be available; `p` must point at 32 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(in crate::ternary) unsafe fn t1_codes4(k: &T1Consts, p: *const u8) -> [__m256i; 4] {
+    // SAFETY: 32 readable bytes at p (contract).
+    let mut e = unsafe { _mm256_loadu_si256(p.cast()) };
+    let mut o = e;
+    let (c0, c1) = t1_pair::<true>(k, &mut e, &mut o);
+    let (c2, c3) = t1_pair::<false>(k, &mut e, &mut o);
+    [c0, c1, c2, c3]
+}
+
 /// One `T1_160` register tile: `R` weight rows over all full blocks against `x`, then the
 /// first `tail_vecs` (0..=4) 32-weight vectors (codes 0..tail_vecs) of the partial block
 /// `full`; returns Σ c·x per row (the caller subtracts Σ x over those columns and adds the
-/// rest of the partial block). Prefetches `PF` bytes ahead of the rows' weight stream as
-/// [`super::tile`] does.
+/// rest of the partial block). Prefetches `PF` bytes ahead of the rows' weight stream
+/// ([`prefetch_tile`]).
 ///
 /// # Safety
 /// AVX2 must be available; `w[i]` must point at `full * 32` readable bytes (`(full + 1) * 32`
@@ -232,15 +243,7 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
         let bend = (b + T1_I16_BLOCKS).min(full);
         let mut a = [_mm256_setzero_si256(); R];
         for bb in b..bend {
-            if PF > 0 {
-                // `wrapping_add`: the address may lie past the allocation; it is only a hint.
-                let p = w[0].wrapping_add(PF + bb * R * 32);
-                let mut o = 0;
-                while o < R * 32 {
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast());
-                    o += 64;
-                }
-            }
+            prefetch_tile::<R, PF>(w[0], bb);
             // SAFETY: bb < full: 32 bytes at w[i] + 32 bb and 160 at x + 160 bb (contract).
             unsafe {
                 let mut e: [__m256i; R] =
@@ -277,13 +280,10 @@ unsafe fn tile_t1<const R: usize, const PF: usize>(
             // SAFETY: block `full` of row i (32 bytes) and x columns full * 160 ..
             // full * 160 + 32 * tail_vecs are readable (contract).
             unsafe {
-                let mut e = _mm256_loadu_si256(w[i].add(full * 32).cast());
-                let mut o = e;
-                let (c0, c1) = t1_pair::<true>(&k, &mut e, &mut o);
-                let (c2, c3) = t1_pair::<false>(&k, &mut e, &mut o);
                 let xb = x.add(full * T1_BLOCK_ELEMS);
                 let mut a = _mm256_setzero_si256();
-                for (t, c) in [c0, c1, c2, c3].into_iter().enumerate().take(tail_vecs) {
+                let codes = t1_codes4(&k, w[i].add(full * 32));
+                for (t, c) in codes.into_iter().enumerate().take(tail_vecs) {
                     let xv = _mm256_loadu_si256(xb.add(32 * t).cast());
                     a = _mm256_add_epi16(a, _mm256_maddubs_epi16(c, xv));
                 }
