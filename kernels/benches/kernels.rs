@@ -145,9 +145,14 @@ fn lm_head_quant(k: &KernelSet, q4: bool, head: &[u8], (q, d): (&[i8], &[f32]), 
     }
 }
 
-/// The F16 LM head as the forward pass runs it: one row-block dot over all rows.
-fn lm_head(k: &KernelSet, head: &[u8], x: &[f32], out: &mut [f32]) {
-    (k.dot_rows_f16)(head, x.len() * 2, x, out);
+/// The F16 LM head as the forward pass runs it: one row-block dot over all rows, of
+/// row-major F16 rows or (`r8`) of the same rows stored as `F16_R8`.
+fn lm_head(k: &KernelSet, r8: bool, head: &[u8], x: &[f32], out: &mut [f32]) {
+    if r8 {
+        (k.dot_panels_f16)(head, x, out);
+    } else {
+        (k.dot_rows_f16)(head, x.len() * 2, x, out);
+    }
 }
 
 /// One ternary case: `w: (rows, cols)` in layout `l`, `x: (MATMUL_TOKENS, cols)` (the matvec
@@ -163,6 +168,8 @@ struct MatvecCase {
 struct Inputs {
     matvec: Vec<MatvecCase>,
     head: Vec<u8>,
+    /// `head` in `F16_R8` order.
+    head_r8: Vec<u8>,
     /// The same head shape in Q4_0 and Q8_0 blocks.
     head_q4: Vec<u8>,
     head_q8: Vec<u8>,
@@ -186,6 +193,8 @@ fn inputs() -> Inputs {
         }
     }
     let head = f16_bytes(HEAD_ROWS * HEAD_COLS, &mut rng);
+    let mut head_r8 = vec![0u8; head.len()];
+    tern_kernels::layout::f16_r8_interleave(&head, HEAD_ROWS, HEAD_COLS, &mut head_r8);
     let head_q4 = quant_head(HEAD_ROWS, HEAD_COLS, 18, &mut rng);
     let head_q8 = quant_head(HEAD_ROWS, HEAD_COLS, 34, &mut rng);
     let hx: Vec<f32> = (0..HEAD_COLS)
@@ -196,6 +205,7 @@ fn inputs() -> Inputs {
     Inputs {
         matvec,
         head,
+        head_r8,
         head_q4,
         head_q8,
         hx,
@@ -253,11 +263,13 @@ fn criterion_benches(c: &mut Criterion, inp: &Inputs, ks: &[&'static KernelSet])
     g.throughput(Throughput::Bytes(inp.head.len() as u64));
     let mut out = vec![0f32; HEAD_ROWS];
     for k in ks {
-        g.bench_with_input(
-            BenchmarkId::new(k.variant.name(), format!("{HEAD_ROWS}x{HEAD_COLS}")),
-            &(),
-            |b, _| b.iter(|| lm_head(k, black_box(&inp.head), black_box(&inp.hx), &mut out)),
-        );
+        for (r8, head, l) in [(false, &inp.head, "F16"), (true, &inp.head_r8, "F16_R8")] {
+            g.bench_with_input(
+                BenchmarkId::new(k.variant.name(), format!("{l} {HEAD_ROWS}x{HEAD_COLS}")),
+                &(),
+                |b, _| b.iter(|| lm_head(k, r8, black_box(head), black_box(&inp.hx), &mut out)),
+            );
+        }
     }
     g.finish();
     for (name, q4, head) in [
@@ -362,20 +374,25 @@ fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
         line(name, m.w.len(), m.rows * m.cols * MATMUL_TOKENS, &secs);
     }
     let mut out = vec![0f32; HEAD_ROWS];
-    let secs: Vec<f64> = ks
-        .iter()
-        .map(|k| {
-            best_secs(3, || {
-                lm_head(k, black_box(&inp.head), black_box(&inp.hx), &mut out)
+    for (r8, head, name) in [
+        (false, &inp.head, "lm_head_f16"),
+        (true, &inp.head_r8, "lm_head_f16_r8"),
+    ] {
+        let secs: Vec<f64> = ks
+            .iter()
+            .map(|k| {
+                best_secs(3, || {
+                    lm_head(k, r8, black_box(head), black_box(&inp.hx), &mut out)
+                })
             })
-        })
-        .collect();
-    line(
-        format!("lm_head_f16 {HEAD_ROWS}x{HEAD_COLS}"),
-        inp.head.len(),
-        HEAD_ROWS * HEAD_COLS,
-        &secs,
-    );
+            .collect();
+        line(
+            format!("{name} {HEAD_ROWS}x{HEAD_COLS}"),
+            head.len(),
+            HEAD_ROWS * HEAD_COLS,
+            &secs,
+        );
+    }
     for (name, q4, head) in [
         ("lm_head_q4_0", true, &inp.head_q4),
         ("lm_head_q8_0", false, &inp.head_q8),

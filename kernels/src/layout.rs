@@ -162,6 +162,9 @@ pub enum Layout {
     Q4_0 = 5,
     /// Ternary, 1.6 bits per weight, see [`BlockT1`].
     T1_160 = 6,
+    /// IEEE binary16 with rows interleaved in groups of 8, see [`f16_r8_piece_offset`] (LM
+    /// head / embedding).
+    F16R8 = 7,
 }
 
 /// One row of the layout table.
@@ -181,7 +184,7 @@ pub struct LayoutInfo {
 
 /// The layout table, in on-disk id order (ids need not be contiguous: look a layout up with
 /// [`Layout::from_id`] / [`Layout::info`], never by indexing with the id).
-pub const LAYOUTS: [LayoutInfo; 7] = [
+pub const LAYOUTS: [LayoutInfo; 8] = [
     LayoutInfo {
         layout: Layout::F32,
         name: "F32",
@@ -230,6 +233,13 @@ pub const LAYOUTS: [LayoutInfo; 7] = [
         block_elems: T1_BLOCK_ELEMS,
         block_bytes: 32,
         ternary: true,
+    },
+    LayoutInfo {
+        layout: Layout::F16R8,
+        name: "F16_R8",
+        block_elems: 1,
+        block_bytes: 2,
+        ternary: false,
     },
 ];
 
@@ -347,6 +357,78 @@ pub fn q4_0_code(qs: &[u8], i: usize) -> u8 {
     }
 }
 
+/// Rows per interleaved group of [`Layout::F16R8`].
+pub const F16_R8_ROWS: usize = 8;
+/// Columns per piece of [`Layout::F16R8`]: a row's 32 consecutive values, 64 bytes.
+pub const F16_R8_COLS: usize = 32;
+
+/// `F16_R8`: IEEE binary16 values (little-endian, as [`Layout::F16`]) of a `(rows, cols)`
+/// matrix with `rows` a multiple of [`F16_R8_ROWS`] and `cols` a multiple of
+/// [`F16_R8_COLS`], stored in groups of 8 consecutive rows; within a group, column piece `k`
+/// (columns `32k .. 32k + 32`) of its 8 rows in row order, then piece `k + 1`. So the byte
+/// offset of row `r`'s piece `k` is `(r / 8) · 8 · 2·cols + k · 512 + (r % 8) · 64`, and a group
+/// is the same `8 · 2·cols` bytes as in row-major F16, in another order.
+///
+/// Why: an LM head's matvec reads 8 rows at a time so that each piece of the activations
+/// serves all of them; in this order those reads are one sequential stream, which a core's
+/// hardware prefetchers follow, instead of 8 streams `2·cols` bytes apart (the row-interleaved
+/// repacking of ik_llama.cpp's `_R4` / `_R8` types and llama.cpp's `Q4_0_8_8`, applied to F16).
+///
+/// `None` if `r` or `k` is out of range or the shape is not `F16_R8`'s.
+pub fn f16_r8_piece_offset(rows: usize, cols: usize, r: usize, k: usize) -> Option<usize> {
+    if !f16_r8_shape_ok(rows, cols) || r >= rows || k >= cols / F16_R8_COLS {
+        return None;
+    }
+    let piece_bytes = 2 * F16_R8_COLS;
+    Some(
+        (r / F16_R8_ROWS) * F16_R8_ROWS * 2 * cols
+            + k * F16_R8_ROWS * piece_bytes
+            + (r % F16_R8_ROWS) * piece_bytes,
+    )
+}
+
+/// Whether a `(rows, cols)` matrix can be stored as [`Layout::F16R8`]: `rows` a multiple of 8
+/// and `cols` a positive multiple of 32.
+pub fn f16_r8_shape_ok(rows: usize, cols: usize) -> bool {
+    rows.is_multiple_of(F16_R8_ROWS) && cols > 0 && cols.is_multiple_of(F16_R8_COLS)
+}
+
+/// Reorder row-major F16 bytes `src: (rows, cols)` into [`Layout::F16R8`] order in `out`
+/// (same length).
+///
+/// # Panics
+/// If the shape is not `F16_R8`'s or a length is not `rows · cols · 2`.
+pub fn f16_r8_interleave(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
+    assert!(
+        f16_r8_shape_ok(rows, cols),
+        "F16_R8: shape ({rows}, {cols})"
+    );
+    assert_eq!(src.len(), rows * cols * 2);
+    assert_eq!(out.len(), src.len());
+    let pb = 2 * F16_R8_COLS;
+    for r in 0..rows {
+        for k in 0..cols / F16_R8_COLS {
+            let at = f16_r8_piece_offset(rows, cols, r, k).expect("in range");
+            out[at..at + pb].copy_from_slice(&src[r * 2 * cols + k * pb..][..pb]);
+        }
+    }
+}
+
+/// Row `r` of an [`Layout::F16R8`] matrix `data: (rows, cols)` as row-major F16 bytes
+/// `out: (2·cols,)` (the embedding lookup of a tied head).
+///
+/// # Panics
+/// If the shape is not `F16_R8`'s, `r >= rows`, or a length is wrong.
+pub fn f16_r8_row(data: &[u8], rows: usize, cols: usize, r: usize, out: &mut [u8]) {
+    assert_eq!(data.len(), rows * cols * 2);
+    assert_eq!(out.len(), 2 * cols);
+    let pb = 2 * F16_R8_COLS;
+    for (k, o) in out.chunks_exact_mut(pb).enumerate() {
+        let at = f16_r8_piece_offset(rows, cols, r, k).expect("F16_R8: row or shape out of range");
+        o.copy_from_slice(&data[at..at + pb]);
+    }
+}
+
 impl Layout {
     /// The layout with on-disk id `id`, if any.
     pub fn from_id(id: u8) -> Option<Layout> {
@@ -365,6 +447,7 @@ impl Layout {
             Layout::Q8_0 => &LAYOUTS[4],
             Layout::Q4_0 => &LAYOUTS[5],
             Layout::T1_160 => &LAYOUTS[6],
+            Layout::F16R8 => &LAYOUTS[7],
         }
     }
     /// Bytes of one row of `cols` elements, or `None` on overflow.
@@ -386,8 +469,38 @@ mod tests {
                 assert!(l.layout as u8 > LAYOUTS[i - 1].layout as u8, "ids in order");
             }
         }
-        assert_eq!(Layout::from_id(7), None);
+        assert_eq!(Layout::from_id(8), None);
         assert_eq!(Layout::from_id(255), None);
+    }
+    #[test]
+    fn f16_r8_golden_order() {
+        // Spec (core/FORMAT.md): row r's piece k at (r/8)·8·2cols + k·512 + (r%8)·64.
+        let (rows, cols) = (16usize, 64usize);
+        // element (r, c) holds the value r·1000 + c, as u16 bits
+        let src: Vec<u8> = (0..rows * cols)
+            .flat_map(|i| (((i / cols) * 1000 + i % cols) as u16).to_le_bytes())
+            .collect();
+        let mut out = vec![0u8; src.len()];
+        f16_r8_interleave(&src, rows, cols, &mut out);
+        let at = |b: usize| u16::from_le_bytes([out[b], out[b + 1]]);
+        assert_eq!(at(0), 0); // row 0, col 0
+        assert_eq!(at(64), 1000); // row 1, piece 0
+        assert_eq!(at(7 * 64 + 62), 7031); // row 7, col 31
+        assert_eq!(at(512), 32); // row 0, piece 1 (col 32)
+        assert_eq!(at(512 + 64), 1032);
+        assert_eq!(at(1024), 8000); // group 1 starts at 8 rows · 128 bytes
+        assert_eq!(at(1024 + 512 + 3 * 64 + 2), 11033);
+        let mut row = vec![0u8; 2 * cols];
+        for r in 0..rows {
+            f16_r8_row(&out, rows, cols, r, &mut row);
+            assert_eq!(row, src[r * 2 * cols..(r + 1) * 2 * cols], "row {r}");
+        }
+        assert!(f16_r8_shape_ok(8, 32) && !f16_r8_shape_ok(7, 32) && !f16_r8_shape_ok(8, 48));
+        assert!(!f16_r8_shape_ok(8, 0));
+        assert_eq!(f16_r8_piece_offset(16, 64, 16, 0), None);
+        assert_eq!(f16_r8_piece_offset(16, 64, 0, 2), None);
+        assert_eq!(Layout::from_id(7), Some(Layout::F16R8));
+        assert_eq!(Layout::F16R8.row_bytes(64), Some(128));
     }
     #[test]
     fn q4_0_nibble_order() {

@@ -93,6 +93,10 @@ pub type RescaleT = fn(&[i32], usize, f32, &[f32], &mut [f32], usize);
 /// [`float::scalar::dot_rows_f16`].
 pub type DotRows = fn(&[u8], usize, &[f32], &mut [f32]);
 
+/// Dots of the rows of an `F16_R8` matrix `(w, x: (cols,), out: (rows,))`, see
+/// [`float::scalar::dot_panels_f16`].
+pub type DotPanels = fn(&[u8], &[f32], &mut [f32]);
+
 /// Weighted sums of strided float rows `(a: (rows,), x, stride_bytes, y: (n,))`, see
 /// [`float::scalar::axpy_rows_f16`].
 pub type AxpyRows = fn(&[f32], &[u8], usize, &mut [f32]);
@@ -135,6 +139,9 @@ pub struct KernelSet {
     /// Dots of strided BF16 rows with `x` (a BF16 LM head). See
     /// [`float::scalar::dot_rows_bf16`].
     pub dot_rows_bf16: DotRows,
+    /// Dots of the rows of an `F16_R8` matrix (an LM head stored row-interleaved) with `x`:
+    /// `(w, x: (cols,), out: (rows,))`. See [`float::scalar::dot_panels_f16`].
+    pub dot_panels_f16: DotPanels,
     /// `y += Σ_r a[r] · x_r` over strided F32 rows (attention values): `(a: (rows,), x,
     /// stride_bytes, y: (n,))`. See [`float::scalar::axpy_rows_f32`].
     pub axpy_rows_f32: AxpyRows,
@@ -184,6 +191,7 @@ static SCALAR: KernelSet = KernelSet {
     dot_rows_f32: float::scalar::dot_rows_f32,
     dot_rows_f16: float::scalar::dot_rows_f16,
     dot_rows_bf16: float::scalar::dot_rows_bf16,
+    dot_panels_f16: float::scalar::dot_panels_f16,
     axpy_rows_f32: float::scalar::axpy_rows_f32,
     axpy_rows_f16: float::scalar::axpy_rows_f16,
     rescale_t_i32: float::scalar::rescale_t_i32,
@@ -207,6 +215,7 @@ static AVX2: KernelSet = KernelSet {
     dot_rows_f32: float::avx2::dot_rows_f32_avx2,
     dot_rows_f16: float::avx2::dot_rows_f16_avx2,
     dot_rows_bf16: float::avx2::dot_rows_bf16_avx2,
+    dot_panels_f16: float::avx2::dot_panels_f16_avx2,
     axpy_rows_f32: float::avx2::axpy_rows_f32_avx2,
     axpy_rows_f16: float::avx2::axpy_rows_f16_avx2,
     rescale_t_i32: float::avx2::rescale_t_i32_avx2,
@@ -222,6 +231,7 @@ static AVX512_VNNI: KernelSet = KernelSet {
     dot_rows_f16: float::avx512::dot_rows_f16_avx512,
     dot_rows_bf16: float::avx512::dot_rows_bf16_avx512,
     dot_rows_f32: float::avx512::dot_rows_f32_avx512,
+    dot_panels_f16: float::avx512::dot_panels_f16_avx512,
     // The other slots share the AVX2 kernels.
     ..AVX2
 };
@@ -244,6 +254,7 @@ static NEON: KernelSet = KernelSet {
     dot_rows_f32: float::neon::dot_rows_f32_neon,
     dot_rows_f16: float::neon::dot_rows_f16_neon,
     dot_rows_bf16: float::neon::dot_rows_bf16_neon,
+    dot_panels_f16: float::neon::dot_panels_f16_neon,
     axpy_rows_f32: float::neon::axpy_rows_f32_neon,
     axpy_rows_f16: float::neon::axpy_rows_f16_neon,
     rescale_t_i32: float::neon::rescale_t_i32_neon,

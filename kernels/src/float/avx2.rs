@@ -5,6 +5,7 @@
 use core::arch::x86_64::*;
 
 use super::scalar::{DOT_LANES, reduce32};
+use crate::layout::{F16_R8_COLS, F16_R8_ROWS};
 
 pub(crate) fn dot_f16_row_avx2(w: &[u8], x: &[f32]) -> f32 {
     assert_eq!(w.len(), x.len() * 2, "dot: row and x lengths differ");
@@ -191,47 +192,66 @@ pub(super) const ROWS_PREFETCH_ROWS: usize = 16;
 /// are consecutive, attention's keys the next positions). Every lane adds its elements in
 /// column order, so the sums are those of [`row_accs`].
 ///
+/// With `PANEL`, `w` is instead one group of 8 rows in [`crate::layout::Layout::F16R8`] order
+/// (`stride` unused, `n` a multiple of 32): the same pieces in the same order, read as one
+/// sequential stream, with no software prefetch (the hardware prefetchers follow a single
+/// stream; on this VM a prefetch ahead of it read slower).
+///
 /// # Safety
-/// AVX2 and F16C must be available; `n` must be a multiple of 8, and each of the 8 rows must
-/// hold `n` readable elements of format `FMT`.
+/// AVX2 and F16C must be available; `n` must be a multiple of 8 (of 32 with `PANEL`), and each
+/// of the 8 rows must hold `n` readable elements of format `FMT`.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn rows8_accs<const FMT: u8>(w: *const u8, stride: usize, x: &[f32]) -> [[__m256; 4]; 8] {
+unsafe fn rows8_accs<const FMT: u8, const PANEL: bool>(
+    w: *const u8,
+    stride: usize,
+    x: &[f32],
+) -> [[__m256; 4]; 8] {
+    const { assert!(ROWS_STEP == F16_R8_COLS) };
     let eb = if FMT == F32 { 4 } else { 2 };
     let n = x.len();
     let full = n / ROWS_STEP * ROWS_STEP;
     let mut acc = [[_mm256_setzero_ps(); 4]; 8];
-    let prod = |row: *const u8, i: usize| {
-        // SAFETY: callers pass i + 8 <= n: 8 elements of row `row` (the caller's guarantee)
-        // and of x are readable; the enclosing function enables avx2 and f16c.
-        unsafe { _mm256_mul_ps(load8::<FMT>(row, i), _mm256_loadu_ps(x.as_ptr().add(i))) }
+    let prod = |row: *const u8, wi: usize, xi: usize| {
+        // SAFETY: callers pass xi + 8 <= n and 8 readable elements of the row at `wi` (the
+        // caller's guarantee); the enclosing function enables avx2 and f16c.
+        unsafe { _mm256_mul_ps(load8::<FMT>(row, wi), _mm256_loadu_ps(x.as_ptr().add(xi))) }
     };
     let mut c = 0;
     while c < full {
         for (i, a) in acc.iter_mut().enumerate() {
-            let row = w.wrapping_add(i * stride);
-            for l in (0..ROWS_STEP * eb).step_by(64) {
-                // A hint only (`wrapping_add`; it never faults).
-                _mm_prefetch::<_MM_HINT_T1>(
-                    row.wrapping_add(ROWS_PREFETCH_ROWS * stride + c * eb + l)
-                        .cast(),
-                );
+            // row i's elements c.. : at `row`, from element `c0`
+            let (row, c0) = if PANEL {
+                (w.wrapping_add((F16_R8_ROWS * c + F16_R8_COLS * i) * eb), 0)
+            } else {
+                (w.wrapping_add(i * stride), c)
+            };
+            if !PANEL {
+                for l in (0..ROWS_STEP * eb).step_by(64) {
+                    // A hint only (`wrapping_add`; it never faults).
+                    _mm_prefetch::<_MM_HINT_T1>(
+                        row.wrapping_add(ROWS_PREFETCH_ROWS * stride + c * eb + l)
+                            .cast(),
+                    );
+                }
             }
             let mut v = *a;
-            for j in (c..c + ROWS_STEP).step_by(DOT_LANES) {
+            for j in (0..ROWS_STEP).step_by(DOT_LANES) {
                 for (k, vk) in v.iter_mut().enumerate() {
-                    *vk = _mm256_add_ps(*vk, prod(row, j + 8 * k));
+                    *vk = _mm256_add_ps(*vk, prod(row, c0 + j + 8 * k, c + j + 8 * k));
                 }
             }
             *a = v;
         }
         c += ROWS_STEP;
     }
-    for (i, a) in acc.iter_mut().enumerate() {
-        let row = w.wrapping_add(i * stride);
-        for j in (full..n).step_by(8) {
-            let k = (j % DOT_LANES) / 8;
-            a[k] = _mm256_add_ps(a[k], prod(row, j));
+    if !PANEL {
+        for (i, a) in acc.iter_mut().enumerate() {
+            let row = w.wrapping_add(i * stride);
+            for j in (full..n).step_by(8) {
+                let k = (j % DOT_LANES) / 8;
+                a[k] = _mm256_add_ps(a[k], prod(row, j, j));
+            }
         }
     }
     acc
@@ -250,26 +270,58 @@ unsafe fn rows8_accs<const FMT: u8>(w: *const u8, stride: usize, x: &[f32]) -> [
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_rows_impl<const FMT: u8>(w: &[u8], stride: usize, x: &[f32], out: &mut [f32]) {
     // SAFETY: forwarded from this function's contract; `rows8_accs` needs AVX2 and F16C.
-    unsafe { dot_rows_by8::<FMT>(w, stride, x, out, rows8_accs::<FMT>) }
+    unsafe {
+        dot_rows_by8::<FMT>(w, stride, x, out, |p, s, x| {
+            rows8_accs::<FMT, false>(p, s, x)
+        })
+    }
 }
 
-/// The 8-row partial sums of a row-dot kernel: `(w, stride_bytes, x: (n,))` to scalar's 32
-/// partial sums of each of the 8 rows at `w`, as [`rows8_accs`] defines them.
-pub(super) type Rows8 = unsafe fn(*const u8, usize, &[f32]) -> [[__m256; 4]; 8];
+/// AVX2 + F16C [`super::scalar::dot_panels_f16`], bit-identical: [`dot_rows_by8`] over the
+/// 8-row groups, each read in `F16_R8` order ([`rows8_accs`] with `PANEL`).
+pub(crate) fn dot_panels_f16_avx2(w: &[u8], x: &[f32], out: &mut [f32]) {
+    super::scalar::check_panels(w.len(), x.len(), out.len());
+    // SAFETY: reachable only through a KernelSet selected under the AVX2+F16C contract of
+    // `select`. The shape is checked: rows are a multiple of 8 and columns of 32, so
+    // `dot_rows_by8` takes only its 8-row path, and the group of rows r.. starts at byte
+    // r · 2·cols (its `stride`), 8 · 2·cols bytes of pieces.
+    unsafe { panels_impl(w, x, out) }
+}
 
-/// [`dot_rows_impl`] with the 8-row sums of `rows8` (AVX2's [`rows8_accs`] or a wider
-/// variant's, with the same lanes): shared by the AVX2 and AVX-512 variants.
+/// [`dot_panels_f16_avx2`] under its target features (so that [`dot_rows_by8`] and
+/// [`rows8_accs`] inline into one loop).
+///
+/// # Safety
+/// AVX2 and F16C; the shape as checked by [`super::scalar::check_panels`].
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn panels_impl(w: &[u8], x: &[f32], out: &mut [f32]) {
+    // SAFETY: forwarded (the caller's contract covers `rows8_accs`'s with PANEL: every group
+    // holds 8 rows of x.len() values, a multiple of 32).
+    unsafe {
+        dot_rows_by8::<F16>(w, 2 * x.len(), x, out, |p, s, x| {
+            rows8_accs::<F16, true>(p, s, x)
+        })
+    }
+}
+
+/// [`dot_rows_impl`] with the 8-row sums of `rows8`: `(w, stride_bytes, x: (n,))` to scalar's
+/// 32 partial sums of each of the 8 rows at `w`, as [`rows8_accs`] defines them (AVX2's, or a
+/// wider variant's with the same lanes): shared by the AVX2 and AVX-512 variants. Inlined into
+/// each entry point with `rows8` inlined in turn, so a group's sums stay in registers: as a
+/// call per 8-row group (a function pointer), the `F16_R8` head read at 0.75-0.8x the rate of
+/// one loop (same instructions otherwise, 1 thread, alternating passes).
 ///
 /// # Safety
 /// AVX2 and F16C, and whatever `rows8` needs; the shape as checked by
 /// [`super::scalar::check_rows`].
+#[inline]
 #[target_feature(enable = "avx2,f16c")]
 pub(super) unsafe fn dot_rows_by8<const FMT: u8>(
     w: &[u8],
     stride: usize,
     x: &[f32],
     out: &mut [f32],
-    rows8: Rows8,
+    rows8: impl Fn(*const u8, usize, &[f32]) -> [[__m256; 4]; 8],
 ) {
     let eb = if FMT == F32 { 4 } else { 2 };
     let (n, rows) = (x.len(), out.len());
@@ -278,7 +330,7 @@ pub(super) unsafe fn dot_rows_by8<const FMT: u8>(
         while r + 8 <= rows {
             // SAFETY: n is a multiple of 8 (tested above); rows r..r + 8 <= rows hold n
             // elements each, `stride` bytes apart (checked by the wrapper).
-            let acc = unsafe { rows8(w.as_ptr().add(r * stride), stride, x) };
+            let acc = rows8(unsafe { w.as_ptr().add(r * stride) }, stride, x);
             let v: [__m256; 8] = core::array::from_fn(|i| {
                 let a = acc[i];
                 _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]))

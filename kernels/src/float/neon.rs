@@ -170,29 +170,61 @@ fn scalar_elem<const FMT: u8>(w: &[u8], k: usize) -> f32 {
 unsafe fn dot_impl<const FMT: u8>(w: &[u8], x: &[f32]) -> f32 {
     let n = x.len();
     let nfull = n / LANES * LANES;
+    let eb = if FMT == F32 { 4 } else { 2 };
+    // SAFETY: the LANES elements of columns i.. (i < nfull) are at byte i · eb of the row,
+    // which holds n elements (the wrapper checked w's length against x's).
+    let mut lanes = unsafe { lane_sums::<FMT>(|i| w.as_ptr().wrapping_add(i * eb), &x[..nfull]) };
+    for k in nfull..n {
+        lanes[k % LANES] += scalar_elem::<FMT>(w, k) * x[k];
+    }
+    reduce32(&lanes)
+}
+
+/// Scalar's `LANES` partial sums of a row with `x: (n,)`, `n` a multiple of `LANES`, whose
+/// elements of columns `i .. i + LANES` (`i` a multiple of `LANES`) are at `piece(i)`.
+///
+/// # Safety
+/// `piece(i)` must point at `LANES` readable elements of format `FMT` for every such `i`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn lane_sums<const FMT: u8>(piece: impl Fn(usize) -> *const u8, x: &[f32]) -> [f32; LANES] {
     let mut acc = [vdupq_n_f32(0.0); VECS];
-    let mut i = 0;
-    while i < nfull {
+    for (i, xs) in x.chunks_exact(LANES).enumerate() {
+        let p = piece(i * LANES);
         for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: i + LANES <= n: elements i + 4k .. i + 4k + 4 of w and x are readable
-            // (the wrapper checked w's length against x's).
+            // SAFETY: elements 4k .. 4k + 4 of the piece (contract) and of `xs` (LANES long).
             unsafe {
-                let wv = load4::<FMT>(w.as_ptr(), i + 4 * k);
-                let xv = vld1q_f32(x.as_ptr().add(i + 4 * k));
+                let wv = load4::<FMT>(p, 4 * k);
+                let xv = vld1q_f32(xs.as_ptr().add(4 * k));
                 *a = vaddq_f32(*a, vmulq_f32(wv, xv));
             }
         }
-        i += LANES;
     }
     let mut lanes = [0f32; LANES];
     for (k, a) in acc.iter().enumerate() {
         // SAFETY: `lanes` holds LANES = 4 * VECS f32, so 4k .. 4k + 4 is in bounds.
         unsafe { vst1q_f32(lanes.as_mut_ptr().add(4 * k), *a) };
     }
-    for k in nfull..n {
-        lanes[k % LANES] += scalar_elem::<FMT>(w, k) * x[k];
+    lanes
+}
+
+/// NEON [`super::scalar::dot_panels_f16`], bit-identical: each row's sums over its pieces
+/// ([`lane_sums`]), a row at a time.
+pub(crate) fn dot_panels_f16_neon(w: &[u8], x: &[f32], out: &mut [f32]) {
+    const { assert!(LANES == crate::layout::F16_R8_COLS) };
+    let rows = out.len();
+    super::scalar::check_panels(w.len(), x.len(), rows);
+    for (r, o) in out.iter_mut().enumerate() {
+        let piece = |i: usize| {
+            let k = i / LANES;
+            let at =
+                crate::layout::f16_r8_piece_offset(rows, x.len(), r, k).expect("checked shape");
+            w[at..at + 2 * LANES].as_ptr()
+        };
+        // SAFETY: reachable only through a KernelSet selected under the NEON contract of
+        // `select`; `piece` returns a 64-byte (32-element) subslice of `w` for every piece.
+        *o = reduce32(&unsafe { lane_sums::<F16>(piece, x) });
     }
-    reduce32(&lanes)
 }
 
 /// NEON [`super::scalar::quantize_q8_0_act`], bit-identical: per block of 32, `max |x|` over

@@ -170,6 +170,47 @@ rows_impl!(
 // BF16 rows only in an LM head (the KV cache is F32 or F16): dots, no axpys.
 dots_impl!(dot_rows_bf16, dot_bf16_row, 2, "BF16");
 
+/// The shape checks of every `dot_panels_f16` variant: `w` holds `out.len()` rows of
+/// `x.len()` values in [`Layout::F16R8`] order.
+///
+/// # Panics
+/// If `(out.len(), x.len())` is not an `F16_R8` shape (rows a multiple of 8, columns a positive
+/// multiple of 32; no rows at all is allowed) or `w.len() != out.len() · x.len() · 2`.
+pub(crate) fn check_panels(w_len: usize, cols: usize, rows: usize) {
+    assert!(
+        rows == 0 || crate::layout::f16_r8_shape_ok(rows, cols),
+        "dot_panels_f16: ({rows}, {cols}) is not an F16_R8 shape (rows % 8, cols % 32)"
+    );
+    assert_eq!(
+        Some(w_len),
+        rows.checked_mul(cols).and_then(|e| e.checked_mul(2)),
+        "dot_panels_f16: w must hold rows · cols F16 values"
+    );
+}
+
+/// Dots of the rows of an [`Layout::F16R8`] matrix `w: (rows, cols)` with `x: (cols,)`:
+/// `out[r] = dot_f16_row(row r, x)` exactly, for `out: (rows,)` (the LM head stored as
+/// `F16_R8`: the same sums, in the same order, as its row-major F16 rows give).
+///
+/// # Panics
+/// As [`check_panels`].
+pub fn dot_panels_f16(w: &[u8], x: &[f32], out: &mut [f32]) {
+    let (cols, rows) = (x.len(), out.len());
+    check_panels(w.len(), cols, rows);
+    let pb = 2 * crate::layout::F16_R8_COLS;
+    for (r, o) in out.iter_mut().enumerate() {
+        let mut acc = [0.0f32; DOT_LANES];
+        for (k, xs) in x.chunks_exact(crate::layout::F16_R8_COLS).enumerate() {
+            let at = crate::layout::f16_r8_piece_offset(rows, cols, r, k).expect("checked shape");
+            for (j, (c, &xv)) in w[at..at + pb].chunks_exact(2).zip(xs).enumerate() {
+                // piece k's column j is column 32k + j: partial sum (32k + j) % 32 = j
+                acc[j] += f16_to_f32([c[0], c[1]]) * xv;
+            }
+        }
+        *o = reduce32(&acc);
+    }
+}
+
 /// BitLinear's rescale of a chunk of batched integer sums, transposed: for `a: (rows, nt)` int32
 /// (row-major, `nt = s_a.len()` tokens) and per-token activation scales `s_a: (nt,)`,
 /// `o[t * o_stride + r] = a[r * nt + t] as f32 / (scale * s_a[t])` for `r < rows`, `t < nt`
@@ -232,7 +273,8 @@ pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
         Layout::F32 => decode_elems(w, out, f32::from_le_bytes),
         Layout::F16 => decode_elems(w, out, f16_to_f32),
         Layout::Bf16 => decode_elems(w, out, bf16_to_f32),
-        Layout::T2_128 | Layout::T1_160 => false,
+        // F16_R8 rows are not contiguous: `layout::f16_r8_row` gathers one as F16 first.
+        Layout::T2_128 | Layout::T1_160 | Layout::F16R8 => false,
         Layout::Q8_0 => decode_q8_0_row(w, out),
         Layout::Q4_0 => decode_q4_0_row(w, out),
     }

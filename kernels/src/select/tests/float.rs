@@ -213,6 +213,94 @@ fn row_kernel_edges() {
     rows_check(&[0.75; 9], &x, 37, &[0.5; 37]);
 }
 
+/// `F16_R8` row dots: scalar's `dot_panels_f16` against the row dot of each row-major F16 row
+/// (the layout's definition: the same sums as the rows it reorders), and every variant
+/// against scalar, bit for bit. `wf: (rows, cols)` row-major values.
+fn panels_check(wf: &[f32], rows: usize, x: &[f32]) {
+    let cols = x.len();
+    let w16: Vec<u8> = wf
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
+        .collect();
+    let mut p = vec![0u8; w16.len()];
+    if rows > 0 {
+        crate::layout::f16_r8_interleave(&w16, rows, cols, &mut p);
+    }
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let want: Vec<f32> = (0..rows)
+        .map(|r| (SCALAR.dot_f16)(&w16[r * 2 * cols..(r + 1) * 2 * cols], x))
+        .collect();
+    let mut got = vec![f32::NAN; rows];
+    (SCALAR.dot_panels_f16)(&p, x, &mut got);
+    assert_eq!(
+        bits(&got),
+        bits(&want),
+        "scalar dot_panels_f16 ({rows}, {cols})"
+    );
+    for k in variants() {
+        let mut g = vec![f32::NAN; rows];
+        (k.dot_panels_f16)(&p, x, &mut g);
+        assert_eq!(
+            bits(&g),
+            bits(&want),
+            "{} dot_panels_f16 ({rows}, {cols})",
+            k.variant.name()
+        );
+    }
+}
+
+#[test]
+fn panel_kernel_edges() {
+    // groups 0..3, one piece and several, an LM-head width; f16 specials in the weights
+    for (rows, cols) in [
+        (0usize, 32usize),
+        (8, 32),
+        (8, 64),
+        (16, 96),
+        (24, 32),
+        (8, 2560),
+    ] {
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.173)
+            .collect();
+        let x: Vec<f32> = (0..cols).map(|i| 1.0 / (i as f32 + 0.7)).collect();
+        panels_check(&w, rows, &x);
+    }
+    let specials = [
+        6e-8f32,
+        -6e-8,
+        0.0,
+        -0.0,
+        65504.0,
+        f32::INFINITY,
+        -1.5e-5,
+        2.0,
+        1e9,
+    ];
+    let w: Vec<f32> = specials.iter().cycle().take(16 * 64).copied().collect();
+    let x: Vec<f32> = (0..64).map(|i| (i as f32 - 30.0) * 0.37).collect();
+    panels_check(&w, 16, &x);
+}
+
+#[test]
+fn panel_kernels_reject_bad_shapes() {
+    let w = vec![0u8; 2 * 8 * 64];
+    for k in std::iter::once(&SCALAR).chain(variants()) {
+        let name = k.variant.name();
+        // 7 rows, 48 columns, and a length that is not rows · cols · 2
+        for (len, cols, rows) in [
+            (2 * 7 * 64, 64, 7),
+            (2 * 8 * 48, 48, 8),
+            (2 * 8 * 64 - 2, 64, 8),
+        ] {
+            let r = std::panic::catch_unwind(|| {
+                (k.dot_panels_f16)(&w[..len], &vec![0.0; cols], &mut vec![0.0; rows])
+            });
+            assert!(r.is_err(), "{name} ({rows}, {cols}), {len} bytes");
+        }
+    }
+}
+
 #[test]
 fn row_kernels_reject_bad_shapes() {
     let x = vec![0u8; 2 * 40];
@@ -630,6 +718,16 @@ proptest! {
         (proptest::collection::vec(-100f32..100.0, n), proptest::collection::vec(-2f32..2.0, n))
     })) {
         q8_check(&v.0, &v.1);
+    }
+
+    #[test]
+    fn panel_kernels_match_scalar(groups in 0usize..5, pieces in 1usize..10, seed in any::<u64>()) {
+        let (rows, cols) = (8 * groups, 32 * pieces);
+        let mut bits = xorshift(seed | 1);
+        let mut next = || ((bits() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 200.0;
+        let w: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+        let x: Vec<f32> = (0..cols).map(|_| next()).collect();
+        panels_check(&w, rows, &x);
     }
 
     #[test]
