@@ -414,6 +414,22 @@ pub fn f16_r8_interleave(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
     }
 }
 
+/// The inverse of [`f16_r8_interleave`]: [`Layout::F16R8`] bytes `src: (rows, cols)` back to
+/// row-major F16 in `out` (same length).
+///
+/// # Panics
+/// As [`f16_r8_interleave`].
+pub fn f16_r8_deinterleave(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
+    assert!(
+        f16_r8_shape_ok(rows, cols),
+        "F16_R8: shape ({rows}, {cols})"
+    );
+    assert_eq!(out.len(), rows * cols * 2);
+    for (r, row) in out.chunks_exact_mut(2 * cols).enumerate() {
+        f16_r8_row(src, rows, cols, r, row);
+    }
+}
+
 /// Row `r` of an [`Layout::F16R8`] matrix `data: (rows, cols)` as row-major F16 bytes
 /// `out: (2·cols,)` (the embedding lookup of a tied head).
 ///
@@ -450,7 +466,16 @@ impl Layout {
             Layout::F16R8 => &LAYOUTS[7],
         }
     }
-    /// Bytes of one row of `cols` elements, or `None` on overflow.
+    /// Rows that only come in whole groups: a chunk of the matrix read or split by rows must
+    /// hold a multiple of this many ([`F16_R8_ROWS`] for [`Layout::F16R8`], else 1).
+    pub fn row_group(self) -> usize {
+        match self {
+            Layout::F16R8 => F16_R8_ROWS,
+            _ => 1,
+        }
+    }
+    /// Bytes of one row of `cols` elements, or `None` on overflow (for [`Layout::F16R8`], the
+    /// average: a group of 8 rows is 8 times this).
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
         let info = self.info();
         cols.div_ceil(info.block_elems)
@@ -490,6 +515,9 @@ mod tests {
         assert_eq!(at(512 + 64), 1032);
         assert_eq!(at(1024), 8000); // group 1 starts at 8 rows · 128 bytes
         assert_eq!(at(1024 + 512 + 3 * 64 + 2), 11033);
+        let mut back = vec![0u8; src.len()];
+        f16_r8_deinterleave(&out, rows, cols, &mut back);
+        assert_eq!(back, src);
         let mut row = vec![0u8; 2 * cols];
         for r in 0..rows {
             f16_r8_row(&out, rows, cols, r, &mut row);
@@ -501,6 +529,7 @@ mod tests {
         assert_eq!(f16_r8_piece_offset(16, 64, 0, 2), None);
         assert_eq!(Layout::from_id(7), Some(Layout::F16R8));
         assert_eq!(Layout::F16R8.row_bytes(64), Some(128));
+        assert_eq!((Layout::F16R8.row_group(), Layout::F16.row_group()), (8, 1));
     }
     #[test]
     fn q4_0_nibble_order() {

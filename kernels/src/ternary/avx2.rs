@@ -30,7 +30,7 @@ use t1::{T1_I16_BLOCKS, decode_codes_t1};
 pub(crate) fn matvec_t2_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     // SAFETY: this function is only reachable through a KernelSet that `select`/
     // `select_variant` hands out when the caller asserted AVX2 (their `# Safety` contract).
-    unsafe { matvec_rows(w, cols, x, out, tile4_avx2, tile1_avx2) }
+    unsafe { matvec_avx2(w, cols, x, out) }
 }
 
 /// Prefetch (into L1) the bytes `PF` ahead of block `bb` of an `R`-row matvec tile's weights
@@ -60,23 +60,25 @@ pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// A matvec tile over 4 consecutive rows: Σ c·x over the `full` blocks of each row, `x`
-/// holding `full * 128` activations (the caller subtracts Σ x and adds the partial tail block).
-pub(super) type Tile4 = unsafe fn([*const u8; 4], *const i8, usize) -> [i32; 4];
-/// The same for one row.
-pub(super) type Tile1 = unsafe fn(*const u8, *const i8, usize) -> i32;
-
+/// [`matvec_t2_i8_avx2`] under its target feature, so that [`matvec_rows`] and the tiles
+/// inline into one loop.
+///
+/// # Safety
+/// AVX2 must be available.
 #[target_feature(enable = "avx2")]
-unsafe fn tile4_avx2(w: [*const u8; 4], x: *const i8, full: usize) -> [i32; 4] {
-    // SAFETY: forwarded from `Tile4`'s contract (see `matvec_rows`).
-    unsafe { tile::<4, 1, MATVEC_PREFETCH_BYTES>(w, [x], full) }.map(|a| a[0])
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn tile1_avx2(w: *const u8, x: *const i8, full: usize) -> i32 {
-    // SAFETY: as `tile4_avx2`.
-    let s = unsafe { tile::<1, 1, MATVEC_PREFETCH_BYTES>([w], [x], full) };
-    s[0][0]
+unsafe fn matvec_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    // SAFETY: `matvec_rows` gives each tile row pointers with `full * 32` readable bytes and
+    // `x` with `full * 128` (its contract), and AVX2 is enabled here.
+    unsafe {
+        matvec_rows(
+            w,
+            cols,
+            x,
+            out,
+            |w, x, full| tile::<4, 1, MATVEC_PREFETCH_BYTES>(w, [x], full).map(|a| a[0]),
+            |w, x, full| tile::<1, 1, MATVEC_PREFETCH_BYTES>([w], [x], full)[0][0],
+        )
+    }
 }
 
 /// The `T2_128` matvec (`w: (rows, cols)`, `x: (cols,)`, `out: (rows,)`) over tiles of 4 rows
@@ -86,15 +88,24 @@ unsafe fn tile1_avx2(w: *const u8, x: *const i8, full: usize) -> i32 {
 /// # Panics
 /// If `x.len() != cols` or `w.len() != out.len() * t2_row_bytes(cols)` (a caller bug).
 ///
+/// The tiles `t4` (4 rows) and `t1` (one row) return Σ c·x over the `full` blocks of each row
+/// at the pointers they get, `x` holding `full * 128` activations (this driver subtracts Σ x and
+/// adds the partial tail block). Generic and inlined, so that called from a function with the
+/// tiles' target features, the tiles inline into its loop: as calls through function
+/// pointers, one per 4-row tile (2.5 KiB of weights at 2B4T's width), decode read slower
+/// (README "What made decode fast").
+///
 /// # Safety
-/// The CPU must run `t4` and `t1` (their target features).
+/// Calling `t4` and `t1` must be sound for row pointers with `full * 32` readable bytes each
+/// and `x` with `full * 128` (the CPU runs their target features).
+#[inline]
 pub(super) unsafe fn matvec_rows(
     w: &[u8],
     cols: usize,
     x: &[i8],
     out: &mut [i32],
-    t4: Tile4,
-    t1: Tile1,
+    t4: impl Fn([*const u8; 4], *const i8, usize) -> [i32; 4],
+    t1: impl Fn(*const u8, *const i8, usize) -> i32,
 ) {
     let rb = t2_row_bytes(cols);
     assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
@@ -120,7 +131,7 @@ pub(super) unsafe fn matvec_rows(
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
         // `cols >= full * 128` bytes (asserted above); the CPU runs `t4` (contract).
-        let s = unsafe { t4(core::array::from_fn(|i| wp(r + i)), x.as_ptr(), full) };
+        let s = t4(core::array::from_fn(|i| wp(r + i)), x.as_ptr(), full);
         for i in 0..4 {
             put(r + i, s[i]);
         }
@@ -128,7 +139,7 @@ pub(super) unsafe fn matvec_rows(
     }
     while r < rows {
         // SAFETY: as above, for one row.
-        let s = unsafe { t1(wp(r), x.as_ptr(), full) };
+        let s = t1(wp(r), x.as_ptr(), full);
         put(r, s);
         r += 1;
     }

@@ -35,20 +35,28 @@ pub(crate) fn matvec_t2_i8_avx512vnni(w: &[u8], cols: usize, x: &[i8], out: &mut
     // SAFETY: this function is only reachable through a KernelSet that `select`/
     // `select_variant` hands out when the caller asserted AVX-512 F/BW/VL and VNNI (their
     // `# Safety` contract).
-    unsafe { matvec_rows(w, cols, x, out, tile4, tile1) }
+    unsafe { matvec_vnni(w, cols, x, out) }
 }
 
+/// [`matvec_t2_i8_avx512vnni`] under its target features, so that the shared driver and the
+/// tiles inline into one loop.
+///
+/// # Safety
+/// AVX-512 F/BW/VL and VNNI must be available.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile4(w: [*const u8; 4], x: *const i8, full: usize) -> [i32; 4] {
-    // SAFETY: forwarded from `Tile4`'s contract.
-    unsafe { tile::<4, MATVEC_PREFETCH_BYTES>(w, x, full) }
-}
-
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile1(w: *const u8, x: *const i8, full: usize) -> i32 {
-    // SAFETY: forwarded from `Tile1`'s contract.
-    let s = unsafe { tile::<1, MATVEC_PREFETCH_BYTES>([w], x, full) };
-    s[0]
+unsafe fn matvec_vnni(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    // SAFETY: `matvec_rows` gives each tile row pointers with `full * 32` readable bytes and
+    // `x` with `full * 128` (its contract), and the features are enabled here.
+    unsafe {
+        matvec_rows(
+            w,
+            cols,
+            x,
+            out,
+            |w, x, full| tile::<4, MATVEC_PREFETCH_BYTES>(w, x, full),
+            |w, x, full| tile::<1, MATVEC_PREFETCH_BYTES>([w], x, full)[0],
+        )
+    }
 }
 
 /// One register tile: `R` weight rows over all full blocks; returns Σ c·x for each row.
@@ -117,24 +125,27 @@ unsafe fn tile<const R: usize, const PF: usize>(
 /// CPU features by the caller of [`crate::select`].
 pub(crate) fn matvec_t1_i8_avx512vnni(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     // SAFETY: as for `matvec_t2_i8_avx512vnni`.
-    unsafe { matvec_t1_rows(w, cols, x, out, tile_t1_3, tile_t1_1) }
+    unsafe { matvec_t1_vnni(w, cols, x, out) }
 }
 
+/// [`matvec_t1_i8_avx512vnni`] under its target features (see [`matvec_vnni`]).
+///
+/// # Safety
+/// AVX-512 F/BW/VL and VNNI must be available.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile_t1_3(
-    w: [*const u8; T1_MV_ROWS],
-    x: *const i8,
-    full: usize,
-    tail_vecs: usize,
-) -> [i32; T1_MV_ROWS] {
-    // SAFETY: forwarded from `TileT1`'s contract.
-    unsafe { tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(w, x, full, tail_vecs) }
-}
-
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile_t1_1(w: [*const u8; 1], x: *const i8, full: usize, tail_vecs: usize) -> [i32; 1] {
-    // SAFETY: forwarded from `TileT1`'s contract.
-    unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tail_vecs) }
+unsafe fn matvec_t1_vnni(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    // SAFETY: `matvec_t1_rows` gives each tile arguments that meet [`tile_t1`]'s contract, and
+    // the features are enabled here.
+    unsafe {
+        matvec_t1_rows(
+            w,
+            cols,
+            x,
+            out,
+            |w, x, full, tv| tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
+            |w, x, full, tv| tile_t1::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
+        )
+    }
 }
 
 /// The AVX2 `T1_160` tile (`tile_t1` in `avx2/t1.rs`: same decode, same contract and result)

@@ -33,7 +33,28 @@ pub(super) const T1_I16_BLOCKS: usize = 12;
 pub(crate) fn matvec_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
     // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
     // the caller asserted AVX2 (their `# Safety` contract).
-    unsafe { matvec_t1_rows(w, cols, x, out, tile3_avx2, tile1_avx2) }
+    unsafe { matvec_t1_avx2(w, cols, x, out) }
+}
+
+/// [`matvec_t1_i8_avx2`] under its target feature, so that [`matvec_t1_rows`] and the tiles
+/// inline into one loop.
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+unsafe fn matvec_t1_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
+    // SAFETY: `matvec_t1_rows` gives each tile pointers as `tile_t1`'s contract asks (its own
+    // contract), and AVX2 is enabled here.
+    unsafe {
+        matvec_t1_rows(
+            w,
+            cols,
+            x,
+            out,
+            |w, x, full, tv| tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
+            |w, x, full, tv| tile_t1::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
+        )
+    }
 }
 
 /// Rows per pass of the `T1_160` matvec: they share the activation loads; each row keeps two
@@ -42,23 +63,6 @@ pub(crate) fn matvec_t1_i8_avx2(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]
 /// within the shared VM's run-to-run spread of ±10 %.
 pub(in crate::ternary) const T1_MV_ROWS: usize = 3;
 
-/// A `T1_160` matvec tile over `R` consecutive rows: `(w, x, full, tail_vecs)`, see
-/// [`tile_t1`]'s contract and result.
-pub(in crate::ternary) type TileT1<const R: usize> =
-    unsafe fn([*const u8; R], *const i8, usize, usize) -> [i32; R];
-
-#[target_feature(enable = "avx2")]
-unsafe fn tile3_avx2(w: [*const u8; 3], x: *const i8, full: usize, tail_vecs: usize) -> [i32; 3] {
-    // SAFETY: forwarded from `TileT1`'s contract (see `matvec_t1_rows`).
-    unsafe { tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(w, x, full, tail_vecs) }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn tile1_avx2(w: [*const u8; 1], x: *const i8, full: usize, tail_vecs: usize) -> [i32; 1] {
-    // SAFETY: as `tile3_avx2`.
-    unsafe { tile_t1::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tail_vecs) }
-}
-
 /// The `T1_160` matvec over tiles of [`T1_MV_ROWS`] rows (then single rows), each tile's sums
 /// corrected by `Σ x`, and the partial last block's weights past its whole 32-weight vectors
 /// (none at 2B4T's shapes) added by scalar code. Shared by the AVX2 and AVX-512 VNNI variants.
@@ -66,15 +70,21 @@ unsafe fn tile1_avx2(w: [*const u8; 1], x: *const i8, full: usize, tail_vecs: us
 /// # Panics
 /// If `x.len() != cols` or `w.len() != out.len() * t1_row_bytes(cols)` (a caller bug).
 ///
+/// The tiles `t3` ([`T1_MV_ROWS`] rows) and `t1` (one row) take `(w, x, full, tail_vecs)` as
+/// [`tile_t1`] and return its result. Generic and inlined, so that the tiles inline into the
+/// loop of a caller with their target features (see the `T2_128` driver, `matvec_rows`).
+///
 /// # Safety
-/// The CPU must run `t3` and `t1` (their target features).
+/// Calling `t3` and `t1` must be sound for arguments that meet [`tile_t1`]'s contract (the CPU
+/// runs their target features).
+#[inline]
 pub(in crate::ternary) unsafe fn matvec_t1_rows(
     w: &[u8],
     cols: usize,
     x: &[i8],
     out: &mut [i32],
-    t3: TileT1<T1_MV_ROWS>,
-    t1: TileT1<1>,
+    t3: impl Fn([*const u8; T1_MV_ROWS], *const i8, usize, usize) -> [i32; T1_MV_ROWS],
+    t1: impl Fn([*const u8; 1], *const i8, usize, usize) -> [i32; 1],
 ) {
     let rb = t1_row_bytes(cols);
     assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
@@ -93,25 +103,23 @@ pub(in crate::ternary) unsafe fn matvec_t1_rows(
     let wp = |r: usize| w[r * rb..].as_ptr();
     let mut r = 0;
     while r + T1_MV_ROWS <= rows {
-        // SAFETY: rows r..r+T1_MV_ROWS <= rows: each pointer has `rb` bytes behind it (the
-        // partial block included when tail_vecs > 0), and x has `cols >= vec_cols` bytes; the
-        // CPU runs `t3` (contract).
-        let s = unsafe {
-            t3(
-                core::array::from_fn(|i| wp(r + i)),
-                x.as_ptr(),
-                full,
-                tail_vecs,
-            )
-        };
+        // rows r..r+T1_MV_ROWS <= rows: each pointer has `rb` bytes behind it (the partial
+        // block included when tail_vecs > 0), and x has `cols >= vec_cols` bytes (the tiles'
+        // contract, see this function's).
+        let s = t3(
+            core::array::from_fn(|i| wp(r + i)),
+            x.as_ptr(),
+            full,
+            tail_vecs,
+        );
         for i in 0..T1_MV_ROWS {
             out[r + i] = s[i] - sum_x;
         }
         r += T1_MV_ROWS;
     }
     while r < rows {
-        // SAFETY: as above, for one row.
-        let s = unsafe { t1([wp(r)], x.as_ptr(), full, tail_vecs) };
+        // as above, for one row
+        let s = t1([wp(r)], x.as_ptr(), full, tail_vecs);
         out[r] = s[0] - sum_x;
         r += 1;
     }
