@@ -250,8 +250,10 @@ fn stream_sizes(file: &TernFile<'_>) -> Result<(usize, usize), Error> {
     let emb = file.global(TensorRole::TokenEmbd).ok_or(ovf)?;
     let row = emb.layout.row_bytes(c.dim as usize).ok_or(ovf)?;
     let head = file.lm_head();
+    // the smallest head chunk: one row, or one group of rows (F16_R8)
     let head_row = head.layout.row_bytes(c.dim as usize).ok_or(ovf)?;
-    let mut slot = head_row.max(
+    let head_unit = head_row.checked_mul(head.layout.row_group()).ok_or(ovf)?;
+    let mut slot = head_unit.max(
         file.global(TensorRole::OutputNorm)
             .map_or(0, |t| t.len as usize),
     );
@@ -288,7 +290,7 @@ impl MemoryPlan {
                 .layout
                 .row_bytes(file.header.config.dim as usize)
                 .ok_or(ovf)?;
-            let head_rows = p.head_chunk_rows(hrb);
+            let head_rows = p.head_chunk_rows(hrb, head.layout.row_group());
             let n = stream_units(file, head_rows, true);
             let (mut pinned, mut pinned_len, mut units, mut total) = (0usize, 0u64, 0usize, 0u64);
             for i in 0..n {
@@ -314,10 +316,12 @@ impl MemoryPlan {
         Ok(p)
     }
 
-    /// Rows of the LM head read per streamed chunk: as many whole rows of `row_bytes` as fit
-    /// a staging slot (at least 1).
-    pub fn head_chunk_rows(&self, head_row_bytes: usize) -> usize {
-        (self.slot_bytes / head_row_bytes.max(1)).max(1)
+    /// Rows of the LM head read per streamed chunk: as many whole groups of `group` rows of
+    /// `head_row_bytes` as fit a staging slot (at least one group; `group` is the head
+    /// layout's [`tern_kernels::layout::Layout::row_group`], 1 but for `F16_R8`).
+    pub fn head_chunk_rows(&self, head_row_bytes: usize, group: usize) -> usize {
+        let group = group.max(1);
+        (self.slot_bytes / head_row_bytes.saturating_mul(group).max(1)).max(1) * group
     }
 
     /// Split an arena of at least [`MemoryPlan::arena_bytes`] into the session's part and the

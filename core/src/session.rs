@@ -4,7 +4,7 @@
 
 use tern_kernels::KernelSet;
 use tern_kernels::float::scalar::decode_row;
-use tern_kernels::layout::{Layout, TernaryLayout};
+use tern_kernels::layout::{F16_R8_COLS, Layout, TernaryLayout, f16_r8_piece_offset};
 
 use crate::Error;
 use crate::exec::Exec;
@@ -292,7 +292,7 @@ impl<'m, 'a> Session<'m, 'a> {
             .layout
             .row_bytes(file.header.config.dim as usize)
             .expect("validated");
-        let head_rows = plan.head_chunk_rows(hrb);
+        let head_rows = plan.head_chunk_rows(hrb, head.layout.row_group());
         // The pinned units sit at the end of the session's part, after what `carve` uses.
         let need = plan.session_bytes;
         if arena.len() < need {
@@ -540,16 +540,32 @@ impl<'m, 'a> Session<'m, 'a> {
         w.drain();
         let emb = file.global(TensorRole::TokenEmbd).expect("validated");
         let rb = emb.layout.row_bytes(dim).expect("validated");
+        let vocab = c.vocab_size as usize;
         for (t, &token) in tokens.iter().enumerate() {
-            let at = emb.offset + (token as usize * rb) as u64;
-            let row: &[u8] = match w {
-                Weights::Resident(b) => &b[at as usize..at as usize + rb],
-                Weights::Streamed(st) => {
-                    st.src.read_at(at, &mut self.row[..rb])?;
-                    &self.row[..rb]
-                }
-            };
-            decode_row(emb.layout, row, &mut self.x[t * dim..(t + 1) * dim]);
+            // (offset, bytes, layout) of each contiguous piece of the row: the whole row, or
+            // (F16_R8) its dim / 32 pieces of 32 F16 values, 8 · 64 bytes apart
+            let r8 = emb.layout == Layout::F16R8;
+            let pieces = if r8 { dim / F16_R8_COLS } else { 1 };
+            let xt = &mut self.x[t * dim..(t + 1) * dim];
+            for (k, xs) in xt.chunks_mut(dim / pieces).enumerate() {
+                let (off, len, layout) = match r8 {
+                    true => (
+                        f16_r8_piece_offset(vocab, dim, token as usize, k),
+                        2 * xs.len(),
+                        Layout::F16,
+                    ),
+                    false => (Some(token as usize * rb), rb, emb.layout),
+                };
+                let at = emb.offset + off.expect("validated shape, token < vocab") as u64;
+                let bytes: &[u8] = match w {
+                    Weights::Resident(b) => &b[at as usize..at as usize + len],
+                    Weights::Streamed(st) => {
+                        st.src.read_at(at, &mut self.row[..len])?;
+                        &self.row[..len]
+                    }
+                };
+                decode_row(layout, bytes, xs);
+            }
         }
         w.start_pass(file, want_logits)?;
         // RoPE tables of the batch's positions, shared by every layer
@@ -743,7 +759,7 @@ impl<'m, 'a> Session<'m, 'a> {
         for (ci, logits) in self.logits.chunks_mut(chunk_rows).enumerate() {
             let off = head.offset + (ci * chunk_rows * hrb) as u64;
             let hdata = w.fetch(file, off, logits.len() * hrb)?;
-            exec.par_chunks_f32(logits, 1, &|start, chunk| {
+            exec.par_chunks_f32(logits, head.layout.row_group(), &|start, chunk| {
                 let rows = &hdata[start * hrb..(start + chunk.len()) * hrb];
                 // Q4_0 and the float layouts: the whole chunk in one call (the Q4_0 matvec
                 // prepares the activations once; the AVX2 float row-block dots read eight rows
@@ -756,6 +772,7 @@ impl<'m, 'a> Session<'m, 'a> {
                         }
                     }
                     Layout::F16 => (k.dot_rows_f16)(rows, hrb, xn, chunk),
+                    Layout::F16R8 => (k.dot_panels_f16)(rows, xn, chunk),
                     Layout::Bf16 => (k.dot_rows_bf16)(rows, hrb, xn, chunk),
                     _ => (k.dot_rows_f32)(rows, hrb, xn, chunk),
                 }

@@ -2,7 +2,7 @@
 //! packs) with `--lm-head`, a GGUF Q4_0 embedding kept as Q4_0, and what Q4_0 and Q8_0 heads
 //! do to the trained demo model's logits. The demo-model tests need no fixtures.
 
-use tern_core::exec::SingleThread;
+use tern_core::exec::{Exec, SingleThread};
 use tern_core::format::{Model, TensorRole};
 use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::sampler::argmax;
@@ -33,11 +33,34 @@ fn parse(bytes: &[u8]) -> Model<'_> {
 
 /// Logits of every position of `prompt` (teacher forcing), resident weights.
 fn logits(m: &Model<'_>, prompt: &[u32]) -> Vec<Vec<f32>> {
+    logits_on(m, prompt, &SingleThread)
+}
+
+/// An [`Exec`] that runs every split on this thread in pieces of 3 units (the last shorter):
+/// the finest split its contract allows callers to get, so a caller that passes a `unit`
+/// smaller than its kernels need sees pieces they reject.
+struct ThreeUnits;
+
+impl Exec for ThreeUnits {
+    fn par_chunks_i32(&self, out: &mut [i32], unit: usize, f: &(dyn Fn(usize, &mut [i32]) + Sync)) {
+        for (i, c) in out.chunks_mut(3 * unit.max(1)).enumerate() {
+            f(i * 3 * unit.max(1), c);
+        }
+    }
+    fn par_chunks_f32(&self, out: &mut [f32], unit: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        for (i, c) in out.chunks_mut(3 * unit.max(1)).enumerate() {
+            f(i * 3 * unit.max(1), c);
+        }
+    }
+}
+
+/// [`logits`] on `exec`.
+fn logits_on(m: &Model<'_>, prompt: &[u32], exec: &dyn Exec) -> Vec<Vec<f32>> {
     let k = tern_linux::cpu::kernels().unwrap();
     let o = RunOptions::new(prompt.len() as u32, KvDtype::F32);
     let plan = MemoryPlan::for_file(&m.file, o).unwrap();
     let mut arena = Arena::new(plan.arena_bytes);
-    let mut s = Session::new(m, k, &SingleThread, o, arena.bytes_mut()).unwrap();
+    let mut s = Session::new(m, k, exec, o, arena.bytes_mut()).unwrap();
     prompt
         .iter()
         .map(|&t| s.forward(t).unwrap().to_vec())
@@ -269,4 +292,107 @@ fn gguf_q4_0_embedding_is_kept() {
     // --lm-head q8_0 requantizes it (Q4_0 -> f32 -> Q8_0)
     let m = import_path(&p, &opts(LmHead::Q8_0), &|_| {}).unwrap();
     assert_eq!(m.tensors[0].layout, Layout::Q8_0);
+}
+
+/// `--lm-head f16_r8` on the demo model (BF16 tied head): the values rounded to F16 and stored
+/// in `F16_R8` order, which `core/FORMAT.md` defines (row `r`'s 32-column piece `k` at byte
+/// `(r / 8) · 8 · 2·dim + 512 k + 64 (r % 8)`), checked at rows and pieces across groups. Its
+/// logits equal, bit for bit, those of a model whose head holds the same F16 values row-major
+/// (the F16 row dots, checked against the fixtures elsewhere: the same sums in the same order);
+/// so does its embedding lookup, which gathers each row's pieces. Re-packing it to Q8_0 reads
+/// its rows back in order: the Q8_0 head of the row-major F16 model.
+#[test]
+fn f16_r8_head_reads_as_its_rows() {
+    let orig = parse(BUNDLED_MODEL);
+    let head = orig.file.lm_head();
+    let (vocab, dim) = (head.rows as usize, head.cols as usize);
+    let r8 = repack(BUNDLED_MODEL, LmHead::F16R8);
+    let m8 = parse(&r8);
+    assert_eq!(m8.file.lm_head().layout, Layout::F16R8);
+    let f16: Vec<u8> = float::to_f32(Layout::Bf16, orig.data(head))
+        .unwrap()
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
+        .collect();
+    let got = m8.data(m8.file.lm_head());
+    assert_eq!(got.len(), f16.len());
+    for (r, k) in [
+        (0, 0),
+        (1, 0),
+        (7, 1),
+        (8, 0),
+        (13, 5),
+        (vocab - 1, dim / 32 - 1),
+    ] {
+        let at = (r / 8) * 8 * 2 * dim + 512 * k + 64 * (r % 8);
+        assert_eq!(
+            &got[at..at + 64],
+            &f16[r * 2 * dim + 64 * k..][..64],
+            "row {r}, piece {k}"
+        );
+    }
+    // the same values, row-major F16
+    let o = opts(LmHead::Keep);
+    let mut m = tern_pack::import::tern::import_tern_bytes(
+        std::path::Path::new("demo.tern"),
+        BUNDLED_MODEL,
+        &o,
+        &|_| {},
+    )
+    .unwrap();
+    let t = m
+        .tensors
+        .iter_mut()
+        .find(|t| t.role == TensorRole::TokenEmbd)
+        .unwrap();
+    (t.layout, t.data) = (Layout::F16, f16.clone());
+    let mut plain = Vec::new();
+    m.write(&mut plain, |_| {}).unwrap();
+    let ids = tern_linux::generate::tokenize(&orig, GENESIS, true, false).unwrap();
+    let ids = &ids[..24];
+    let bits = |l: Vec<Vec<f32>>| -> Vec<u32> { l.concat().iter().map(|v| v.to_bits()).collect() };
+    let want = bits(logits(&parse(&plain), ids));
+    assert_eq!(bits(logits(&m8, ids)), want);
+    // split into pieces of 3 units: the head's chunks must still be whole 8-row groups
+    assert_eq!(bits(logits_on(&m8, ids, &ThreeUnits)), want);
+    // F16_R8 -> Q8_0 equals F16 -> Q8_0
+    let a = repack(&r8, LmHead::Q8_0);
+    let b = repack(&plain, LmHead::Q8_0);
+    assert_eq!(
+        parse(&a).data(parse(&a).file.lm_head()),
+        parse(&b).data(parse(&b).file.lm_head())
+    );
+}
+
+/// A head whose rows are not whole 8-row groups cannot be stored as `F16_R8`: `--lm-head f16_r8`
+/// names the tensor and the shape it needs (a file that claims it anyway is refused at parse:
+/// `malformed_tern.rs`).
+#[test]
+fn f16_r8_needs_whole_row_groups() {
+    let o = opts(LmHead::F16R8);
+    let mut m = tern_pack::import::tern::import_tern_bytes(
+        std::path::Path::new("demo.tern"),
+        BUNDLED_MODEL,
+        &opts(LmHead::Keep),
+        &|_| {},
+    )
+    .unwrap();
+    // drop the last 3 rows of the tied head: vocab % 8 != 0
+    let t = m
+        .tensors
+        .iter_mut()
+        .find(|t| t.role == TensorRole::TokenEmbd)
+        .unwrap();
+    let rb = 2 * t.cols as usize;
+    t.rows -= 3;
+    t.data.truncate(t.rows as usize * rb);
+    m.config.vocab_size -= 3;
+    let e = format!(
+        "{:#}",
+        tern_pack::import::apply_lm_head(&mut m, &o).unwrap_err()
+    );
+    assert!(
+        e.contains("token_embd") && e.contains("multiple of 8"),
+        "{e}"
+    );
 }

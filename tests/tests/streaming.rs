@@ -207,13 +207,14 @@ fn streamed_equals_resident_on_fixture_models() {
     }
 }
 
-/// Q4_0 and Q8_0 LM heads (the demo model re-packed with `--lm-head`, and the micro fixture
-/// packed with it): streamed logits equal resident ones bit for bit, the head streamed in
-/// slot-sized chunks of whole rows, with and without pinning.
+/// Q4_0, Q8_0 and F16_R8 LM heads (the demo model re-packed with `--lm-head`, and the micro
+/// fixture packed with it): streamed logits equal resident ones bit for bit, the head streamed
+/// in slot-sized chunks of whole rows (of whole 8-row groups for F16_R8, whose tied embedding
+/// rows are then read a 64-byte piece at a time), with and without pinning.
 #[test]
 fn streamed_equals_resident_with_quantized_heads() {
     use tern_pack::pack::{LmHead, PackOptions};
-    for head in [LmHead::Q4_0, LmHead::Q8_0] {
+    for head in [LmHead::Q4_0, LmHead::Q8_0, LmHead::F16R8] {
         let bytes = tern_tests::with_head(BUNDLED_MODEL, head);
         let m = Model::parse(&bytes).unwrap();
         assert_eq!(Some(m.file.lm_head().layout), head.layout());
@@ -237,7 +238,8 @@ fn streamed_equals_resident_with_quantized_heads() {
                 .layout
                 .row_bytes(m.file.header.config.dim as usize);
             assert!(
-                plan.head_chunk_rows(hrb.unwrap()) * 4 < m.file.header.config.vocab_size as usize
+                plan.head_chunk_rows(hrb.unwrap(), m.file.lm_head().layout.row_group()) * 4
+                    < m.file.header.config.vocab_size as usize
             );
             let pool = ThreadPool::new(threads);
             let a = resident(&m, opts, &pool, &PROMPT, 12);
@@ -329,7 +331,7 @@ fn flash_reads_each_weight_byte_once_per_token() {
     let mut src = SyncSource::new(BlockFlash::new(m.bytes, &counts, &no_fail), slots);
     let mut s = Session::new_streamed(f, &mut src, kernels(), &SingleThread, opts, sess).unwrap();
     let mut logits = s.prefill(&PROMPT).unwrap().to_vec();
-    let head_chunks = (c.vocab_size as usize).div_ceil(plan.head_chunk_rows(rb as usize));
+    let head_chunks = (c.vocab_size as usize).div_ceil(plan.head_chunk_rows(rb as usize, 1));
     for step in 0..6 {
         *counts.borrow_mut() = Counts::default();
         let next = argmax(&logits) as u32;

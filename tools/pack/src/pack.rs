@@ -44,6 +44,11 @@ pub enum LmHead {
     Q8_0,
     /// ggml Q4_0: 32 4-bit values per f16 scale, 4.5 bpw.
     Q4_0,
+    /// F16 (16 bpw, the same values as an F16 source) in Tern's `F16_R8` order: rows
+    /// interleaved in groups of 8 by 32-column pieces, which the AVX-512 head reads as one
+    /// stream (README "Performance"). From a BF16, F32 or quantized source the values are
+    /// rounded to F16 (an error if one overflows it).
+    F16R8,
 }
 
 impl LmHead {
@@ -54,14 +59,16 @@ impl LmHead {
             LmHead::Keep => None,
             LmHead::Q8_0 => Some(Layout::Q8_0),
             LmHead::Q4_0 => Some(Layout::Q4_0),
+            LmHead::F16R8 => Some(Layout::F16R8),
         }
     }
-    /// The CLI spelling (`keep`, `q8_0`, `q4_0`).
+    /// The CLI spelling (`keep`, `q8_0`, `q4_0`, `f16_r8`).
     pub fn name(self) -> &'static str {
         match self {
             LmHead::Keep => "keep",
             LmHead::Q8_0 => "q8_0",
             LmHead::Q4_0 => "q4_0",
+            LmHead::F16R8 => "f16_r8",
         }
     }
 }

@@ -45,9 +45,61 @@ pub fn to_f32(layout: Layout, bytes: &[u8]) -> Result<Vec<f32>> {
             }
         }
         Layout::T2_128 | Layout::T1_160 => bail!("{layout:?} is not a float layout"),
+        // element order depends on the shape: `tensor_to_f32` de-interleaves it first
+        Layout::F16R8 => bail!("F16_R8 data needs its tensor's shape to decode"),
         Layout::Q8_0 => dequant_q8_0(bytes)?,
         Layout::Q4_0 => dequant_q4_0(bytes)?,
     })
+}
+
+/// [`to_f32`] of a `(rows, cols)` tensor's data, row-major: also [`Layout::F16R8`], whose
+/// rows are de-interleaved first.
+///
+/// # Errors
+/// As [`to_f32`]; an `F16_R8` shape or length that is not the layout's.
+pub fn tensor_to_f32(layout: Layout, bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    if layout != Layout::F16R8 {
+        return to_f32(layout, bytes);
+    }
+    if !tern_kernels::layout::f16_r8_shape_ok(rows, cols) || bytes.len() != rows * cols * 2 {
+        bail!(
+            "F16_R8 data of {} bytes for shape ({rows}, {cols}): expected rows a multiple of 8, columns of 32 and rows · cols · 2 bytes",
+            bytes.len()
+        );
+    }
+    let mut f16 = vec![0u8; bytes.len()];
+    tern_kernels::layout::f16_r8_deinterleave(bytes, rows, cols, &mut f16);
+    to_f32(Layout::F16, &f16)
+}
+
+/// F32 values as `F16_R8` data of a `(rows, cols)` tensor: each rounded to the nearest F16 (ties
+/// to even), then interleaved.
+///
+/// # Errors
+/// A shape that is not `F16_R8`'s (rows a multiple of 8, columns of 32), a length that is not
+/// `rows · cols`, or a finite value beyond F16's range (±65504; it would become infinite).
+pub fn f16_r8_from_f32(v: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    if !tern_kernels::layout::f16_r8_shape_ok(rows, cols) || v.len() != rows * cols {
+        bail!(
+            "F16_R8 needs rows a multiple of 8 and columns a multiple of 32 (shape ({rows}, {cols}), {} values)",
+            v.len()
+        );
+    }
+    let mut bytes = Vec::with_capacity(2 * v.len());
+    for (i, &x) in v.iter().enumerate() {
+        let h = f16::from_f32(x);
+        if x.is_finite() && h.is_infinite() {
+            bail!(
+                "value {x} at row {}, column {} is beyond F16's range",
+                i / cols,
+                i % cols
+            );
+        }
+        bytes.extend(h.to_bits().to_le_bytes());
+    }
+    let mut out = vec![0u8; bytes.len()];
+    tern_kernels::layout::f16_r8_interleave(&bytes, rows, cols, &mut out);
+    Ok(out)
 }
 
 /// Quantize f32 values (`v.len()` a multiple of 32) to Q8_0 blocks exactly as ggml's
