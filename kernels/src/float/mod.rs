@@ -1,6 +1,6 @@
 //! Float kernels: row decoding and dot products over F32 / F16 / BF16 rows stored as
-//! little-endian bytes, and over Q8_0 / Q4_0 block rows with int8 activations (embedding
-//! lookup and the LM head).
+//! little-endian bytes (and F16 rows interleaved as `F16_R8`), and over Q8_0 / Q4_0 block rows
+//! with int8 activations (embedding lookup and the LM head).
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;

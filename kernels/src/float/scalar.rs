@@ -193,7 +193,8 @@ pub(crate) fn check_panels(w_len: usize, cols: usize, rows: usize) {
 /// `F16_R8`: the same sums, in the same order, as its row-major F16 rows give).
 ///
 /// # Panics
-/// As [`check_panels`].
+/// If `(out.len(), x.len())` is not an `F16_R8` shape (rows a multiple of 8, columns a positive
+/// multiple of 32; no rows at all is allowed) or `w.len() != out.len() · x.len() · 2`.
 pub fn dot_panels_f16(w: &[u8], x: &[f32], out: &mut [f32]) {
     let (cols, rows) = (x.len(), out.len());
     check_panels(w.len(), cols, rows);
