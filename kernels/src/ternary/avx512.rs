@@ -14,7 +14,9 @@
 //! driver (4-row tiles, `Σ x` correction, the partial last block) is the AVX2 one.
 //!
 //! `T1_160`: AVX2's base-3 decode, then one `vpdpbusd` per trit into its own int32 sums
-//! ([`tile_t1`]).
+//! ([`tile_t1`]), on 512-bit registers two blocks at a time ([`tile_t1_z`]: tg64 with
+//! `T1_160` + Q4_0 at 1 thread 1.02-1.04x the 256-bit tile in three alternating pairs, the
+//! matvec compute-bound here; a C copy read 1.0-1.25x, more when the VM's core was shared).
 
 use core::arch::x86_64::*;
 
@@ -142,10 +144,87 @@ unsafe fn matvec_t1_vnni(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
             cols,
             x,
             out,
-            |w, x, full, tv| tile_t1::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
-            |w, x, full, tv| tile_t1::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
+            |w, x, full, tv| tile_t1_z::<T1_MV_ROWS, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
+            |w, x, full, tv| tile_t1_z::<1, MATVEC_PREFETCH_BYTES>(w, x, full, tv),
         )
     }
+}
+
+/// [`tile_t1`] on 512-bit registers, two blocks of a row per register: a row's blocks `bb` and
+/// `bb + 1` are 64 consecutive bytes, decoded as AVX2's `t1_pair` / `t1_last` do (the odd
+/// bytes picked by a mask blend instead of `vpblendvb`), and the activations of trit `t` for
+/// the pair are the 32 of block `bb` then the 32 of block `bb + 1` (two loads and an insert,
+/// shared by the tile's rows). Trits 0, 2, 4 and trits 1, 3 go into two int32 sums per row
+/// (codes ≤ 2: a lane gains at most `3 · 4 · 2 · 128 = 3072` per pair, no window below 2^19
+/// pairs). The same sums, half the instructions per byte; an odd last block and the partial
+/// block's vectors go through [`tile_t1`].
+///
+/// # Safety
+/// As [`tile_t1`].
+#[inline]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_t1_z<const R: usize, const PF: usize>(
+    w: [*const u8; R],
+    x: *const i8,
+    full: usize,
+    tail_vecs: usize,
+) -> [i32; R] {
+    /// The odd bytes of a 512-bit register.
+    const ODD: __mmask64 = 0xAAAA_AAAA_AAAA_AAAA;
+    let k = T1Consts::new();
+    let z = |v: __m256i| _mm512_broadcast_i64x4(v);
+    let (by9, odd9, by3, div3, mod3) = (z(k.by9), z(k.odd9), z(k.by3), z(k.div3), z(k.mod3));
+    let pair = |e: &mut __m512i, o: &mut __m512i, first: bool| {
+        *e = _mm512_maddubs_epi16(*e, by9);
+        *o = _mm512_maddubs_epi16(*o, if first { odd9 } else { by9 });
+        let p = _mm512_mask_blend_epi8(ODD, _mm512_srli_epi16::<8>(*e), *o);
+        (_mm512_shuffle_epi8(div3, p), _mm512_shuffle_epi8(mod3, p))
+    };
+    let pairs = full / 2;
+    let mut acc = [[_mm512_setzero_si512(); 2]; R];
+    for pp in 0..pairs {
+        let bb = 2 * pp;
+        prefetch_tile::<R, PF>(w[0], bb);
+        prefetch_tile::<R, PF>(w[0], bb + 1);
+        // SAFETY: bb + 1 < full: 64 bytes at w[i] + 32 bb and 320 at x + 160 bb (contract).
+        unsafe {
+            let xb = x.add(bb * T1_BLOCK_ELEMS);
+            let xv: [__m512i; 5] = core::array::from_fn(|t| {
+                let lo = _mm256_loadu_si256(xb.add(32 * t).cast());
+                let hi = _mm256_loadu_si256(xb.add(T1_BLOCK_ELEMS + 32 * t).cast());
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+            });
+            for (a, wi) in acc.iter_mut().zip(w) {
+                let mut e = _mm512_loadu_si512(wi.add(bb * 32).cast());
+                let mut o = e;
+                let (c0, c1) = pair(&mut e, &mut o, true);
+                a[0] = _mm512_dpbusd_epi32(a[0], c0, xv[0]);
+                a[1] = _mm512_dpbusd_epi32(a[1], c1, xv[1]);
+                let (c2, c3) = pair(&mut e, &mut o, false);
+                a[0] = _mm512_dpbusd_epi32(a[0], c2, xv[2]);
+                a[1] = _mm512_dpbusd_epi32(a[1], c3, xv[3]);
+                let c4 = _mm512_mask_blend_epi8(
+                    ODD,
+                    _mm512_srli_epi16::<8>(_mm512_maddubs_epi16(e, by3)),
+                    _mm512_maddubs_epi16(o, by3),
+                );
+                a[0] = _mm512_dpbusd_epi32(a[0], c4, xv[4]);
+            }
+        }
+    }
+    // SAFETY: the blocks from 2 · pairs on (at most one whole block, and the partial block's
+    // `tail_vecs` vectors) as the contract provides them.
+    let rest = unsafe {
+        tile_t1::<R, 0>(
+            core::array::from_fn(|i| w[i].add(64 * pairs)),
+            x.add(2 * pairs * T1_BLOCK_ELEMS),
+            full - 2 * pairs,
+            tail_vecs,
+        )
+    };
+    core::array::from_fn(|i| {
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc[i][0], acc[i][1])) + rest[i]
+    })
 }
 
 /// The AVX2 `T1_160` tile (`tile_t1` in `avx2/t1.rs`: same decode, same contract and result)

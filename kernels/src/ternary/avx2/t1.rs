@@ -136,17 +136,17 @@ pub(in crate::ternary) unsafe fn matvec_t1_rows(
 #[derive(Clone, Copy)]
 pub(in crate::ternary) struct T1Consts {
     /// Bytes `[9, 0]`: 9 × the low byte of each 16-bit lane.
-    by9: __m256i,
+    pub(in crate::ternary) by9: __m256i,
     /// Bytes `[0, 9]`: 9 × the high (odd) byte, the odd bytes' first step.
-    odd9: __m256i,
+    pub(in crate::ternary) odd9: __m256i,
     /// Bytes `[3, 0]`.
-    by3: __m256i,
+    pub(in crate::ternary) by3: __m256i,
     /// Byte blend mask: the odd bytes.
-    odd: __m256i,
+    pub(in crate::ternary) odd: __m256i,
     /// `vpshufb` table `p / 3` for `p = 0..9`.
-    div3: __m256i,
+    pub(in crate::ternary) div3: __m256i,
     /// `vpshufb` table `p mod 3`.
-    mod3: __m256i,
+    pub(in crate::ternary) mod3: __m256i,
 }
 
 impl T1Consts {
