@@ -214,16 +214,15 @@ pub(crate) fn dot_panels_f16_neon(w: &[u8], x: &[f32], out: &mut [f32]) {
     const { assert!(LANES == crate::layout::F16_R8_COLS) };
     let rows = out.len();
     super::scalar::check_panels(w.len(), x.len(), rows);
+    // a row's piece k is 8 · 64 bytes after its piece k - 1, within its group
+    let stride = crate::layout::F16_R8_ROWS * 2 * LANES;
     for (r, o) in out.iter_mut().enumerate() {
-        let piece = |i: usize| {
-            let k = i / LANES;
-            let at =
-                crate::layout::f16_r8_piece_offset(rows, x.len(), r, k).expect("checked shape");
-            w[at..at + 2 * LANES].as_ptr()
-        };
+        let at = crate::layout::f16_r8_piece_offset(rows, x.len(), r, 0).expect("checked shape");
+        let row = w[at..].as_ptr();
         // SAFETY: reachable only through a KernelSet selected under the NEON contract of
-        // `select`; `piece` returns a 64-byte (32-element) subslice of `w` for every piece.
-        *o = reduce32(&unsafe { lane_sums::<F16>(piece, x) });
+        // `select`; with the shape checked, piece k of row r (k < cols / 32) is the 64 bytes at
+        // `at + k · stride`, inside `w`.
+        *o = reduce32(&unsafe { lane_sums::<F16>(|i| row.wrapping_add(i / LANES * stride), x) });
     }
 }
 
