@@ -189,10 +189,9 @@ pub(super) const ROWS_PREFETCH_ROWS: usize = 16;
 /// How far ahead in an `F16_R8` head's single stream [`rows8_accs`] prefetches into L2, once
 /// per 64-byte piece row. Without it the AVX2 loop (twice the AVX-512 one's instructions per
 /// byte) read at 0.64-1.02x the row-major head's rate (4 runs, 2B4T head in huge pages, 1
-/// thread, each the median of 15 alternating passes); with it, 0.83-1.03x (6 runs; 2 KiB
-/// ahead 0.52x, 8 KiB 0.95x, 16 KiB 0.85x, 64 KiB 1.01x, 128 KiB 0.83x, one run each). So on
-/// AVX2 `F16_R8` reads no faster than `F16`. The AVX-512 loop reads faster without one (0.86x
-/// with it).
+/// thread, each the median of 15 alternating passes); with it, 0.83-1.03x (6 runs; 2 / 8 / 16
+/// / 64 / 128 KiB ahead: 0.52 / 0.95 / 0.85 / 1.01 / 0.83x, one run each). The AVX-512 loop
+/// reads faster without one (0.86x with it).
 const PANEL_PREFETCH_BYTES: usize = 32 << 10;
 
 /// Scalar's 32 partial sums (as [`row_accs`]) of each of the 8 rows at `w`, `stride` bytes

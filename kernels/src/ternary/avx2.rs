@@ -129,8 +129,8 @@ pub(super) unsafe fn matvec_rows(
     let mut r = 0;
     // Four rows per pass share the activation loads.
     while r + 4 <= rows {
-        // SAFETY: rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
-        // `cols >= full * 128` bytes (asserted above); the CPU runs `t4` (contract).
+        // rows r..r+4 < rows: each pointer has `full * 32` bytes behind it, and x has
+        // `cols >= full * 128` bytes (asserted above), as the tiles' contract asks
         let s = t4(core::array::from_fn(|i| wp(r + i)), x.as_ptr(), full);
         for i in 0..4 {
             put(r + i, s[i]);
@@ -138,7 +138,7 @@ pub(super) unsafe fn matvec_rows(
         r += 4;
     }
     while r < rows {
-        // SAFETY: as above, for one row.
+        // as above, for one row
         let s = t1(wp(r), x.as_ptr(), full);
         put(r, s);
         r += 1;
