@@ -2,7 +2,10 @@
 //! packs) with `--lm-head`, a GGUF Q4_0 embedding kept as Q4_0, and what Q4_0 and Q8_0 heads
 //! do to the trained demo model's logits. The demo-model tests need no fixtures.
 
+use std::path::Path;
+
 use tern_core::exec::{Exec, SingleThread};
+use tern_core::format::writer::{OwnedModel, OwnedTensor};
 use tern_core::format::{Model, TensorRole};
 use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
 use tern_core::sampler::argmax;
@@ -294,6 +297,19 @@ fn gguf_q4_0_embedding_is_kept() {
     assert_eq!(m.tensors[0].layout, Layout::Q8_0);
 }
 
+/// The bundled demo model imported as it is (for tests that edit its tensors).
+fn demo_owned() -> OwnedModel {
+    let o = opts(LmHead::Keep);
+    tern_pack::import::tern::import_tern_bytes(Path::new("demo.tern"), BUNDLED_MODEL, &o, &|_| {})
+        .unwrap()
+}
+
+/// The token embedding (the demo model's tied head) of `m`.
+fn embedding(m: &mut OwnedModel) -> &mut OwnedTensor {
+    let embd = |t: &&mut OwnedTensor| t.role == TensorRole::TokenEmbd;
+    m.tensors.iter_mut().find(embd).unwrap()
+}
+
 /// `--lm-head f16_r8` on the demo model (BF16 tied head): the values rounded to F16 and stored
 /// in `F16_R8` order, which `core/FORMAT.md` defines (row `r`'s 32-column piece `k` at byte
 /// `(r / 8) · 8 · 2·dim + 512 k + 64 (r % 8)`), checked at rows and pieces across groups. Its
@@ -332,19 +348,8 @@ fn f16_r8_head_reads_as_its_rows() {
         );
     }
     // the same values, row-major F16
-    let o = opts(LmHead::Keep);
-    let mut m = tern_pack::import::tern::import_tern_bytes(
-        std::path::Path::new("demo.tern"),
-        BUNDLED_MODEL,
-        &o,
-        &|_| {},
-    )
-    .unwrap();
-    let t = m
-        .tensors
-        .iter_mut()
-        .find(|t| t.role == TensorRole::TokenEmbd)
-        .unwrap();
+    let mut m = demo_owned();
+    let t = embedding(&mut m);
     (t.layout, t.data) = (Layout::F16, f16.clone());
     let mut plain = Vec::new();
     m.write(&mut plain, |_| {}).unwrap();
@@ -370,19 +375,9 @@ fn f16_r8_head_reads_as_its_rows() {
 #[test]
 fn f16_r8_needs_whole_row_groups() {
     let o = opts(LmHead::F16R8);
-    let mut m = tern_pack::import::tern::import_tern_bytes(
-        std::path::Path::new("demo.tern"),
-        BUNDLED_MODEL,
-        &opts(LmHead::Keep),
-        &|_| {},
-    )
-    .unwrap();
+    let mut m = demo_owned();
     // drop the last 3 rows of the tied head: vocab % 8 != 0
-    let t = m
-        .tensors
-        .iter_mut()
-        .find(|t| t.role == TensorRole::TokenEmbd)
-        .unwrap();
+    let t = embedding(&mut m);
     let rb = 2 * t.cols as usize;
     t.rows -= 3;
     t.data.truncate(t.rows as usize * rb);

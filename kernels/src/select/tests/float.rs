@@ -47,11 +47,18 @@ fn quantize_edges() {
     quant_check(&x);
 }
 
-fn dot_check(wf: &[f32], x: &[f32]) {
-    let w16: Vec<u8> = wf
-        .iter()
+/// `v` rounded to F16, as little-endian bytes.
+fn f16_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter()
         .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
-        .collect();
+        .collect()
+}
+
+/// F16 specials: subnormals, ±0, the largest finite value, +inf, a small normal, 2.
+const F16_SPECIALS: [f32; 8] = [6e-8, -6e-8, 0.0, -0.0, 65504.0, f32::INFINITY, -1.5e-5, 2.0];
+
+fn dot_check(wf: &[f32], x: &[f32]) {
+    let w16 = f16_bytes(wf);
     let wb: Vec<u8> = wf
         .iter()
         .flat_map(|&v| ((v.to_bits() >> 16) as u16).to_le_bytes())
@@ -88,10 +95,7 @@ fn dot_check(wf: &[f32], x: &[f32]) {
 fn rows_check(a: &[f32], xf: &[f32], stride: usize, y0: &[f32]) {
     let (n, rows) = (y0.len(), a.len());
     assert!(rows == 0 || (rows - 1) * stride + n <= xf.len());
-    let x16: Vec<u8> = xf
-        .iter()
-        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
-        .collect();
+    let x16 = f16_bytes(xf);
     let x32: Vec<u8> = xf.iter().flat_map(|&v| v.to_le_bytes()).collect();
     let xb16: Vec<u8> = xf
         .iter()
@@ -195,21 +199,7 @@ fn row_kernel_edges() {
         }
     }
     // f16 specials: subnormals, ±0, ±inf in x
-    let x: Vec<f32> = [
-        6e-8f32,
-        -6e-8,
-        0.0,
-        -0.0,
-        65504.0,
-        f32::INFINITY,
-        -1.5e-5,
-        2.0,
-    ]
-    .iter()
-    .cycle()
-    .take(37 * 9)
-    .copied()
-    .collect();
+    let x: Vec<f32> = F16_SPECIALS.iter().cycle().take(37 * 9).copied().collect();
     rows_check(&[0.75; 9], &x, 37, &[0.5; 37]);
 }
 
@@ -218,10 +208,7 @@ fn row_kernel_edges() {
 /// against scalar, bit for bit. `wf: (rows, cols)` row-major values.
 fn panels_check(wf: &[f32], rows: usize, x: &[f32]) {
     let cols = x.len();
-    let w16: Vec<u8> = wf
-        .iter()
-        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
-        .collect();
+    let w16 = f16_bytes(wf);
     let mut p = vec![0u8; w16.len()];
     if rows > 0 {
         crate::layout::f16_r8_interleave(&w16, rows, cols, &mut p);
@@ -266,18 +253,9 @@ fn panel_kernel_edges() {
         let x: Vec<f32> = (0..cols).map(|i| 1.0 / (i as f32 + 0.7)).collect();
         panels_check(&w, rows, &x);
     }
-    let specials = [
-        6e-8f32,
-        -6e-8,
-        0.0,
-        -0.0,
-        65504.0,
-        f32::INFINITY,
-        -1.5e-5,
-        2.0,
-        1e9,
-    ];
-    let w: Vec<f32> = specials.iter().cycle().take(16 * 64).copied().collect();
+    // and 1e9, which overflows F16 to +inf
+    let specials = F16_SPECIALS.iter().chain(&[1e9]);
+    let w: Vec<f32> = specials.cycle().take(16 * 64).copied().collect();
     let x: Vec<f32> = (0..64).map(|i| (i as f32 - 30.0) * 0.37).collect();
     panels_check(&w, 16, &x);
 }
