@@ -17,11 +17,14 @@
 
 use core::arch::x86_64::*;
 
-use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_get, t1_row_bytes, t2_get, t2_row_bytes};
+use crate::layout::{
+    T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, TernaryLayout, t1_get, t1_row_bytes, t2_get, t2_row_bytes,
+};
 
 mod lut;
 pub(super) mod t1;
 
+use super::matvec_shape;
 pub(crate) use t1::matvec_t1_i8_avx2;
 use t1::{T1_I16_BLOCKS, decode_codes_t1};
 
@@ -107,13 +110,7 @@ pub(super) unsafe fn matvec_rows(
     t4: impl Fn([*const u8; 4], *const i8, usize) -> [i32; 4],
     t1: impl Fn(*const u8, *const i8, usize) -> i32,
 ) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t2_i8: w must hold rows * row_bytes"
-    );
+    let rb = matvec_shape(TernaryLayout::T2_128, w, cols, x, out.len());
     let full = cols / T2_BLOCK_ELEMS;
     let tail = cols - full * T2_BLOCK_ELEMS;
     let sum_x: i32 = x[..full * T2_BLOCK_ELEMS].iter().map(|&v| v as i32).sum();

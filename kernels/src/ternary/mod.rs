@@ -23,6 +23,28 @@ mod neon_lut;
 pub(crate) mod neon_t1;
 pub mod scalar;
 
+/// The shape checks every `matvec_*_i8*` variant makes: `x: (cols,)`, `w: rows * rb` (`rb`:
+/// `l`'s row bytes for `cols`). Returns `rb`.
+///
+/// # Panics
+/// On a shape mismatch (a caller bug).
+pub(crate) fn matvec_shape(
+    l: crate::layout::TernaryLayout,
+    w: &[u8],
+    cols: usize,
+    x: &[i8],
+    rows: usize,
+) -> usize {
+    let name = match l {
+        crate::layout::TernaryLayout::T2_128 => "matvec_t2_i8",
+        crate::layout::TernaryLayout::T1_160 => "matvec_t1_i8",
+    };
+    let rb = l.row_bytes(cols);
+    assert_eq!(x.len(), cols, "{name}: x must have cols elements");
+    assert_eq!(w.len(), rows * rb, "{name}: w must hold rows * row_bytes");
+    rb
+}
+
 /// The shape checks every `matmul_*_i8*` variant makes: `x: (n_tok, cols)`,
 /// `out: (rows, n_tok)`, `w: rows * rb` (`rb`: the layout's row bytes for `cols`). Returns
 /// `rows`, or `None` when `n_tok` is 0 (nothing to compute).

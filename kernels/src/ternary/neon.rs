@@ -21,19 +21,14 @@ use core::arch::aarch64::*;
 
 use super::lut::T2 as LutT2;
 use super::matmul_rows;
+use super::matvec_shape;
 use super::neon_lut::matmul_lut_blocks;
-use crate::layout::{T2_BLOCK_ELEMS, t2_row_bytes};
+use crate::layout::{T2_BLOCK_ELEMS, TernaryLayout, t2_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU feature by the caller of
 /// [`crate::select`] (whose contract guarantees NEON before this can be reached).
 pub(crate) fn matvec_t2_i8_neon(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t2_i8: w must hold rows * row_bytes"
-    );
+    matvec_shape(TernaryLayout::T2_128, w, cols, x, out.len());
     // SAFETY: this function is only reachable through a KernelSet that `select`/
     // `select_variant` hands out when the caller asserted NEON (their `# Safety` contract);
     // the lengths were checked above.

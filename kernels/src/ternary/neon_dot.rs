@@ -17,21 +17,16 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
+use super::matvec_shape;
 use super::neon::{MvRowSums, Tile, matmul_tiled, matvec_codes, t2_block_codes};
 use super::neon_t1::{DecTile, matmul_t1_decoded, t1_pair_weights, t1_weights};
 use super::scalar::t1_tail_dot;
-use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_row_bytes, t2_row_bytes};
+use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, TernaryLayout, t1_row_bytes};
 
 /// Safe wrapper: lengths are checked here, the CPU features by the caller of
 /// [`crate::select`] (whose contract guarantees NEON and dotprod before this can be reached).
 pub(crate) fn matvec_t2_i8_neon_dot(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t2_i8: w must hold rows * row_bytes"
-    );
+    matvec_shape(TernaryLayout::T2_128, w, cols, x, out.len());
     // SAFETY: this function is only reachable through a KernelSet that `select`/
     // `select_variant` hands out when the caller asserted NEON + dotprod (their `# Safety`
     // contract); the lengths were checked above.
@@ -225,13 +220,7 @@ unsafe fn tile_dot<const R: usize, const T: usize>(
 /// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU features by the
 /// caller of [`crate::select`].
 pub(crate) fn matvec_t1_i8_neon_dot(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t1_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t1_i8: w must hold rows * row_bytes"
-    );
+    matvec_shape(TernaryLayout::T1_160, w, cols, x, out.len());
     // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
     // the caller asserted NEON + dotprod (their `# Safety` contract); lengths checked above.
     unsafe { matvec_t1_impl(w, cols, x, out) }

@@ -11,10 +11,11 @@ use core::arch::aarch64::*;
 
 use super::lut::T1 as LutT1;
 use super::matmul_rows;
+use super::matvec_shape;
 use super::neon::{TOKEN_CHUNK, mla16};
 use super::neon_lut::matmul_lut_blocks;
 use super::scalar::t1_tail_dot;
-use crate::layout::{T1_BLOCK_ELEMS, T1_POW3, t1_row_bytes};
+use crate::layout::{T1_BLOCK_ELEMS, T1_POW3, TernaryLayout, t1_row_bytes};
 
 /// Signed weights `code - 1` of trit `k` of 16 `T1_160` bytes `q`: `q_k = q · 3^k mod 256`
 /// (8-bit wrapping multiply), `code = (q_k · 3) >> 8` (the high byte of the 16-bit product).
@@ -53,13 +54,7 @@ pub(super) fn t1_pair_weights<const K: usize>(q: uint8x16_t) -> (int8x16_t, int8
 /// [`super::scalar::matvec_t1_i8_scalar`]): lengths are checked here, the CPU feature by the
 /// caller of [`crate::select`].
 pub(crate) fn matvec_t1_i8_neon(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t1_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t1_i8: w must hold rows * row_bytes"
-    );
+    matvec_shape(TernaryLayout::T1_160, w, cols, x, out.len());
     // SAFETY: only reachable through a KernelSet that `select`/`select_variant` hands out when
     // the caller asserted NEON (their `# Safety` contract); the lengths were checked above.
     unsafe { matvec_t1_impl(w, cols, x, out) }

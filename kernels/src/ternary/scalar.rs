@@ -1,7 +1,10 @@
 //! Scalar reference ternary × int8 matvec and matmul for both ternary layouts (the
 //! specification the SIMD variants are diffed against).
 
-use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_code, t1_row_bytes, t2_row_bytes};
+use super::matvec_shape;
+use crate::layout::{
+    T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, TernaryLayout, t1_code, t1_row_bytes, t2_row_bytes,
+};
 
 /// `out[r] = Σ_c w[r, c] · x[c]` for `w: (out.len(), cols)` in `T2_128` layout and
 /// `x: (cols,)` int8. Exact: |sum| ≤ 128 · cols fits i32 for any realistic `cols` (< 2^24).
@@ -9,13 +12,7 @@ use crate::layout::{T1_BLOCK_ELEMS, T2_BLOCK_ELEMS, t1_code, t1_row_bytes, t2_ro
 /// # Panics
 /// If `x.len() != cols` or `w.len() != out.len() * t2_row_bytes(cols)`.
 pub fn matvec_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t2_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t2_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t2_i8: w must hold rows * row_bytes"
-    );
+    let rb = matvec_shape(TernaryLayout::T2_128, w, cols, x, out.len());
     if rb == 0 {
         out.fill(0);
         return;
@@ -74,13 +71,7 @@ pub fn matmul_t2_i8_scalar(w: &[u8], cols: usize, x: &[i8], n_tok: usize, out: &
 /// # Panics
 /// If `x.len() != cols` or `w.len() != out.len() * t1_row_bytes(cols)`.
 pub fn matvec_t1_i8_scalar(w: &[u8], cols: usize, x: &[i8], out: &mut [i32]) {
-    let rb = t1_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t1_i8: w must hold rows * row_bytes"
-    );
+    let rb = matvec_shape(TernaryLayout::T1_160, w, cols, x, out.len());
     if rb == 0 {
         out.fill(0);
         return;

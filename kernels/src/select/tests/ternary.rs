@@ -5,6 +5,33 @@ use proptest::prelude::*;
 use super::*;
 use crate::layout::{t1_row_bytes, t2_row_bytes};
 
+/// Every variant's matvec (scalar's too) refuses activations of the wrong length and weights
+/// that are not `rows` whole rows, in either layout, instead of reading past them.
+#[test]
+fn matvec_rejects_bad_shapes() {
+    let (rows, cols) = (3usize, 300usize);
+    for l in TernaryLayout::ALL {
+        let rb = l.row_bytes(cols);
+        let w = vec![0u8; rows * rb];
+        for k in std::iter::once(&SCALAR).chain(variants()) {
+            let mv = k.matvec_ternary(l);
+            let name = format!("{} {l:?}", k.variant.name());
+            for (wl, xl) in [
+                (rows * rb, cols - 1),
+                (rows * rb - 1, cols),
+                (rows * rb + rb, cols),
+            ] {
+                let wb = vec![0u8; wl];
+                let r = std::panic::catch_unwind(|| mv(&wb, cols, &vec![0; xl], &mut [0; 3]));
+                assert!(r.is_err(), "{name}: w {wl} bytes, x {xl}");
+            }
+            let mut out = [7i32; 3];
+            mv(&w, cols, &vec![0; cols], &mut out);
+            assert_eq!(out, [0; 3], "{name}: zero weights");
+        }
+    }
+}
+
 fn pack(l: TernaryLayout, w: &[i8], rows: usize, cols: usize) -> Vec<u8> {
     let rb = l.row_bytes(cols);
     let mut out = vec![0u8; rows * rb];

@@ -18,7 +18,8 @@
 use core::arch::x86_64::*;
 
 use super::{MATVEC_PREFETCH_BYTES, MM_CHUNK, hsum_epi32, prefetch_tile};
-use crate::layout::{T1_BLOCK_ELEMS, t1_row_bytes};
+use crate::layout::{T1_BLOCK_ELEMS, TernaryLayout};
+use crate::ternary::matvec_shape;
 use crate::ternary::scalar::t1_tail_dot_from;
 
 /// Blocks of `T1_160` whose `vpmaddubsw` results [`tile_t1`] sums in int16 before widening:
@@ -86,13 +87,7 @@ pub(in crate::ternary) unsafe fn matvec_t1_rows(
     t3: impl Fn([*const u8; T1_MV_ROWS], *const i8, usize, usize) -> [i32; T1_MV_ROWS],
     t1: impl Fn([*const u8; 1], *const i8, usize, usize) -> [i32; 1],
 ) {
-    let rb = t1_row_bytes(cols);
-    assert_eq!(x.len(), cols, "matvec_t1_i8: x must have cols elements");
-    assert_eq!(
-        w.len(),
-        out.len() * rb,
-        "matvec_t1_i8: w must hold rows * row_bytes"
-    );
+    let rb = matvec_shape(TernaryLayout::T1_160, w, cols, x, out.len());
     let full = cols / T1_BLOCK_ELEMS;
     let tail = cols - full * T1_BLOCK_ELEMS;
     // The partial last block's whole 32-weight vectors go through the tile too.
