@@ -35,6 +35,7 @@ fn bench_json_records_have_llama_bench_shape() {
         batch: 4,
         roofline: true,
         roofline_bytes: 1 << 20,
+        use_mmap: false,
     };
     let mut lines = Vec::new();
     let name = path.display().to_string();
@@ -74,6 +75,8 @@ fn bench_json_records_have_llama_bench_shape() {
             "n_prompt",
             "n_gen",
             "n_threads",
+            "use_mmap",
+            "load_mode",
             "n_batch",
             "avg_ns",
             "stddev_ns",
@@ -100,6 +103,8 @@ fn bench_json_records_have_llama_bench_shape() {
         assert_eq!(r["model_size"], model.file.weight_bytes());
         assert_eq!(r["kv_type"], "f16");
         assert_eq!(r["n_batch"], 4);
+        assert_eq!(r["use_mmap"], false, "the test reads the file into a Vec");
+        assert_eq!(r["load_mode"], "none");
         assert_eq!(r["kernels"], kernels.variant.name());
         assert_eq!(r["cpu_info"], tern_linux::cpu::cpu_info().as_str());
         assert_ne!(r["cpu_info"], "unknown", "/proc/cpuinfo names this CPU");

@@ -13,6 +13,11 @@ median, next to each runtime's own per-round figures.
         --tern-model m.tern --tern-model m-q4.tern --gguf m.gguf --gguf m-tq1.gguf \\
         -p 128 -n 64 -t 1,2 --reps 3 --rounds 3 --out bench-out
 
+`--tern-load-mode` and `--llama-load-mode` (each `mmap`, `none` or `mmap,none`, llama-bench's
+`-lm` values) choose how each runtime holds the weights: mapped from the file, or read into
+memory (`tern bench --no-mmap`, `llama-bench -lm none`); every model runs once per mode and
+round, and a mode other than `mmap` is named next to the file in the report.
+
 Prints a markdown report; the raw JSON of every run is kept under --out. Standard library only.
 """
 
@@ -85,7 +90,16 @@ def main() -> None:
                     help="run nothing: report the rounds whose JSON is already under --out")
     ap.add_argument("--roofline", action="store_true",
                     help="pass --roofline to tern bench and report its decode share of the bandwidth ceiling")
+    ap.add_argument("--tern-load-mode", default="mmap",
+                    help="mmap, none (tern bench --no-mmap) or both, comma-separated")
+    ap.add_argument("--llama-load-mode", default="mmap",
+                    help="mmap, none (llama-bench -lm none) or both, comma-separated")
     a = ap.parse_args()
+    modes = {}
+    for kind, arg in (("Tern", a.tern_load_mode), ("llama.cpp", a.llama_load_mode)):
+        modes[kind] = [m.strip() for m in arg.split(",")]
+        if not modes[kind] or any(m not in ("mmap", "none") for m in modes[kind]):
+            ap.error(f"{kind} load mode: expected mmap, none or mmap,none, got {arg!r}")
     if not a.tern_model or not a.gguf:
         ap.error("give at least one --tern-model and one --gguf")
     for f in ([] if a.report_only else [a.tern, a.llama_bench]) + [*a.tern_model, *a.gguf]:
@@ -93,39 +107,49 @@ def main() -> None:
             ap.error(f"{f}: no such file")
     os.makedirs(a.out, exist_ok=True)
 
-    runs = [("Tern", m) for m in a.tern_model] + [("llama.cpp", g) for g in a.gguf]
+    # A run: (runtime, model file, load mode).
+    runs = [("Tern", m, lm) for m in a.tern_model for lm in modes["Tern"]] + \
+        [("llama.cpp", g, lm) for g in a.gguf for lm in modes["llama.cpp"]]
 
-    def command(kind: str, model: str) -> list[str]:
+    def label(r: tuple[str, str, str]) -> str:
+        """The model file's name, with the load mode when it is not the default (mmap)."""
+        return os.path.basename(r[1]) + ("" if r[2] == "mmap" else f" (load: {r[2]})")
+
+    def command(kind: str, model: str, load: str) -> list[str]:
         if kind == "Tern":
             return [a.tern, "bench", model, "-p", str(a.n_prompt), "-n", str(a.n_gen), "-t", a.threads,
-                    "--reps", str(a.reps), "--kv", "f16", "--json", *(["--roofline"] if a.roofline else [])]
+                    "--reps", str(a.reps), "--kv", "f16", "--json", *(["--roofline"] if a.roofline else []),
+                    *(["--no-mmap"] if load == "none" else [])]
         return [a.llama_bench, "-m", model, "-p", str(a.n_prompt), "-n", str(a.n_gen), "-t", a.threads,
-                "-r", str(a.reps), "-ctk", "f16", "-ctv", "f16", "-o", "json"]
+                "-r", str(a.reps), "-ctk", "f16", "-ctv", "f16", "-o", "json",
+                *(["-lm", "none"] if load == "none" else [])]
 
-    # results[(kind, model)][(test, threads)] = [avg_ts of round 1, 2, ...]
-    results: dict[tuple[str, str], dict[tuple[str, int], list[float]]] = {r: {} for r in runs}
-    # shares[(kind, model)][(test, threads)] = [roofline_share of round 1, 2, ...] (Tern, tg)
-    shares: dict[tuple[str, str], dict[tuple[str, int], list[float]]] = {r: {} for r in runs}
-    # huge[(kind, model)] = [weights mapped with huge pages, bytes, per round] (Tern, --roofline)
-    huge: dict[tuple[str, str], list[tuple[int, int]]] = {r: [] for r in runs}
+    # results[run][(test, threads)] = [avg_ts of round 1, 2, ...]
+    results: dict[tuple[str, str, str], dict[tuple[str, int], list[float]]] = {r: {} for r in runs}
+    # shares[run][(test, threads)] = [roofline_share of round 1, 2, ...] (Tern, tg)
+    shares: dict[tuple[str, str, str], dict[tuple[str, int], list[float]]] = {r: {} for r in runs}
+    # huge[run] = [weights mapped with huge pages, bytes, per round] (Tern, --roofline)
+    huge: dict[tuple[str, str, str], list[tuple[int, int]]] = {r: [] for r in runs}
     # cpus[kind] = the CPU and kernels each runtime reported (llama-bench's and Tern's `cpu_info`)
     cpus: dict[str, set[str]] = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for rnd in range(a.rounds):
         order = runs if rnd % 2 == 0 else runs[::-1]
         print(f"round {rnd + 1}/{a.rounds}", file=sys.stderr)
-        for kind, model in order:
-            source = f"{kind} {os.path.basename(model)}"
-            path = os.path.join(a.out, f"r{rnd + 1}_{kind}_{os.path.basename(model)}.json")
+        for run_ in order:
+            kind, model, load = run_
+            source = f"{kind} {label(run_)}"
+            suffix = "" if load == "mmap" else f"_{load}"
+            path = os.path.join(a.out, f"r{rnd + 1}_{kind}_{os.path.basename(model)}{suffix}.json")
             if a.report_only:
                 with open(path) as f:
                     recs = parse_records(f.read(), path)
             else:
-                recs = run(command(kind, model), source)
+                recs = run(command(kind, model, load), source)
                 with open(path, "w") as f:
                     json.dump(recs, f, indent=1)
             if recs and "weights_huge_page_bytes" in recs[0] and "model_file_bytes" in recs[0]:
-                huge[(kind, model)].append((int(recs[0]["weights_huge_page_bytes"]), int(recs[0]["model_file_bytes"])))
+                huge[run_].append((int(recs[0]["weights_huge_page_bytes"]), int(recs[0]["model_file_bytes"])))
             for r in recs:
                 if "cpu_info" in r:
                     extra = [f"{f}: {r[f]}" for f in ("cpu_features", "kernels", "backends") if r.get(f)]
@@ -133,9 +157,9 @@ def main() -> None:
                 name = test_name(r)
                 if name:
                     key = (name, int(r["n_threads"]))
-                    results[(kind, model)].setdefault(key, []).append(float(r["avg_ts"]))
+                    results[run_].setdefault(key, []).append(float(r["avg_ts"]))
                     if "roofline_share" in r:
-                        shares[(kind, model)].setdefault(key, []).append(float(r["roofline_share"]))
+                        shares[run_].setdefault(key, []).append(float(r["roofline_share"]))
     ended = time.strftime("%H:%M UTC", time.gmtime())
 
     keys = {k for v in results.values() for k in v}
@@ -150,30 +174,30 @@ def main() -> None:
         print()
     print("| runtime, file | threads | " + " | ".join(names) + " |")
     print("| --- | --- |" + " --- |" * len(names))
-    for kind, model in runs:
+    for r in runs:
         for n in threads:
             cells = []
             for t in names:
-                v = results[(kind, model)].get((t, n), [])
+                v = results[r].get((t, n), [])
                 cells.append(", ".join(fmt(x) for x in v) + f" (**{fmt(statistics.median(v))}**)" if v else "–")
-            print(f"| {kind}, {os.path.basename(model)} | {n} | " + " | ".join(cells) + " |")
+            print(f"| {r[0]}, {label(r)} | {n} | " + " | ".join(cells) + " |")
 
     peer_files = [r for r in runs if r[0] == "llama.cpp"]
     # Against the best llama.cpp file of each round, then against each file alone.
-    for label, group in [("the best llama.cpp file", peer_files)] + (
-            [(f"llama.cpp `{os.path.basename(r[1])}`", [r]) for r in peer_files] if len(peer_files) > 1 else []):
-        print(f"\nTern against {label} of the same round (same test, same threads): "
+    for against, group in [("the best llama.cpp file", peer_files)] + (
+            [(f"llama.cpp `{label(r)}`", [r]) for r in peer_files] if len(peer_files) > 1 else []):
+        print(f"\nTern against {against} of the same round (same test, same threads): "
               "per-round ratios, then their median.\n")
         print("| Tern file | threads | " + " | ".join(names) + " |")
         print("| --- | --- |" + " --- |" * len(names))
-        for kind, model in runs:
-            if kind != "Tern":
+        for r in runs:
+            if r[0] != "Tern":
                 continue
             for n in threads:
                 cells = []
                 for t in names:
-                    mine = results[(kind, model)].get((t, n), [])
-                    peers = [results[r].get((t, n), []) for r in group]
+                    mine = results[r].get((t, n), [])
+                    peers = [results[g].get((t, n), []) for g in group]
                     ratios = []
                     for i, v in enumerate(mine):
                         best = max((p[i] for p in peers if len(p) > i), default=0.0)
@@ -181,7 +205,7 @@ def main() -> None:
                             ratios.append(v / best)
                     cells.append(", ".join(f"{x:.2f}×" for x in ratios) + f" (**{statistics.median(ratios):.2f}×**)"
                                  if ratios else "–")
-                print(f"| {os.path.basename(model)} | {n} | " + " | ".join(cells) + " |")
+                print(f"| {label(r)} | {n} | " + " | ".join(cells) + " |")
 
     if any(shares[r] for r in runs):
         print("\nTern decode, share of the bandwidth ceiling (`tern bench --roofline`: each repetition "
@@ -191,11 +215,11 @@ def main() -> None:
         print("| --- | --- | --- | --- |")
         for r in runs:
             for (t, n), v in sorted(shares[r].items(), key=lambda kv: (kv[0][1], kv[0][0])):
-                print(f"| {os.path.basename(r[1])} | {n} | {t} | "
+                print(f"| {label(r)} | {n} | {t} | "
                       + ", ".join(f"{x * 100:.0f} %" for x in v) + f" (**{statistics.median(v) * 100:.0f} %**) |")
     if any(huge[r] for r in runs):
-        print("\nTern's weights mapped with huge pages (`weights_huge_page_bytes` of `model_file_bytes`), per round: "
-              + "; ".join(f"{os.path.basename(r[1])} " + ", ".join(f"{h / 2**30:.2f}" for h, _ in huge[r])
+        print("\nTern's weights in huge pages (`weights_huge_page_bytes` of `model_file_bytes`), per round: "
+              + "; ".join(f"{label(r)} " + ", ".join(f"{h / 2**30:.2f}" for h, _ in huge[r])
                           + f" of {huge[r][0][1] / 2**30:.2f} GiB" for r in runs if huge[r]) + ".")
 
 

@@ -53,6 +53,10 @@ pub struct BenchOptions {
     pub roofline: bool,
     /// Bytes of the bandwidth test buffer (should be far above the last-level cache).
     pub roofline_bytes: usize,
+    /// Whether the weights are read in place from the file's map (true) or from a copy in
+    /// anonymous memory ([`crate::model_file::MappedModel::read_into_memory`]): [`cli`] holds
+    /// them so, and the report records it as llama-bench's `use_mmap`.
+    pub use_mmap: bool,
 }
 
 impl Default for BenchOptions {
@@ -70,6 +74,7 @@ impl Default for BenchOptions {
             batch: RunOptions::DEFAULT_BATCH,
             roofline: false,
             roofline_bytes: 1 << 30,
+            use_mmap: true,
         }
     }
 }
@@ -222,6 +227,8 @@ pub struct BenchReport {
     pub cpu_info: String,
     /// The detected CPU features that select kernels ([`crate::cpu::feature_names`]).
     pub cpu_features: String,
+    /// [`BenchOptions::use_mmap`].
+    pub use_mmap: bool,
 }
 
 /// Describe `model` for the report.
@@ -484,12 +491,15 @@ pub fn run_bench(
         huge_pages,
         cpu_info: crate::cpu::cpu_info(),
         cpu_features: crate::cpu::feature_names(crate::cpu::detect()),
+        use_mmap: opts.use_mmap,
     })
 }
 
 impl BenchReport {
-    /// A JSON array of records with llama-bench's field names (`cpu_info` among them) plus
-    /// Tern's (`kernels`, `cpu_features`, `kv_type`, `weight_bytes_per_token`, and with a roofline `mem_bw_gbs`, `roofline_ts`,
+    /// A JSON array of records with llama-bench's field names (`cpu_info` among them; how the
+    /// weights are held both as older llama-bench's `use_mmap` and as newer ones' `load_mode`,
+    /// `mmap` or `none`) plus Tern's (`kernels`, `cpu_features`, `kv_type`,
+    /// `weight_bytes_per_token`, and with a roofline `mem_bw_gbs`, `roofline_ts`,
     /// `roofline_share` and, where `/proc/self/smaps` tells, `model_file_bytes`,
     /// `weights_huge_page_bytes` and `probe_huge_page_bytes` ([`HugePages`])).
     pub fn to_json(&self) -> Value {
@@ -509,6 +519,8 @@ impl BenchReport {
                     "n_gen": r.n_gen,
                     "n_batch": self.n_batch,
                     "n_threads": r.n_threads,
+                    "use_mmap": self.use_mmap,
+                    "load_mode": if self.use_mmap { "mmap" } else { "none" },
                     "test_time": r.test_time,
                     "avg_ns": avg_ns.round() as u64,
                     "stddev_ns": sd_ns.round() as u64,
@@ -661,7 +673,10 @@ fn table<const N: usize>(head: &[&str; N], right: &[bool; N], rows: &[[String; N
 /// Opening the model, selecting kernels, and [`run_bench`]'s errors.
 pub fn cli(model: &Path, pack: &PackOptions, opts: &BenchOptions, json: bool) -> Result<()> {
     let path = crate::model_file::resolve(model, pack, json)?;
-    let mm = crate::model_file::MappedModel::map(&path)?;
+    let mut mm = crate::model_file::MappedModel::map(&path)?;
+    if !opts.use_mmap {
+        mm.read_into_memory()?;
+    }
     let m = mm.model(false)?;
     let kernels = crate::cpu::kernels()?;
     let name = mm.path.display().to_string();
@@ -674,8 +689,15 @@ pub fn cli(model: &Path, pack: &PackOptions, opts: &BenchOptions, json: bool) ->
         );
     } else {
         println!(
-            "cpu: {}; features: {}; kernels: {}\n",
-            report.cpu_info, report.cpu_features, report.model.kernels
+            "cpu: {}; features: {}; kernels: {}; weights: {}\n",
+            report.cpu_info,
+            report.cpu_features,
+            report.model.kernels,
+            if report.use_mmap {
+                "mapped (mmap)"
+            } else {
+                "read into memory (--no-mmap)"
+            }
         );
         print!("{}", report.markdown());
         let roof = report.roofline();

@@ -227,6 +227,12 @@ struct RunArgs {
     /// token reads from storage and the page cache never holds the model.
     #[arg(long)]
     drop_cache: bool,
+    /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
+    /// instead of mapping the file (resident runs; streamed ones read
+    /// staging buffers either way): decode reads them faster, at the cost of reading the whole
+    /// file at start into private memory (like llama.cpp's --no-mmap).
+    #[arg(long)]
+    no_mmap: bool,
     #[command(flatten)]
     pack: PackArgs,
 }
@@ -261,12 +267,20 @@ struct PplArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
+    /// instead of mapping the file: decode reads them faster, at the cost of reading the whole
+    /// file at start into private memory (like llama.cpp's --no-mmap).
+    #[arg(long)]
+    no_mmap: bool,
     #[command(flatten)]
     pack: PackArgs,
 }
 
 fn cmd_perplexity(a: &PplArgs) -> Result<()> {
-    let mm = open(&a.model, &a.pack, a.json)?;
+    let mut mm = open(&a.model, &a.pack, a.json)?;
+    if a.no_mmap {
+        mm.read_into_memory()?;
+    }
     let model = mm.model(true)?;
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("reading {} (UTF-8 text expected)", a.file.display()))?;
@@ -357,6 +371,10 @@ struct BenchArgs {
     /// Size of the bandwidth test buffer, MiB (far above the last-level cache).
     #[arg(long, default_value_t = 1024)]
     roofline_mib: usize,
+    /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
+    /// instead of mapping the file, as `tern run --no-mmap` (llama-bench's `-mmp 0`).
+    #[arg(long)]
+    no_mmap: bool,
     #[command(flatten)]
     pack: PackArgs,
 }
@@ -376,6 +394,7 @@ impl BenchArgs {
             batch: self.batch,
             roofline: self.roofline,
             roofline_bytes: self.roofline_mib << 20,
+            use_mmap: !self.no_mmap,
         }
     }
 }
@@ -407,7 +426,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn cmd_run(a: &RunArgs) -> Result<()> {
-    let mm = ModelBytes::open(a.model.as_deref(), &a.pack.options(), a.json)?;
+    let mut mm = ModelBytes::open(a.model.as_deref(), &a.pack.options(), a.json)?;
     let kernels = tern_linux::cpu::kernels()?;
     let mut opts = GenOptions {
         prompt: a.prompt.clone(),
@@ -430,12 +449,16 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
     };
     // Resident or streamed: parse the header only (no weight page is touched) and compare
     // both plans with the budget.
-    let header_only = mm.model(false)?;
     let resident_need = {
+        let header_only = mm.model(false)?;
         let (_, p) = plan_for(Weights::Resident(&header_only), &opts)?;
         header_only.file.weight_bytes() + p.arena_bytes as u64
     };
     let stream = a.stream || a.max_ram.is_some_and(|m| resident_need > m);
+    if a.no_mmap && !stream {
+        mm.read_into_memory()?;
+    }
+    let header_only = mm.model(false)?;
     let streamed_model = match (&mm, stream) {
         (ModelBytes::Mapped(m), true) => Some(StreamedModel::open(&m.path)?),
         _ => None,
@@ -544,6 +567,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             "threads": pool.n_threads(),
             "arena_bytes": r.arena_bytes,
             "streamed": stream,
+            "weights": if stream { "streamed" } else { mm.holding() },
             "bytes_read": r.stream.map(|st| st.bytes_read),
             "bytes_read_per_pass": per_pass,
             "pinned_bytes": pinned_bytes,

@@ -333,11 +333,19 @@ fn max_ram_streams_weights_with_identical_tokens() {
     ];
     let resident = json(&tern(&common, cache.path()));
     assert_eq!(resident["streamed"], false);
+    assert_eq!(resident["weights"], "mapped");
+    // --no-mmap reads the file into memory: the same tokens.
+    let mut args = common.to_vec();
+    args.push("--no-mmap");
+    let read = json(&tern(&args, cache.path()));
+    assert_eq!(read["weights"], "read", "{read}");
+    assert_eq!(read["generated_ids"], resident["generated_ids"]);
     let budget = (weights / 4).to_string();
     let mut args = common.to_vec();
     args.extend(["--max-ram", &budget]);
     let streamed = json(&tern(&args, cache.path()));
     assert_eq!(streamed["streamed"], true, "{streamed}");
+    assert_eq!(streamed["weights"], "streamed");
     assert_eq!(streamed["generated_ids"], resident["generated_ids"]);
     assert_eq!(streamed["text"], resident["text"]);
     assert!(streamed["arena_bytes"].as_u64().unwrap() <= weights / 4);
