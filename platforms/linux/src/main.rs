@@ -228,9 +228,9 @@ struct RunArgs {
     #[arg(long)]
     drop_cache: bool,
     /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
-    /// instead of mapping the file (resident runs; streamed ones read
-    /// staging buffers either way): decode reads them faster, at the cost of reading the whole
-    /// file at start into private memory (like llama.cpp's --no-mmap).
+    /// instead of mapping the file: decode reads them faster, at the cost of reading the whole
+    /// file at start into private memory (like llama.cpp's --no-mmap). Resident runs only:
+    /// streamed ones read into staging buffers either way.
     #[arg(long)]
     no_mmap: bool,
     #[command(flatten)]
@@ -372,7 +372,8 @@ struct BenchArgs {
     #[arg(long, default_value_t = 1024)]
     roofline_mib: usize,
     /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
-    /// instead of mapping the file, as `tern run --no-mmap` (llama-bench's `-mmp 0`).
+    /// instead of mapping the file, as `tern run --no-mmap` (llama-bench's `-mmp 0`, or
+    /// `-lm none` in newer ones).
     #[arg(long)]
     no_mmap: bool,
     #[command(flatten)]

@@ -51,8 +51,8 @@ impl MappedModel {
     /// and the kernel gives a file map 2 MiB pages only for page-cache folios that are that
     /// large, often not all of them (0.5-1.0 of 1.1 GiB in this project's benchmark runs);
     /// anonymous memory gets them wherever THP is not off. On the 2-vCPU Zen 4 VM
-    /// (2026-12-01, 2B4T shape with the F16_R8 head, 1 thread) decode ran at 23.3-23.9 tok/s
-    /// read against 19.9-20.1 mapped. The cost: the whole file is read at start, and the
+    /// (2026-12-01, 2B4T shape with the F16_R8 head, tg64 at 1 thread, five alternating
+    /// pairs) decode read this way ran 1.17-1.38x as fast as mapped. The cost: the whole file is read at start, and the
     /// copy is private memory that counts in the resident set and cannot be evicted like
     /// mapped file pages. `read(2)` fills it, so the file's pages are never mapped into this
     /// process (the page cache may keep them; the kernel drops them under memory pressure).
