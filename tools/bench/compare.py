@@ -183,8 +183,8 @@ def main() -> None:
             print(f"| {r[0]}, {label(r)} | {n} | " + " | ".join(cells) + " |")
 
     peer_files = [r for r in runs if r[0] == "llama.cpp"]
-    # Against the best llama.cpp file of each round, then against each file alone.
-    for against, group in [("the best llama.cpp file", peer_files)] + (
+    # Against the best llama.cpp run of each round, then against each run alone.
+    for against, group in [("the best llama.cpp run (file and load mode)", peer_files)] + (
             [(f"llama.cpp `{label(r)}`", [r]) for r in peer_files] if len(peer_files) > 1 else []):
         print(f"\nTern against {against} of the same round (same test, same threads): "
               "per-round ratios, then their median.\n")

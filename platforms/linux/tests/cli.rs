@@ -406,8 +406,9 @@ fn max_ram_streams_weights_with_identical_tokens() {
     }
 }
 
-/// `tern perplexity`: one window over a short text scores every token after the first; a
-/// window longer than the model's context is a clear error.
+/// `tern perplexity`: one window over a short text scores every token after the first, the
+/// same with the weights read into memory (`--no-mmap`); a window longer than the model's
+/// context is a clear error.
 #[test]
 fn perplexity_scores_every_token_after_the_first() {
     let cache = tempfile::tempdir().unwrap();
@@ -438,6 +439,21 @@ fn perplexity_scores_every_token_after_the_first() {
     let ppl = v["perplexity"].as_f64().unwrap();
     // a trained model on in-domain text: far better than uniform over 4096 tokens
     assert!(ppl > 1.0 && ppl < 4096.0, "{ppl}");
+    // the weights read into memory instead of mapped: the same computation, the same value
+    let read = json(&tern(
+        &[
+            "perplexity",
+            m,
+            "-f",
+            t,
+            "--ctx",
+            "64",
+            "--json",
+            "--no-mmap",
+        ],
+        cache.path(),
+    ));
+    assert_eq!(read["perplexity"], v["perplexity"]);
     let o = tern(&["perplexity", m, "-f", t, "--ctx", "100000"], cache.path());
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--ctx must be between 1"));
