@@ -8,9 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tern_core::config::FfnAct;
 use tern_core::format::TernFile;
-use tern_core::plan::{KvDtype, MemoryPlan, RunOptions};
+use tern_core::plan::{KvDtype, RunOptions};
 use tern_core::sampler::SamplerConfig;
-use tern_kernels::layout::{Layout, TernaryLayout};
+use tern_kernels::layout::TernaryLayout;
 use tern_linux::generate::{
     GenOptions, Weights, generate_with, pack_with_progress, plan_for, tokenize,
 };
@@ -18,6 +18,9 @@ use tern_linux::model_file::ModelBytes;
 use tern_linux::pool::ThreadPool;
 use tern_linux::stream::{PosRead, StreamedModel};
 use tern_pack::pack::PackOptions;
+
+mod cli_inspect;
+use cli_inspect::{InspectPlan, cmd_inspect};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -84,6 +87,17 @@ enum Cmd {
         #[command(flatten)]
         pack: PackArgs,
     },
+}
+
+/// How a resident model's weights are held (`run`, `bench`, `perplexity`).
+#[derive(Args, Debug, Clone, Copy)]
+struct LoadArgs {
+    /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
+    /// instead of mapping the file: decode reads them faster, at the cost of reading the whole
+    /// file at start into private memory (llama.cpp's --no-mmap, llama-bench's -mmp 0 or -lm
+    /// none). Streamed runs read into staging buffers either way.
+    #[arg(long)]
+    no_mmap: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -227,12 +241,8 @@ struct RunArgs {
     /// token reads from storage and the page cache never holds the model.
     #[arg(long)]
     drop_cache: bool,
-    /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
-    /// instead of mapping the file: decode reads them faster, at the cost of reading the whole
-    /// file at start into private memory (like llama.cpp's --no-mmap). Resident runs only:
-    /// streamed ones read into staging buffers either way.
-    #[arg(long)]
-    no_mmap: bool,
+    #[command(flatten)]
+    load: LoadArgs,
     #[command(flatten)]
     pack: PackArgs,
 }
@@ -267,18 +277,15 @@ struct PplArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
-    /// instead of mapping the file: decode reads them faster, at the cost of reading the whole
-    /// file at start into private memory (like llama.cpp's --no-mmap).
-    #[arg(long)]
-    no_mmap: bool,
+    #[command(flatten)]
+    load: LoadArgs,
     #[command(flatten)]
     pack: PackArgs,
 }
 
 fn cmd_perplexity(a: &PplArgs) -> Result<()> {
     let mut mm = open(&a.model, &a.pack, a.json)?;
-    if a.no_mmap {
+    if a.load.no_mmap {
         mm.read_into_memory()?;
     }
     let model = mm.model(true)?;
@@ -371,11 +378,8 @@ struct BenchArgs {
     /// Size of the bandwidth test buffer, MiB (far above the last-level cache).
     #[arg(long, default_value_t = 1024)]
     roofline_mib: usize,
-    /// Read the weights into memory (2 MiB transparent huge pages where the kernel allows)
-    /// instead of mapping the file, as `tern run --no-mmap` (llama-bench's `-mmp 0`, or
-    /// `-lm none` in newer ones).
-    #[arg(long)]
-    no_mmap: bool,
+    #[command(flatten)]
+    load: LoadArgs,
     #[command(flatten)]
     pack: PackArgs,
 }
@@ -395,7 +399,7 @@ impl BenchArgs {
             batch: self.batch,
             roofline: self.roofline,
             roofline_bytes: self.roofline_mib << 20,
-            use_mmap: !self.no_mmap,
+            use_mmap: !self.load.no_mmap,
         }
     }
 }
@@ -456,7 +460,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         header_only.file.weight_bytes() + p.arena_bytes as u64
     };
     let stream = a.stream || a.max_ram.is_some_and(|m| resident_need > m);
-    if a.no_mmap && !stream {
+    if a.load.no_mmap && !stream {
         mm.read_into_memory()?;
     }
     let header_only = mm.model(false)?;
@@ -610,127 +614,6 @@ const PIN_RESERVE_BYTES: u64 = 16 << 20;
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1 << 20) as f64
-}
-
-fn cmd_inspect(model_path: &Path, run: InspectPlan, pack: &PackArgs) -> Result<()> {
-    let mm = open(model_path, pack, false)?;
-    let model = mm.model(false)?;
-    let h = &model.file.header;
-    let c = &h.config;
-    println!("file: {} ({} bytes)", mm.name(), mm.bytes().len());
-    println!(
-        "source: {} [{}] sha256 {} | packer {} | options {}",
-        h.provenance.source,
-        h.provenance.source_format,
-        h.provenance
-            .source_sha256
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-        h.provenance.packer,
-        h.provenance.options
-    );
-    println!(
-        "config: layers {} dim {} hidden {} heads {} kv_heads {} head_dim {} vocab {} max_ctx {} rope_theta {} eps {:e}",
-        c.n_layers,
-        c.dim,
-        c.hidden_dim,
-        c.n_heads,
-        c.n_kv_heads,
-        c.head_dim,
-        c.vocab_size,
-        c.max_ctx,
-        c.rope_theta,
-        c.norm_eps
-    );
-    println!(
-        "graph: ffn_act {:?} (from {:?}), sub_norms {}, tied_embedding {}",
-        c.ffn_act, c.ffn_act_source, c.sub_norms, c.tied_embedding
-    );
-    let t = &h.tokenizer;
-    println!(
-        "tokenizer: {:?}, {} tokens, bos {:?}, eos {:?}, stop {:?}, add_bos {}",
-        t.kind, t.n_tokens, t.bos, t.eos, t.stop_ids, t.add_bos
-    );
-    println!("tensors ({}):", h.n_tensors);
-    // (layout, parameters, bytes) of the ternary tensors, per layout
-    let mut ternary: Vec<(&str, u64, u64)> = Vec::new();
-    for e in model.file.entries() {
-        let layout = Layout::from_id(e.layout);
-        let name = layout.map_or("?", |l| l.info().name);
-        if layout.is_some_and(|l| l.info().ternary) {
-            let params = e.rows as u64 * e.cols as u64;
-            match ternary.iter_mut().find(|t| t.0 == name) {
-                Some(t) => (t.1, t.2) = (t.1 + params, t.2 + e.len),
-                None => ternary.push((name, params, e.len)),
-            }
-        }
-        println!(
-            "  {:<28} {:>7} ({:>6} x {:>6}) {:>12} bytes  scale {}",
-            e.name, name, e.rows, e.cols, e.len, e.weight_scale
-        );
-    }
-    println!(
-        "ternary parameters: {}",
-        ternary.iter().map(|t| t.1).sum::<u64>()
-    );
-    for (name, params, bytes) in &ternary {
-        println!(
-            "ternary layout: {name}: {params} weights in {bytes} bytes ({:.3} bits per weight)",
-            *bytes as f64 * 8.0 / (*params).max(1) as f64
-        );
-    }
-    let run = RunOptions {
-        batch: run.batch.max(1),
-        stream: run.stream,
-        ..RunOptions::new(run.ctx.unwrap_or(h.plan.ctx_len), kv(run.kv))
-    };
-    let p = MemoryPlan::for_file(&model.file, run).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
-        "memory plan (ctx {} tokens, KV {:?}, batch {}, weights {}):",
-        run.ctx_len,
-        run.kv,
-        run.batch,
-        if run.stream { "streamed" } else { "mapped" }
-    );
-    let line = |name: &str, b: u64| println!("  {name:<20} {b:>12} bytes {:>9.1} MiB", mib(b));
-    if run.stream {
-        line("weights (storage)", p.weights_bytes);
-        println!(
-            "    read per token: every weight once, in 2 staging slots of {} bytes",
-            p.slot_bytes
-        );
-    } else {
-        line("weights (mapped)", p.weights_bytes);
-    }
-    for (name, b) in [
-        ("kv cache", p.kv_bytes),
-        ("activations", p.act_bytes),
-        ("attention scratch", p.att_bytes),
-        ("logits", p.logits_bytes),
-        ("sampler scratch", p.sampler_bytes),
-        ("embedding row", p.row_bytes),
-        ("staging (2 slots)", p.staging_bytes),
-        ("arena total", p.arena_bytes),
-    ] {
-        line(name, b as u64);
-    }
-    let ram = if run.stream {
-        p.arena_bytes as u64
-    } else {
-        p.weights_bytes + p.arena_bytes as u64
-    };
-    line("RAM needed", ram);
-    Ok(())
-}
-
-/// The run options `tern inspect` plans for.
-#[derive(Clone, Copy, Debug)]
-struct InspectPlan {
-    ctx: Option<u32>,
-    kv: KvArg,
-    stream: bool,
-    batch: u32,
 }
 
 fn real_main() -> Result<()> {
