@@ -1,6 +1,6 @@
 //! Kernel micro-benchmarks: ternary matvec (decode) and matmul (prefill, [`MATMUL_TOKENS`]
 //! tokens) at BitNet b1.58 2B4T shapes in both ternary layouts (`T2_128`, `T1_160`), and the
-//! LM head (F16 row-block dots; Q4_0 matvec and Q8_0 row dots on Q8_0-quantized
+//! LM head (F16 row-block dots; Q4_0 and Q4_0_R8 matvecs and Q8_0 row dots on Q8_0-quantized
 //! activations), for every kernel variant this CPU runs. Throughput is bytes of
 //! *weights* read per call (criterion `Throughput::Bytes`), so criterion reports GB/s
 //! comparable with the machine's memory bandwidth (the matvec weights of one call fit in the
@@ -35,6 +35,10 @@ const HEAD_COLS: usize = 2560;
 /// Rows of the quantized heads' in-cache case: 256 rows of 2560 (369 KB in Q4_0, inside a
 /// 512 KiB L2), which shows the kernels' compute rate where the DRAM slice shows the memory's.
 const HEAD_CACHE_ROWS: usize = 256;
+
+/// Rows of the F16 heads' in-cache case: 128 rows of 2560 (655 KB, inside a 1 MiB L2; a
+/// multiple of the `F16_R8` group).
+const HEAD_F16_CACHE_ROWS: usize = 128;
 
 fn features() -> CpuFeatures {
     #[allow(unused_mut)]
@@ -131,16 +135,32 @@ fn quant_head(rows: usize, cols: usize, bb: usize, rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// A quantized LM head's storage.
+#[derive(Clone, Copy, PartialEq)]
+enum QuantHead {
+    Q4_0,
+    Q4_0R8,
+    Q8_0,
+}
+
 /// The quantized LM heads as the forward pass runs them on activations quantized to Q8_0
-/// once per token (`q`, `d`: every variant's quantizer gives the same bytes): the Q4_0 head as
-/// one matvec call, or one Q8_0 row dot per row.
-fn lm_head_quant(k: &KernelSet, q4: bool, head: &[u8], (q, d): (&[i8], &[f32]), out: &mut [f32]) {
-    if q4 {
-        (k.matvec_q4_0_q8_0)(head, q, d, out);
-    } else {
-        let rb = q.len() / 32 * 34;
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = (k.dot_q8_0)(&head[r * rb..(r + 1) * rb], q, d);
+/// once per token (`q`, `d`: every variant's quantizer gives the same bytes): the Q4_0 and
+/// Q4_0_R8 heads as one matvec call, or one Q8_0 row dot per row.
+fn lm_head_quant(
+    k: &KernelSet,
+    h: QuantHead,
+    head: &[u8],
+    (q, d): (&[i8], &[f32]),
+    out: &mut [f32],
+) {
+    match h {
+        QuantHead::Q4_0 => (k.matvec_q4_0_q8_0)(head, q, d, out),
+        QuantHead::Q4_0R8 => (k.matvec_q4_0_r8_q8_0)(head, q, d, out),
+        QuantHead::Q8_0 => {
+            let rb = q.len() / 32 * 34;
+            for (r, o) in out.iter_mut().enumerate() {
+                *o = (k.dot_q8_0)(&head[r * rb..(r + 1) * rb], q, d);
+            }
         }
     }
 }
@@ -172,6 +192,8 @@ struct Inputs {
     head_r8: Vec<u8>,
     /// The same head shape in Q4_0 and Q8_0 blocks.
     head_q4: Vec<u8>,
+    /// The Q4_0 head interleaved as `Q4_0_R8`.
+    head_q4r8: Vec<u8>,
     head_q8: Vec<u8>,
     hx: Vec<f32>,
     /// `hx` quantized to Q8_0: int8 values and per-32 scales.
@@ -196,6 +218,8 @@ fn inputs() -> Inputs {
     let mut head_r8 = vec![0u8; head.len()];
     tern_kernels::layout::f16_r8_interleave(&head, HEAD_ROWS, HEAD_COLS, &mut head_r8);
     let head_q4 = quant_head(HEAD_ROWS, HEAD_COLS, 18, &mut rng);
+    let mut head_q4r8 = vec![0u8; head_q4.len()];
+    tern_kernels::layout::q4_0_r8_interleave(&head_q4, HEAD_ROWS, HEAD_COLS, &mut head_q4r8);
     let head_q8 = quant_head(HEAD_ROWS, HEAD_COLS, 34, &mut rng);
     let hx: Vec<f32> = (0..HEAD_COLS)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
@@ -207,6 +231,7 @@ fn inputs() -> Inputs {
         head,
         head_r8,
         head_q4,
+        head_q4r8,
         head_q8,
         hx,
         hq,
@@ -260,21 +285,26 @@ fn criterion_benches(c: &mut Criterion, inp: &Inputs, ks: &[&'static KernelSet])
     }
 
     let mut g = c.benchmark_group("lm_head_f16");
-    g.throughput(Throughput::Bytes(inp.head.len() as u64));
     let mut out = vec![0f32; HEAD_ROWS];
-    for k in ks {
-        for (r8, head, l) in [(false, &inp.head, "F16"), (true, &inp.head_r8, "F16_R8")] {
-            g.bench_with_input(
-                BenchmarkId::new(k.variant.name(), format!("{l} {HEAD_ROWS}x{HEAD_COLS}")),
-                &(),
-                |b, _| b.iter(|| lm_head(k, r8, black_box(head), black_box(&inp.hx), &mut out)),
-            );
+    for rows in [HEAD_ROWS, HEAD_F16_CACHE_ROWS] {
+        let out = &mut out[..rows];
+        for k in ks {
+            for (r8, head, l) in [(false, &inp.head, "F16"), (true, &inp.head_r8, "F16_R8")] {
+                let head = &head[..head.len() / HEAD_ROWS * rows];
+                g.throughput(Throughput::Bytes(head.len() as u64));
+                g.bench_with_input(
+                    BenchmarkId::new(k.variant.name(), format!("{l} {rows}x{HEAD_COLS}")),
+                    &(),
+                    |b, _| b.iter(|| lm_head(k, r8, black_box(head), black_box(&inp.hx), out)),
+                );
+            }
         }
     }
     g.finish();
-    for (name, q4, head) in [
-        ("lm_head_q4_0", true, &inp.head_q4),
-        ("lm_head_q8_0", false, &inp.head_q8),
+    for (name, h, head) in [
+        ("lm_head_q4_0", QuantHead::Q4_0, &inp.head_q4),
+        ("lm_head_q4_0_r8", QuantHead::Q4_0R8, &inp.head_q4r8),
+        ("lm_head_q8_0", QuantHead::Q8_0, &inp.head_q8),
     ] {
         let mut g = c.benchmark_group(name);
         for rows in [HEAD_ROWS, HEAD_CACHE_ROWS] {
@@ -286,9 +316,7 @@ fn criterion_benches(c: &mut Criterion, inp: &Inputs, ks: &[&'static KernelSet])
                     BenchmarkId::new(k.variant.name(), format!("{rows}x{HEAD_COLS}")),
                     &(),
                     |b, _| {
-                        b.iter(|| {
-                            lm_head_quant(k, q4, black_box(head), (&inp.hq.0, &inp.hq.1), out)
-                        })
+                        b.iter(|| lm_head_quant(k, h, black_box(head), (&inp.hq.0, &inp.hq.1), out))
                     },
                 );
             }
@@ -393,9 +421,10 @@ fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
             &secs,
         );
     }
-    for (name, q4, head) in [
-        ("lm_head_q4_0", true, &inp.head_q4),
-        ("lm_head_q8_0", false, &inp.head_q8),
+    for (name, h, head) in [
+        ("lm_head_q4_0", QuantHead::Q4_0, &inp.head_q4),
+        ("lm_head_q4_0_r8", QuantHead::Q4_0R8, &inp.head_q4r8),
+        ("lm_head_q8_0", QuantHead::Q8_0, &inp.head_q8),
     ] {
         for (rows, reps) in [(HEAD_ROWS, 3), (HEAD_CACHE_ROWS, 200)] {
             let head = &head[..head.len() / HEAD_ROWS * rows];
@@ -404,7 +433,7 @@ fn ratio_table(inp: &Inputs, ks: &[&'static KernelSet]) {
                 .iter()
                 .map(|k| {
                     best_secs(reps, || {
-                        lm_head_quant(k, q4, black_box(head), (&inp.hq.0, &inp.hq.1), out)
+                        lm_head_quant(k, h, black_box(head), (&inp.hq.0, &inp.hq.1), out)
                     })
                 })
                 .collect();

@@ -4,6 +4,9 @@
 //! `ggml-common.h` style). The `.tern` format stores each tensor's layout id; the on-disk
 //! layout never depends on the build's architecture.
 
+mod q4_0_r8;
+pub use q4_0_r8::*;
+
 /// Weights per [`BlockT2`] block.
 pub const T2_BLOCK_ELEMS: usize = 128;
 
@@ -165,6 +168,9 @@ pub enum Layout {
     /// IEEE binary16 with rows interleaved in groups of 8, see [`f16_r8_piece_offset`] (LM
     /// head / embedding).
     F16R8 = 7,
+    /// [`BlockQ4_0`] blocks with rows interleaved in groups of 8, see
+    /// [`q4_0_r8_block_offset`] (LM head / embedding).
+    Q4_0R8 = 8,
 }
 
 /// One row of the layout table.
@@ -184,7 +190,7 @@ pub struct LayoutInfo {
 
 /// The layout table, in on-disk id order (ids need not be contiguous: look a layout up with
 /// [`Layout::from_id`] / [`Layout::info`], never by indexing with the id).
-pub const LAYOUTS: [LayoutInfo; 8] = [
+pub const LAYOUTS: [LayoutInfo; 9] = [
     LayoutInfo {
         layout: Layout::F32,
         name: "F32",
@@ -239,6 +245,13 @@ pub const LAYOUTS: [LayoutInfo; 8] = [
         name: "F16_R8",
         block_elems: 1,
         block_bytes: 2,
+        ternary: false,
+    },
+    LayoutInfo {
+        layout: Layout::Q4_0R8,
+        name: "Q4_0_R8",
+        block_elems: Q4_0_BLOCK_ELEMS,
+        block_bytes: Q4_0_BLOCK_BYTES,
         ternary: false,
     },
 ];
@@ -464,18 +477,21 @@ impl Layout {
             Layout::Q4_0 => &LAYOUTS[5],
             Layout::T1_160 => &LAYOUTS[6],
             Layout::F16R8 => &LAYOUTS[7],
+            Layout::Q4_0R8 => &LAYOUTS[8],
         }
     }
     /// Rows that only come in whole groups: a chunk of the matrix read or split by rows must
-    /// hold a multiple of this many ([`F16_R8_ROWS`] for [`Layout::F16R8`], else 1).
+    /// hold a multiple of this many ([`F16_R8_ROWS`] for [`Layout::F16R8`],
+    /// [`Q4_0_R8_ROWS`] for [`Layout::Q4_0R8`], else 1).
     pub fn row_group(self) -> usize {
         match self {
             Layout::F16R8 => F16_R8_ROWS,
+            Layout::Q4_0R8 => Q4_0_R8_ROWS,
             _ => 1,
         }
     }
-    /// Bytes of one row of `cols` elements, or `None` on overflow (for [`Layout::F16R8`], the
-    /// average: a group of 8 rows is 8 times this).
+    /// Bytes of one row of `cols` elements, or `None` on overflow (for [`Layout::F16R8`] and
+    /// [`Layout::Q4_0R8`], the average: a group of 8 rows is 8 times this).
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
         let info = self.info();
         cols.div_ceil(info.block_elems)
@@ -494,7 +510,7 @@ mod tests {
                 assert!(l.layout as u8 > LAYOUTS[i - 1].layout as u8, "ids in order");
             }
         }
-        assert_eq!(Layout::from_id(8), None);
+        assert_eq!(Layout::from_id(9), None);
         assert_eq!(Layout::from_id(255), None);
     }
     #[test]

@@ -156,6 +156,9 @@ pub struct KernelSet {
     /// LM-head matvec over Q4_0 rows `(w, q, d, out)`, `out: (rows,)`. See
     /// [`float::scalar::matvec_q4_0_q8_0`].
     pub matvec_q4_0_q8_0: MatvecQ8,
+    /// LM-head matvec over `Q4_0_R8` rows `(w, q, d, out)`, `out: (rows,)`, rows a multiple
+    /// of 8. See [`float::q4_0_r8::scalar::matvec_q4_0_r8_q8_0`].
+    pub matvec_q4_0_r8_q8_0: MatvecQ8,
 }
 
 impl KernelSet {
@@ -197,6 +200,7 @@ static SCALAR: KernelSet = KernelSet {
     rescale_t_i32: float::scalar::rescale_t_i32,
     dot_q4_0: float::scalar::dot_q4_0_row,
     matvec_q4_0_q8_0: float::scalar::matvec_q4_0_q8_0,
+    matvec_q4_0_r8_q8_0: float::q4_0_r8::scalar::matvec_q4_0_r8_q8_0,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -221,6 +225,7 @@ static AVX2: KernelSet = KernelSet {
     rescale_t_i32: float::avx2::rescale_t_i32_avx2,
     dot_q4_0: float::avx2::dot_q4_0_row_avx2,
     matvec_q4_0_q8_0: float::avx2::matvec_q4_0_q8_0_avx2,
+    matvec_q4_0_r8_q8_0: float::q4_0_r8::avx2::matvec_q4_0_r8_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -251,6 +256,7 @@ static NEON: KernelSet = KernelSet {
     dot_q8_0: float::neon::dot_q8_0_row_neon,
     dot_q4_0: float::neon::dot_q4_0_row_neon,
     matvec_q4_0_q8_0: float::neon::matvec_q4_0_q8_0_neon,
+    matvec_q4_0_r8_q8_0: float::q4_0_r8::neon::matvec_q4_0_r8_q8_0_neon,
     dot_rows_f32: float::neon::dot_rows_f32_neon,
     dot_rows_f16: float::neon::dot_rows_f16_neon,
     dot_rows_bf16: float::neon::dot_rows_bf16_neon,
@@ -268,6 +274,7 @@ static NEON_DOT: KernelSet = KernelSet {
     dot_q8_0: float::neon_dot::dot_q8_0_row_neon_dot,
     dot_q4_0: float::neon_dot::dot_q4_0_row_neon_dot,
     matvec_q4_0_q8_0: float::neon_dot::matvec_q4_0_q8_0_neon_dot,
+    matvec_q4_0_r8_q8_0: float::q4_0_r8::neon::matvec_q4_0_r8_q8_0_neon_dot,
     matvec_t1_i8: ternary::neon_dot::matvec_t1_i8_neon_dot,
     matmul_t1_i8: ternary::neon_dot::matmul_t1_i8_neon_dot,
     // dotprod only helps the int8 kernels; the other slots share the NEON kernels.

@@ -124,7 +124,7 @@ const F32: u8 = 2;
 /// a shift per 4 halves: 13 cycles).
 #[inline]
 #[target_feature(enable = "neon")]
-fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
+pub(crate) fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
     let out: float32x4_t;
     // SAFETY: `fcvtl` only reads and writes the two vector registers named here (no memory, no
     // stack, no condition flags; it may set FPSR's cumulative Invalid bit for a signalling

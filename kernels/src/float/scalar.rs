@@ -9,7 +9,7 @@
 use crate::layout::Layout;
 
 #[inline]
-fn f16_to_f32(b: [u8; 2]) -> f32 {
+pub(crate) fn f16_to_f32(b: [u8; 2]) -> f32 {
     half::f16::from_bits(u16::from_le_bytes(b)).to_f32()
 }
 #[inline]
@@ -274,8 +274,9 @@ pub fn decode_row(layout: Layout, w: &[u8], out: &mut [f32]) -> bool {
         Layout::F32 => decode_elems(w, out, f32::from_le_bytes),
         Layout::F16 => decode_elems(w, out, f16_to_f32),
         Layout::Bf16 => decode_elems(w, out, bf16_to_f32),
-        // F16_R8 rows are not contiguous: `layout::f16_r8_row` gathers one as F16 first.
-        Layout::T2_128 | Layout::T1_160 | Layout::F16R8 => false,
+        // F16_R8 / Q4_0_R8 rows are not contiguous: `layout::f16_r8_row` /
+        // `layout::q4_0_r8_row` gather one as F16 / Q4_0 first.
+        Layout::T2_128 | Layout::T1_160 | Layout::F16R8 | Layout::Q4_0R8 => false,
         Layout::Q8_0 => decode_q8_0_row(w, out),
         Layout::Q4_0 => decode_q4_0_row(w, out),
     }

@@ -5,6 +5,7 @@ use super::*;
 use crate::layout::TernaryLayout;
 
 mod float;
+mod q4_0_r8;
 mod ternary;
 
 /// The tests' xorshift64 stream (shifts 13, 7, 17) from state `s` (nonzero).
