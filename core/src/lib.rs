@@ -23,6 +23,7 @@
 compile_error!("features `defmt` and `std` are mutually exclusive");
 
 pub mod config;
+mod embed;
 pub mod error;
 pub mod exec;
 pub mod format;

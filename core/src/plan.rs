@@ -248,9 +248,10 @@ fn stream_sizes(file: &TernFile<'_>) -> Result<(usize, usize), Error> {
         what: "streaming unit larger than usize",
     };
     let emb = file.global(TensorRole::TokenEmbd).ok_or(ovf)?;
-    let row = emb.layout.row_bytes(c.dim as usize).ok_or(ovf)?;
+    // the embedding lookup's buffer: a row, or an interleaved row's largest piece
+    let row = crate::embed::EmbeddingRow::max_piece_bytes(emb.layout, c.dim as usize).ok_or(ovf)?;
     let head = file.lm_head();
-    // the smallest head chunk: one row, or one group of rows (F16_R8)
+    // the smallest head chunk: one row, or one group of rows (F16_R8, Q4_0_R8)
     let head_row = head.layout.row_bytes(c.dim as usize).ok_or(ovf)?;
     let head_unit = head_row.checked_mul(head.layout.row_group()).ok_or(ovf)?;
     let mut slot = head_unit.max(
@@ -318,7 +319,7 @@ impl MemoryPlan {
 
     /// Rows of the LM head read per streamed chunk: as many whole groups of `group` rows of
     /// `head_row_bytes` as fit a staging slot (at least one group; `group` is the head
-    /// layout's [`tern_kernels::layout::Layout::row_group`], 1 but for `F16_R8`).
+    /// layout's [`tern_kernels::layout::Layout::row_group`], 1 but for `F16_R8` and `Q4_0_R8`).
     pub fn head_chunk_rows(&self, head_row_bytes: usize, group: usize) -> usize {
         let group = group.max(1);
         (self.slot_bytes / head_row_bytes.saturating_mul(group).max(1)).max(1) * group

@@ -4,9 +4,10 @@
 
 use tern_kernels::KernelSet;
 use tern_kernels::float::scalar::decode_row;
-use tern_kernels::layout::{F16_R8_COLS, Layout, TernaryLayout, f16_r8_piece_offset};
+use tern_kernels::layout::{Layout, TernaryLayout};
 
 use crate::Error;
+use crate::embed::EmbeddingRow;
 use crate::exec::Exec;
 use crate::format::{LayerTensor, Model, TensorInfo, TensorRole, TernFile};
 use crate::forward::{self, KvRows, TernaryStack, TernaryWeight};
@@ -539,24 +540,14 @@ impl<'m, 'a> Session<'m, 'a> {
         let w = &mut self.weights;
         w.drain();
         let emb = file.global(TensorRole::TokenEmbd).expect("validated");
-        let rb = emb.layout.row_bytes(dim).expect("validated");
         let vocab = c.vocab_size as usize;
         for (t, &token) in tokens.iter().enumerate() {
-            // (offset, bytes, layout) of each contiguous piece of the row: the whole row, or
-            // (F16_R8) its dim / 32 pieces of 32 F16 values, 8 · 64 bytes apart
-            let r8 = emb.layout == Layout::F16R8;
-            let pieces = if r8 { dim / F16_R8_COLS } else { 1 };
+            let e = EmbeddingRow::new(emb.layout, vocab, dim, token as usize);
             let xt = &mut self.x[t * dim..(t + 1) * dim];
-            for (k, xs) in xt.chunks_mut(dim / pieces).enumerate() {
-                let (off, len, layout) = match r8 {
-                    true => (
-                        f16_r8_piece_offset(vocab, dim, token as usize, k),
-                        2 * xs.len(),
-                        Layout::F16,
-                    ),
-                    false => (Some(token as usize * rb), rb, emb.layout),
-                };
-                let at = emb.offset + off.expect("validated shape, token < vocab") as u64;
+            // the whole row, or (F16_R8, Q4_0_R8) the pieces holding it
+            for k in 0..e.pieces() {
+                let (off, len, vals) = e.piece(k).expect("validated shape, token < vocab");
+                let at = emb.offset + off as u64;
                 let bytes: &[u8] = match w {
                     Weights::Resident(b) => &b[at as usize..at as usize + len],
                     Weights::Streamed(st) => {
@@ -564,7 +555,7 @@ impl<'m, 'a> Session<'m, 'a> {
                         &self.row[..len]
                     }
                 };
-                decode_row(layout, bytes, xs);
+                e.decode(bytes, &mut xt[vals]);
             }
         }
         w.start_pass(file, want_logits)?;
@@ -750,7 +741,7 @@ impl<'m, 'a> Session<'m, 'a> {
         };
         // F16/BF16/F32 rows dot the normed state; Q8_0 and Q4_0 rows (int8 / 4-bit head) dot
         // it quantized to int8 per 32 values (scales in `normw`, free after the norm).
-        let quant = matches!(head.layout, Layout::Q8_0 | Layout::Q4_0);
+        let quant = matches!(head.layout, Layout::Q8_0 | Layout::Q4_0 | Layout::Q4_0R8);
         let (q, d) = (&mut self.xq[..dim], &mut self.normw[..dim / 32]);
         if quant {
             (k.quantize_q8_0)(xn, q, d);
@@ -766,6 +757,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 // a piece at a time); Q8_0: one row dot per row.
                 match head.layout {
                     Layout::Q4_0 => (k.matvec_q4_0_q8_0)(rows, q, d, chunk),
+                    Layout::Q4_0R8 => (k.matvec_q4_0_r8_q8_0)(rows, q, d, chunk),
                     Layout::Q8_0 => {
                         for (o, row) in chunk.iter_mut().zip(rows.chunks_exact(hrb)) {
                             *o = (k.dot_q8_0)(row, q, d);
@@ -774,7 +766,9 @@ impl<'m, 'a> Session<'m, 'a> {
                     Layout::F16 => (k.dot_rows_f16)(rows, hrb, xn, chunk),
                     Layout::F16R8 => (k.dot_panels_f16)(rows, xn, chunk),
                     Layout::Bf16 => (k.dot_rows_bf16)(rows, hrb, xn, chunk),
-                    _ => (k.dot_rows_f32)(rows, hrb, xn, chunk),
+                    Layout::F32 => (k.dot_rows_f32)(rows, hrb, xn, chunk),
+                    // the format's validation admits no other head layout
+                    Layout::T2_128 | Layout::T1_160 => unreachable!("validated head layout"),
                 }
             });
         }

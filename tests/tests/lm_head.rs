@@ -391,3 +391,83 @@ fn f16_r8_needs_whole_row_groups() {
         "{e}"
     );
 }
+
+/// `--lm-head q4_0_r8` on the demo model: the `--lm-head q4_0` head's blocks in `Q4_0_R8`
+/// order, which `core/FORMAT.md` defines (row `r`'s block `b` in the group block at
+/// `(r / 8) · 8 · row_bytes + 144 b`: its scale at `2 (r % 8)`, its code bytes `4c..4c + 4` at
+/// `16 + 32c + 4 (r % 8)`), checked at rows and blocks across groups. The logits equal, bit
+/// for bit, those of the Q4_0 head (whose matvec the kernel tests check against an f64
+/// evaluation), with resident weights and with the head split into pieces of 3 units, and so
+/// does the embedding lookup. Q4_0 and Q4_0_R8 convert into each other by reordering, never
+/// requantizing.
+#[test]
+fn q4_0_r8_head_reads_as_its_rows() {
+    let q4 = repack(BUNDLED_MODEL, LmHead::Q4_0);
+    let r8 = repack(BUNDLED_MODEL, LmHead::Q4_0R8);
+    let (m4, m8) = (parse(&q4), parse(&r8));
+    assert_eq!(m8.file.lm_head().layout, Layout::Q4_0R8);
+    let (vocab, dim) = (
+        m8.file.lm_head().rows as usize,
+        m8.file.lm_head().cols as usize,
+    );
+    let (rows4, got) = (m4.data(m4.file.lm_head()), m8.data(m8.file.lm_head()));
+    assert_eq!(got.len(), rows4.len());
+    let rb = dim / 32 * 18;
+    for (r, b) in [
+        (0, 0),
+        (1, 0),
+        (7, 1),
+        (8, 0),
+        (13, 5),
+        (vocab - 1, dim / 32 - 1),
+    ] {
+        let blk = &rows4[r * rb + 18 * b..][..18];
+        let at = (r / 8) * 8 * rb + 144 * b;
+        let i = r % 8;
+        assert_eq!(
+            got[at + 2 * i..at + 2 * i + 2],
+            blk[..2],
+            "row {r}, block {b}: scale"
+        );
+        for c in 0..4 {
+            let o = at + 16 + 32 * c + 4 * i;
+            assert_eq!(
+                got[o..o + 4],
+                blk[2 + 4 * c..6 + 4 * c],
+                "row {r}, block {b}: code bytes {}..",
+                4 * c
+            );
+        }
+    }
+    let orig = parse(BUNDLED_MODEL);
+    let ids = tern_linux::generate::tokenize(&orig, GENESIS, true, false).unwrap();
+    let ids = &ids[..24];
+    let bits = |l: Vec<Vec<f32>>| -> Vec<u32> { l.concat().iter().map(|v| v.to_bits()).collect() };
+    let want = bits(logits(&m4, ids));
+    assert_eq!(bits(logits(&m8, ids)), want);
+    assert_eq!(bits(logits_on(&m8, ids, &ThreeUnits)), want);
+    // reordered both ways, not requantized
+    let again = repack(&q4, LmHead::Q4_0R8);
+    assert_eq!(parse(&again).data(parse(&again).file.lm_head()), got);
+    let back = repack(&r8, LmHead::Q4_0);
+    assert_eq!(parse(&back).data(parse(&back).file.lm_head()), rows4);
+}
+
+/// `--lm-head q4_0_r8` needs whole 8-row groups too, and says so naming the tensor.
+#[test]
+fn q4_0_r8_needs_whole_row_groups() {
+    let mut m = demo_owned();
+    let t = embedding(&mut m);
+    let rb = 2 * t.cols as usize;
+    t.rows -= 3;
+    t.data.truncate(t.rows as usize * rb);
+    m.config.vocab_size -= 3;
+    let e = format!(
+        "{:#}",
+        tern_pack::import::apply_lm_head(&mut m, &opts(LmHead::Q4_0R8)).unwrap_err()
+    );
+    assert!(
+        e.contains("token_embd") && e.contains("multiple of 8"),
+        "{e}"
+    );
+}

@@ -245,8 +245,9 @@ fn tensor_past_end_and_trailing_data() {
 /// is a norm in either.
 #[test]
 fn block_layouts_only_for_whole_block_heads() {
-    // F16_R8 likewise needs whole groups of 8 rows and 32-column pieces (4 × 8 is neither)
-    for layout in [Layout::Q8_0, Layout::Q4_0, Layout::F16R8] {
+    // F16_R8 and Q4_0_R8 likewise need whole groups of 8 rows and 32-column pieces / blocks
+    // (4 × 8 is neither)
+    for layout in [Layout::Q8_0, Layout::Q4_0, Layout::F16R8, Layout::Q4_0R8] {
         for (i, name) in [(0usize, "token_embd"), (1, "output_norm")] {
             let mut m = small_model();
             let t = &mut m.tensors[i];

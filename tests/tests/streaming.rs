@@ -207,14 +207,15 @@ fn streamed_equals_resident_on_fixture_models() {
     }
 }
 
-/// Q4_0, Q8_0 and F16_R8 LM heads (the demo model re-packed with `--lm-head`, and the micro
-/// fixture packed with it): streamed logits equal resident ones bit for bit, the head streamed
-/// in slot-sized chunks of whole rows (of whole 8-row groups for F16_R8, whose tied embedding
-/// rows are then read a 64-byte piece at a time), with and without pinning.
+/// Q4_0, Q8_0, F16_R8 and Q4_0_R8 LM heads (the demo model re-packed with `--lm-head`, and the
+/// micro fixture packed with it): streamed logits equal resident ones bit for bit, the head
+/// streamed in slot-sized chunks of whole rows (of whole 8-row groups for F16_R8 and Q4_0_R8,
+/// whose tied embedding rows are then read a 64-byte piece / 144-byte group block at a time),
+/// with and without pinning.
 #[test]
 fn streamed_equals_resident_with_quantized_heads() {
     use tern_pack::pack::{LmHead, PackOptions};
-    for head in [LmHead::Q4_0, LmHead::Q8_0, LmHead::F16R8] {
+    for head in [LmHead::Q4_0, LmHead::Q8_0, LmHead::F16R8, LmHead::Q4_0R8] {
         let bytes = tern_tests::with_head(BUNDLED_MODEL, head);
         let m = Model::parse(&bytes).unwrap();
         assert_eq!(Some(m.file.lm_head().layout), head.layout());

@@ -9,7 +9,7 @@ pub mod writer;
 
 use heapless::Vec as HVec;
 use serde::{Deserialize, Serialize};
-use tern_kernels::layout::{Layout, f16_r8_shape_ok};
+use tern_kernels::layout::{Layout, f16_r8_shape_ok, q4_0_r8_shape_ok};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Section};
@@ -509,11 +509,12 @@ impl<'a> TernFile<'a> {
             Ok(())
         };
         // Embedding / LM head: a float layout, Q8_0 / Q4_0 with whole 32-value blocks per row,
-        // or F16_R8 with whole 8-row groups and 32-column pieces.
+        // or F16_R8 / Q4_0_R8 with whole 8-row groups and 32-column pieces / blocks.
         let float = |t: &TensorInfo| match t.layout {
             Layout::F32 | Layout::F16 | Layout::Bf16 => Ok(()),
             Layout::Q8_0 | Layout::Q4_0 if t.cols.is_multiple_of(32) => Ok(()),
             Layout::F16R8 if f16_r8_shape_ok(t.rows as usize, t.cols as usize) => Ok(()),
+            Layout::Q4_0R8 if q4_0_r8_shape_ok(t.rows as usize, t.cols as usize) => Ok(()),
             _ => Err(Error::WrongLayout { index: t.index }),
         };
         // Norm weights: plain float only.

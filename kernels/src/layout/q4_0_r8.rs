@@ -145,7 +145,9 @@ mod tests {
         assert_eq!(out[16..20], [2, 3, 4, 5].map(|j| byte(0, 0, j))); // row 0, qs[0..4]
         assert_eq!(out[20], byte(1, 0, 2)); // row 1, qs[0]
         assert_eq!(out[16 + 32 * 3 + 4 * 7 + 3], byte(7, 0, 17)); // row 7, qs[15]
+        assert_eq!(out[144..146], [byte(0, 1, 0), byte(0, 1, 1)]); // block 1: row 0's scale
         assert_eq!(out[144 + 2], byte(1, 1, 0)); // block 1: row 1's scale
+        assert_eq!(out[288], byte(8, 0, 0)); // group 1 (rows 8..16) starts at 8 · 36 bytes
         assert_eq!(out[8 * rb + 144 + 16 + 32 + 4], byte(9, 1, 6)); // group 1, row 9, qs[4]
         let mut back = vec![0u8; src.len()];
         q4_0_r8_deinterleave(&out, rows, cols, &mut back);

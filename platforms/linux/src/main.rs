@@ -106,8 +106,8 @@ struct PackArgs {
     #[arg(long, value_enum)]
     ffn_act: Option<ActArg>,
     /// LM head storage when packing: keep the source's layout, or Q8_0 (halves the head's
-    /// bytes) or Q4_0 (quarters them), or F16 in the row-interleaved F16_R8 order (the same
-    /// bytes, read faster by the AVX-512 kernels).
+    /// bytes) or Q4_0 (quarters them), or F16 / Q4_0 in the row-interleaved F16_R8 / Q4_0_R8
+    /// order (the same bytes as F16 / Q4_0, read faster by the head kernels).
     #[arg(long, value_enum, default_value = "keep")]
     lm_head: HeadArg,
     /// Ternary weight layout when packing: T2_128 (2 bits per weight) or T1_160 (1.6 bits per
@@ -134,6 +134,8 @@ enum HeadArg {
     Q4_0,
     #[value(name = "f16_r8")]
     F16R8,
+    #[value(name = "q4_0_r8")]
+    Q4_0R8,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -160,6 +162,7 @@ impl PackArgs {
                 HeadArg::Q8_0 => tern_pack::pack::LmHead::Q8_0,
                 HeadArg::Q4_0 => tern_pack::pack::LmHead::Q4_0,
                 HeadArg::F16R8 => tern_pack::pack::LmHead::F16R8,
+                HeadArg::Q4_0R8 => tern_pack::pack::LmHead::Q4_0R8,
             },
             ternary: match self.ternary {
                 TernaryArg::T2_128 => TernaryLayout::T2_128,

@@ -25,7 +25,8 @@ pub struct PackOptions {
     /// Storage of the LM head (`--lm-head`): as in the source, or quantized to Q8_0 or Q4_0
     /// (the tied embedding is then quantized too). Q8_0 halves the bytes decode reads for the
     /// head (the largest tensor of 2B4T) at a small accuracy cost, Q4_0 quarters them at a
-    /// larger one; see README "Performance".
+    /// larger one (`Q4_0_R8`: the same values, row-interleaved for a faster matvec); see
+    /// README "Performance".
     pub lm_head: LmHead,
     /// Layout of the ternary tensors (`--ternary t2_128|t1_160`): `T2_128` (2 bits per weight,
     /// the default) or `T1_160` (1.6 bits per weight: 20 % fewer bytes for memory-bound devices
@@ -49,6 +50,10 @@ pub enum LmHead {
     /// stream (README "Performance"). From a BF16, F32 or quantized source the values are
     /// rounded to F16 (an error if one overflows it).
     F16R8,
+    /// ggml Q4_0 (the same blocks, 4.5 bpw) in Tern's `Q4_0_R8` order: rows interleaved in
+    /// groups of 8, block by block, which the head matvec reads with no horizontal sums
+    /// (README "Performance"). A Q4_0 source's blocks are reordered, never requantized.
+    Q4_0R8,
 }
 
 impl LmHead {
@@ -60,15 +65,17 @@ impl LmHead {
             LmHead::Q8_0 => Some(Layout::Q8_0),
             LmHead::Q4_0 => Some(Layout::Q4_0),
             LmHead::F16R8 => Some(Layout::F16R8),
+            LmHead::Q4_0R8 => Some(Layout::Q4_0R8),
         }
     }
-    /// The CLI spelling (`keep`, `q8_0`, `q4_0`, `f16_r8`).
+    /// The CLI spelling (`keep`, `q8_0`, `q4_0`, `f16_r8`, `q4_0_r8`).
     pub fn name(self) -> &'static str {
         match self {
             LmHead::Keep => "keep",
             LmHead::Q8_0 => "q8_0",
             LmHead::Q4_0 => "q4_0",
             LmHead::F16R8 => "f16_r8",
+            LmHead::Q4_0R8 => "q4_0_r8",
         }
     }
 }

@@ -47,29 +47,68 @@ pub fn to_f32(layout: Layout, bytes: &[u8]) -> Result<Vec<f32>> {
         Layout::T2_128 | Layout::T1_160 => bail!("{layout:?} is not a float layout"),
         // element order depends on the shape: `tensor_to_f32` de-interleaves it first
         Layout::F16R8 => bail!("F16_R8 data needs its tensor's shape to decode"),
+        Layout::Q4_0R8 => bail!("Q4_0_R8 data needs its tensor's shape to decode"),
         Layout::Q8_0 => dequant_q8_0(bytes)?,
         Layout::Q4_0 => dequant_q4_0(bytes)?,
     })
 }
 
-/// [`to_f32`] of a `(rows, cols)` tensor's data, row-major: also [`Layout::F16R8`], whose
-/// rows are de-interleaved first.
+/// [`to_f32`] of a `(rows, cols)` tensor's data, row-major: also [`Layout::F16R8`] and
+/// [`Layout::Q4_0R8`], whose rows are de-interleaved first.
 ///
 /// # Errors
-/// As [`to_f32`]; an `F16_R8` shape or length that is not the layout's.
+/// As [`to_f32`]; an `F16_R8` / `Q4_0_R8` shape or length that is not the layout's.
 pub fn tensor_to_f32(layout: Layout, bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>> {
-    if layout != Layout::F16R8 {
-        return to_f32(layout, bytes);
+    match layout {
+        Layout::F16R8 => {
+            if !tern_kernels::layout::f16_r8_shape_ok(rows, cols) || bytes.len() != rows * cols * 2
+            {
+                bail!(
+                    "F16_R8 data of {} bytes for shape ({rows}, {cols}): expected rows a multiple of 8, columns of 32 and rows · cols · 2 bytes",
+                    bytes.len()
+                );
+            }
+            let mut f16 = vec![0u8; bytes.len()];
+            tern_kernels::layout::f16_r8_deinterleave(bytes, rows, cols, &mut f16);
+            to_f32(Layout::F16, &f16)
+        }
+        Layout::Q4_0R8 => to_f32(Layout::Q4_0, &q4_0_from_r8(bytes, rows, cols)?),
+        _ => to_f32(layout, bytes),
     }
-    if !tern_kernels::layout::f16_r8_shape_ok(rows, cols) || bytes.len() != rows * cols * 2 {
+}
+
+/// `Q4_0_R8` data of a `(rows, cols)` tensor as row-major Q4_0 blocks (the same bytes,
+/// de-interleaved).
+///
+/// # Errors
+/// A shape that is not `Q4_0_R8`'s (rows a multiple of 8, columns of 32) or a length that is
+/// not `rows · 18 · cols / 32`.
+pub fn q4_0_from_r8(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    q4_0_r8_check(bytes.len(), rows, cols)?;
+    let mut out = vec![0u8; bytes.len()];
+    tern_kernels::layout::q4_0_r8_deinterleave(bytes, rows, cols, &mut out);
+    Ok(out)
+}
+
+/// Row-major Q4_0 blocks of a `(rows, cols)` tensor as `Q4_0_R8` data (the same bytes,
+/// interleaved: exact, never requantized).
+///
+/// # Errors
+/// As [`q4_0_from_r8`].
+pub fn q4_0_r8_from_q4_0(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    q4_0_r8_check(bytes.len(), rows, cols)?;
+    let mut out = vec![0u8; bytes.len()];
+    tern_kernels::layout::q4_0_r8_interleave(bytes, rows, cols, &mut out);
+    Ok(out)
+}
+
+fn q4_0_r8_check(len: usize, rows: usize, cols: usize) -> Result<()> {
+    if !tern_kernels::layout::q4_0_r8_shape_ok(rows, cols) || len != rows * cols / 32 * 18 {
         bail!(
-            "F16_R8 data of {} bytes for shape ({rows}, {cols}): expected rows a multiple of 8, columns of 32 and rows · cols · 2 bytes",
-            bytes.len()
+            "Q4_0_R8 data of {len} bytes for shape ({rows}, {cols}): expected rows a multiple of 8, columns of 32 and rows · 18 · cols / 32 bytes"
         );
     }
-    let mut f16 = vec![0u8; bytes.len()];
-    tern_kernels::layout::f16_r8_deinterleave(bytes, rows, cols, &mut f16);
-    to_f32(Layout::F16, &f16)
+    Ok(())
 }
 
 /// F32 values as `F16_R8` data of a `(rows, cols)` tensor: each rounded to the nearest F16 (ties

@@ -119,13 +119,14 @@ pub fn repack_tensor(t: &mut OwnedTensor, layout: TernaryLayout) {
 
 /// Convert the LM head (the untied `output`, else the tied `token_embd`) to the layout
 /// `opts.lm_head` asks for: dequantized exactly to f32 ([`float::tensor_to_f32`]), then
-/// quantized ([`float::quantize_q8_0`], [`float::quantize_q4_0`]) or rounded to F16 and
-/// interleaved ([`float::f16_r8_from_f32`]; exact from an F16 source). A head already in that
-/// layout is left as it is (never requantized).
+/// quantized ([`float::quantize_q8_0`], [`float::quantize_q4_0`], then for `Q4_0_R8`
+/// interleaved) or rounded to F16 and interleaved ([`float::f16_r8_from_f32`]; exact from an
+/// F16 source). A head already in that layout is left as it is, and Q4_0 becomes `Q4_0_R8`
+/// (or back) by reordering its blocks: never requantized.
 ///
 /// # Errors
-/// A head whose row length is not a multiple of 32 (Q8_0 / Q4_0 blocks); for `F16_R8`, rows
-/// not a multiple of 8 or a value beyond F16's range.
+/// A head whose row length is not a multiple of 32 (Q8_0 / Q4_0 blocks); for `F16_R8` and
+/// `Q4_0_R8`, rows not a multiple of 8; for `F16_R8`, a value beyond F16's range.
 pub fn apply_lm_head(m: &mut OwnedModel, opts: &PackOptions) -> Result<()> {
     let Some(want) = opts.lm_head.layout() else {
         return Ok(());
@@ -140,13 +141,27 @@ pub fn apply_lm_head(m: &mut OwnedModel, opts: &PackOptions) -> Result<()> {
     };
     if t.layout != want {
         let (rows, cols) = (t.rows as usize, t.cols as usize);
-        let v =
-            float::tensor_to_f32(t.layout, &t.data, rows, cols).with_context(|| t.name.clone())?;
         let ctx = || format!("tensor {}: --lm-head {}", t.name, opts.lm_head.name());
-        t.data = match want {
-            Layout::Q4_0 => float::quantize_q4_0(&v).with_context(ctx)?,
-            Layout::F16R8 => float::f16_r8_from_f32(&v, rows, cols).with_context(ctx)?,
-            _ => float::quantize_q8_0(&v).with_context(ctx)?,
+        t.data = match (t.layout, want) {
+            // the same Q4_0 blocks in the other order: exact, never requantized
+            (Layout::Q4_0, Layout::Q4_0R8) => {
+                float::q4_0_r8_from_q4_0(&t.data, rows, cols).with_context(ctx)?
+            }
+            (Layout::Q4_0R8, Layout::Q4_0) => {
+                float::q4_0_from_r8(&t.data, rows, cols).with_context(ctx)?
+            }
+            _ => {
+                let v = float::tensor_to_f32(t.layout, &t.data, rows, cols)
+                    .with_context(|| t.name.clone())?;
+                match want {
+                    Layout::Q4_0 => float::quantize_q4_0(&v).with_context(ctx)?,
+                    Layout::Q4_0R8 => float::quantize_q4_0(&v)
+                        .and_then(|q| float::q4_0_r8_from_q4_0(&q, rows, cols))
+                        .with_context(ctx)?,
+                    Layout::F16R8 => float::f16_r8_from_f32(&v, rows, cols).with_context(ctx)?,
+                    _ => float::quantize_q8_0(&v).with_context(ctx)?,
+                }
+            }
         };
         t.layout = want;
     }
