@@ -237,6 +237,7 @@ static AVX512_VNNI: KernelSet = KernelSet {
     dot_rows_bf16: float::avx512::dot_rows_bf16_avx512,
     dot_rows_f32: float::avx512::dot_rows_f32_avx512,
     dot_panels_f16: float::avx512::dot_panels_f16_avx512,
+    matvec_q4_0_r8_q8_0: float::q4_0_r8::avx2::matvec_q4_0_r8_q8_0_avx512vnni,
     // The other slots share the AVX2 kernels.
     ..AVX2
 };
