@@ -677,6 +677,14 @@ fn real_main() -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout pipe (`tern inspect m.tern | head`) ends tern as it ends other
+    // command-line tools, by SIGPIPE, instead of as println!'s "failed printing to stdout"
+    // panic: Rust starts programs with SIGPIPE ignored.
+    // SAFETY: `signal` only sets the process's disposition of SIGPIPE back to the default; it
+    // runs before any thread is started and touches no Rust-managed memory.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

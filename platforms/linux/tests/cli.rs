@@ -616,3 +616,31 @@ fn ternary_option_packs_t1_160_everywhere() {
     ));
     assert!(out.contains("T1_160"), "{out}");
 }
+
+/// A closed stdout pipe (`tern inspect m.tern | head -1`) ends `tern` as it ends other
+/// command-line tools, by SIGPIPE, with nothing on stderr: no "failed printing to stdout"
+/// panic.
+#[test]
+fn closed_stdout_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let cache = tempfile::tempdir().unwrap();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.tern");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["inspect", demo])
+        .env("TERN_CACHE_DIR", cache.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running tern");
+    // close the pipe's read end before tern (still starting) writes to it
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        out.status
+    );
+    assert!(err.is_empty(), "{err}");
+}
