@@ -400,6 +400,116 @@ pub fn attention_head(
     axpys(scores, &vb[first * ve..end * ve], kv_dim * ve, out);
 }
 
+/// Positions per block of [`attention_heads`]: a block's K (then V) rows of one KV head, 256 ×
+/// `head_dim` values (64 KiB in F16 at `head_dim` 128), stay in L2 while every query head that
+/// shares them reads them.
+pub const ATT_BLOCK_POS: usize = 256;
+
+/// Query heads `h0 .. h0 + bufs.len() / unit` of [`attention`] for one query position, with
+/// exactly [`attention_head`]'s results: the heads that share a KV head (GQA) are taken
+/// together, a block of [`ATT_BLOCK_POS`] positions at a time, so each block of the KV cache
+/// is read from memory once for all of them instead of once per head (at 1800 positions of
+/// 2B4T, one KV head's K and V rows are about 0.9 MiB per layer, so a head after the first
+/// no longer finds them in L2). The same row dots, softmax and position-ordered `axpy_rows`
+/// (split by blocks, in order: the same additions) as [`attention_head`].
+///
+/// Head `h0 + j` works in `bufs[j * unit .. (j + 1) * unit]`: its output `(head_dim,)` at
+/// `out_at`, its scores `(n_pos,)` scratch at `scores_at`; `out_at + head_dim <= scores_at`.
+///
+/// # Panics
+/// If `bufs` is not whole units, the scores do not fit a unit or overlap the output, or the
+/// heads or KV rows are out of range (caller bugs).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_heads(
+    ks: &KernelSet,
+    q: &[f32],
+    k: KvRows<'_>,
+    v: KvRows<'_>,
+    h0: usize,
+    (n_pos, n_heads, n_kv_heads, head_dim): (usize, usize, usize, usize),
+    bufs: &mut [f32],
+    (unit, out_at, scores_at): (usize, usize, usize),
+) {
+    assert!(
+        unit > 0
+            && bufs.len().is_multiple_of(unit)
+            && out_at + head_dim <= scores_at
+            && scores_at + n_pos <= unit,
+        "attention_heads: buffer layout"
+    );
+    let g = n_heads / n_kv_heads;
+    let m = bufs.len() / unit;
+    let kv_dim = n_kv_heads * head_dim;
+    let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
+    let ((kb, ke), (vb, ve)) = (k.bytes(), v.bytes());
+    let dots = if ke == 4 {
+        ks.dot_rows_f32
+    } else {
+        ks.dot_rows_f16
+    };
+    let axpys = if ve == 4 {
+        ks.axpy_rows_f32
+    } else {
+        ks.axpy_rows_f16
+    };
+    let mut j = 0;
+    while j < m {
+        let h = h0 + j;
+        let kvh = h / g;
+        // heads j .. j + run of this call share KV head kvh
+        let run = ((kvh + 1) * g - h).min(m - j);
+        let group = &mut bufs[j * unit..(j + run) * unit];
+        for b in group.chunks_exact_mut(unit) {
+            b[out_at..out_at + head_dim].fill(0.0);
+        }
+        j += run;
+        if n_pos == 0 {
+            continue;
+        }
+        // the byte range of KV head kvh's rows at positions a .. b (element size e): position
+        // t's row starts at element t·kv_dim + kvh·head_dim
+        let first = kvh * head_dim;
+        let rows = |e: usize, a: usize, b: usize| -> (usize, usize) {
+            (
+                (a * kv_dim + first) * e,
+                ((b - 1) * kv_dim + first + head_dim) * e,
+            )
+        };
+        let blocks = || {
+            (0..n_pos)
+                .step_by(ATT_BLOCK_POS)
+                .map(|a| (a, (a + ATT_BLOCK_POS).min(n_pos)))
+        };
+        for (a, b) in blocks() {
+            let (lo, hi) = rows(ke, a, b);
+            for (i, buf) in group.chunks_exact_mut(unit).enumerate() {
+                let qh = &q[(h + i) * head_dim..(h + i + 1) * head_dim];
+                dots(
+                    &kb[lo..hi],
+                    kv_dim * ke,
+                    qh,
+                    &mut buf[scores_at + a..scores_at + b],
+                );
+            }
+        }
+        for buf in group.chunks_exact_mut(unit) {
+            let scores = &mut buf[scores_at..scores_at + n_pos];
+            for s in scores.iter_mut() {
+                *s *= scale;
+            }
+            softmax(scores);
+        }
+        for (a, b) in blocks() {
+            let (lo, hi) = rows(ve, a, b);
+            for buf in group.chunks_exact_mut(unit) {
+                let (head, scores) = buf.split_at_mut(scores_at);
+                let out = &mut head[out_at..out_at + head_dim];
+                axpys(&scores[a..b], &vb[lo..hi], kv_dim * ve, out);
+            }
+        }
+    }
+}
+
 /// `relu(g)^2 * u` (transformers `ACT2FN["relu2"]` = `square(relu(x))`).
 #[inline(always)]
 fn relu2_mul(g: f32, u: f32) -> f32 {
@@ -451,6 +561,74 @@ mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    /// [`attention_heads`] gives [`attention_head`]'s outputs bit for bit (the scalar kernels;
+    /// every SIMD variant's row dots and axpys equal them, `tern-kernels`' tests), for chunks
+    /// of heads that start and end inside a KV group, position counts around the block size,
+    /// and F32 and F16 caches.
+    #[test]
+    fn grouped_heads_equal_single_heads() {
+        let ks = tern_kernels::select_scalar();
+        let (n_heads, n_kv_heads, hd) = (8usize, 2usize, 64usize);
+        let kv_dim = n_kv_heads * hd;
+        let max_pos = 2 * ATT_BLOCK_POS + 3;
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
+        };
+        let kf: Vec<f32> = (0..max_pos * kv_dim).map(|_| next()).collect();
+        let vf: Vec<f32> = (0..max_pos * kv_dim).map(|_| next()).collect();
+        let q: Vec<f32> = (0..n_heads * hd).map(|_| next()).collect();
+        let h16 = |v: &[f32]| -> Vec<u16> {
+            v.iter()
+                .map(|&x| half::f16::from_f32(x).to_bits())
+                .collect()
+        };
+        let (k16, v16) = (h16(&kf), h16(&vf));
+        for f16 in [false, true] {
+            let (k, v) = if f16 {
+                (KvRows::F16(&k16), KvRows::F16(&v16))
+            } else {
+                (KvRows::F32(&kf), KvRows::F32(&vf))
+            };
+            for n_pos in [
+                0usize,
+                1,
+                5,
+                ATT_BLOCK_POS - 1,
+                ATT_BLOCK_POS,
+                ATT_BLOCK_POS + 1,
+                max_pos,
+            ] {
+                let dims = (n_pos, n_heads, n_kv_heads, hd);
+                let want: Vec<f32> = (0..n_heads)
+                    .flat_map(|h| {
+                        let (mut sc, mut out) = (vec![0f32; max_pos], vec![f32::NAN; hd]);
+                        attention_head(ks, &q, k, v, h, dims, &mut sc, &mut out);
+                        out
+                    })
+                    .collect();
+                // chunks of heads as a thread pool may hand them out: 1..3, 3..7, 7..8
+                let (out_at, scores_at) = (3usize, 3 + hd + 2);
+                let unit = scores_at + max_pos + 1;
+                for (h0, h1) in [(0usize, n_heads), (1, 3), (3, 7), (7, 8)] {
+                    let mut bufs = vec![f32::NAN; (h1 - h0) * unit];
+                    attention_heads(ks, &q, k, v, h0, dims, &mut bufs, (unit, out_at, scores_at));
+                    for h in h0..h1 {
+                        let got = &bufs[(h - h0) * unit + out_at..][..hd];
+                        let exp = &want[h * hd..(h + 1) * hd];
+                        assert!(
+                            got.iter().zip(exp).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "head {h} of {h0}..{h1}, {n_pos} positions, f16 {f16}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn softmax_sums_to_one_and_handles_large_values() {

@@ -626,15 +626,13 @@ impl<'m, 'a> Session<'m, 'a> {
             let end = base + (self.pos + n) * kv_dim;
             let (kr, vr) = (self.kc.rows(base, end), self.vc.rows(base, end));
             let (q, pos) = (&self.hb[..n * qkv], self.pos);
+            // (the heads of a chunk that share a KV head together, see `attention_heads`)
             exec.par_chunks_f32(&mut self.att[..n_heads * unit], unit, &|start, chunk| {
-                for (j, buf) in chunk.chunks_exact_mut(unit).enumerate() {
-                    let h = start / unit + j;
-                    let (outs, scores) = buf.split_at_mut(n * hd);
-                    for (t, out) in outs.chunks_exact_mut(hd).enumerate() {
-                        let qt = &q[t * qkv..t * qkv + q_dim];
-                        let dims = (pos + t + 1, n_heads, n_kv_heads, hd);
-                        forward::attention_head(k, qt, kr, vr, h, dims, scores, out);
-                    }
+                for t in 0..n {
+                    let qt = &q[t * qkv..t * qkv + q_dim];
+                    let dims = (pos + t + 1, n_heads, n_kv_heads, hd);
+                    let layout = (unit, t * hd, n * hd);
+                    forward::attention_heads(k, qt, kr, vr, start / unit, dims, chunk, layout);
                 }
             });
             for (h, buf) in self.att.chunks_exact(unit).take(n_heads).enumerate() {
