@@ -29,6 +29,7 @@ fn bench_json_records_have_llama_bench_shape() {
     let opts = BenchOptions {
         n_prompt: 8,
         n_gen: 4,
+        n_depth: 0,
         threads: vec![1, 2],
         reps: 2,
         kv: KvDtype::F16,
@@ -74,6 +75,7 @@ fn bench_json_records_have_llama_bench_shape() {
             "model_n_params",
             "n_prompt",
             "n_gen",
+            "n_depth",
             "n_threads",
             "use_mmap",
             "load_mode",
@@ -98,6 +100,7 @@ fn bench_json_records_have_llama_bench_shape() {
         let pp = i < 2;
         assert_eq!(r["n_prompt"], if pp { 8 } else { 0 });
         assert_eq!(r["n_gen"], if pp { 0 } else { 4 });
+        assert_eq!(r["n_depth"], 0);
         assert_eq!(r["n_threads"], if i % 2 == 0 { 1 } else { 2 });
         assert_eq!(r["model_filename"], name.as_str());
         assert_eq!(r["model_size"], model.file.weight_bytes());
@@ -166,4 +169,45 @@ fn bench_json_records_have_llama_bench_shape() {
     assert!(rows[2].contains("pp8") && rows[5].contains("tg4"));
     assert!(rows[2].contains(" ± "));
     assert_eq!(report.roofline().lines().count(), 2 + 2);
+}
+
+/// `n_depth` (llama-bench's `-d`, on the bundled model: no fixtures): the records and the JSON
+/// carry it, the tests are named as llama-bench names them (`pp3 @ d6`), and the depth counts
+/// against the context: a test that fits only with the depth counted runs, one past the
+/// context is refused with a message naming the depth.
+#[test]
+fn bench_depth_is_named_and_counts_against_the_context() {
+    let model = Model::parse(tern_linux::model_file::BUNDLED_MODEL).unwrap();
+    let kernels = tern_linux::cpu::kernels().unwrap();
+    let max = model.file.header.config.max_ctx as usize;
+    let opts = BenchOptions {
+        n_prompt: 3,
+        n_gen: 2,
+        n_depth: 6,
+        threads: vec![1],
+        reps: 1,
+        ..BenchOptions::default()
+    };
+    let report = run_bench("demo", &model, kernels, &opts, &mut |_| {}).unwrap();
+    let names: Vec<String> = report.records.iter().map(|r| r.name()).collect();
+    assert_eq!(names, ["pp3 @ d6", "tg2 @ d6"]);
+    for r in report.to_json().as_array().unwrap() {
+        assert_eq!(r["n_depth"], 6, "{r}");
+    }
+    assert!(report.markdown().contains("tg2 @ d6"));
+    // depth + the longer test = the whole context: runs (the session's context is the sum)
+    let full = BenchOptions {
+        n_depth: max - 3,
+        ..opts.clone()
+    };
+    run_bench("demo", &model, kernels, &full, &mut |_| {}).unwrap();
+    // one token more does not fit
+    let over = BenchOptions {
+        n_depth: max - 2,
+        ..opts
+    };
+    let e = run_bench("demo", &model, kernels, &over, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("depth of {}", max - 2)), "{e}");
 }

@@ -41,6 +41,10 @@ pub struct BenchOptions {
     pub n_prompt: usize,
     /// Generated tokens of the `tg` test (0: no `tg` test).
     pub n_gen: usize,
+    /// Context depth, tokens (llama-bench's `-d`): before every repetition of each test, this
+    /// many tokens are evaluated as a prompt, untimed, so the test runs deep into a context
+    /// (its attention reads a KV cache that long).
+    pub n_depth: usize,
     /// Thread counts to run every test with.
     pub threads: Vec<usize>,
     /// Timed repetitions of every test (after one warm-up).
@@ -64,6 +68,7 @@ impl Default for BenchOptions {
         BenchOptions {
             n_prompt: 128,
             n_gen: 128,
+            n_depth: 0,
             threads: vec![
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -102,9 +107,9 @@ pub struct ModelSummary {
 /// Which test a record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TestKind {
-    /// Prompt processing: `n_prompt` tokens from an empty context.
+    /// Prompt processing: `n_prompt` tokens after `n_depth` (0: from an empty context).
     Prompt,
-    /// Text generation: `n_gen` single-token forward passes from an empty context.
+    /// Text generation: `n_gen` single-token forward passes after `n_depth` tokens.
     Gen,
 }
 
@@ -117,6 +122,8 @@ pub struct BenchRecord {
     pub n_prompt: usize,
     /// Generated tokens (0 for `pp`).
     pub n_gen: usize,
+    /// Tokens in the context before the test ([`BenchOptions::n_depth`]).
+    pub n_depth: usize,
     /// Threads.
     pub n_threads: usize,
     /// Wall time of every timed repetition, nanoseconds.
@@ -170,11 +177,15 @@ impl BenchRecord {
     pub fn n_tokens(&self) -> usize {
         self.n_prompt + self.n_gen
     }
-    /// `pp128`, `tg128`.
+    /// `pp128`, `tg128`; deep into a context as llama-bench writes it, `tg128 @ d2048`.
     pub fn name(&self) -> String {
-        match self.kind {
+        let test = match self.kind {
             TestKind::Prompt => format!("pp{}", self.n_prompt),
             TestKind::Gen => format!("tg{}", self.n_gen),
+        };
+        match self.n_depth {
+            0 => test,
+            d => format!("{test} @ d{d}"),
         }
     }
     /// Tokens per second of every repetition.
@@ -385,10 +396,12 @@ pub fn run_bench(
         bail!("give one or more thread counts ≥ 1 with -t");
     }
     let c = &model.file.header.config;
-    let ctx = opts.n_prompt.max(opts.n_gen).max(1);
+    let ctx = opts.n_depth + opts.n_prompt.max(opts.n_gen).max(1);
     if ctx > c.max_ctx as usize {
         bail!(
-            "a test of {ctx} tokens is longer than the model's context of {} tokens",
+            "a test of {} tokens after a depth of {} is longer than the model's context of {} tokens",
+            opts.n_prompt.max(opts.n_gen),
+            opts.n_depth,
             c.max_ctx
         );
     }
@@ -400,6 +413,7 @@ pub fn run_bench(
     let mut arena = Arena::new(plan.arena_bytes);
     let prompt = bench_tokens(model, opts.n_prompt, 0x5EED_0001);
     let gen_ids = bench_tokens(model, opts.n_gen, 0x5EED_0002);
+    let depth_ids = bench_tokens(model, opts.n_depth, 0x5EED_0003);
     let mut records = Vec::new();
     let mut bandwidth = Vec::new();
     let bw_buf = match opts.roofline {
@@ -419,14 +433,22 @@ pub fn run_bench(
             if ids.is_empty() {
                 continue;
             }
-            let step = |s: &mut Session<'_, '_>, ids: &[u32]| -> Result<()> {
+            // untimed: an empty context, then the depth's tokens
+            let prepare = |s: &mut Session<'_, '_>| -> Result<()> {
                 s.reset();
+                match depth_ids.is_empty() {
+                    true => Ok(()),
+                    false => prefill(s, &depth_ids),
+                }
+            };
+            let step = |s: &mut Session<'_, '_>, ids: &[u32]| -> Result<()> {
                 match kind {
                     TestKind::Prompt => prefill(s, ids),
                     TestKind::Gen => decode(s, ids),
                 }
             };
             let test_time = utc_now_rfc3339();
+            prepare(&mut s)?;
             step(&mut s, &ids[..warm])?;
             let mut samples_ns = Vec::with_capacity(opts.reps);
             let mut probe_bps = Vec::new();
@@ -434,6 +456,7 @@ pub fn run_bench(
                 if let (TestKind::Gen, Some(buf)) = (kind, bw_buf.as_deref()) {
                     probe_bps.push(measure_read_bandwidth(&pool, buf, 1));
                 }
+                prepare(&mut s)?;
                 let t0 = Instant::now();
                 step(&mut s, ids)?;
                 samples_ns.push(t0.elapsed().as_nanos() as u64);
@@ -446,6 +469,7 @@ pub fn run_bench(
                 kind,
                 n_prompt,
                 n_gen,
+                n_depth: opts.n_depth,
                 n_threads: t,
                 samples_ns,
                 probe_bps,
@@ -517,6 +541,7 @@ impl BenchReport {
                     "model_n_params": m.n_params,
                     "n_prompt": r.n_prompt,
                     "n_gen": r.n_gen,
+                    "n_depth": r.n_depth,
                     "n_batch": self.n_batch,
                     "n_threads": r.n_threads,
                     "use_mmap": self.use_mmap,
@@ -731,12 +756,18 @@ mod tests {
             kind: TestKind::Gen,
             n_prompt: 0,
             n_gen: 4,
+            n_depth: 0,
             n_threads: 1,
             samples_ns: vec![1_000_000_000, 2_000_000_000],
             probe_bps: vec![8e9, 2e9],
             test_time: String::new(),
         };
         assert_eq!(r.name(), "tg4");
+        let deep = BenchRecord {
+            n_depth: 2048,
+            ..r.clone()
+        };
+        assert_eq!(deep.name(), "tg4 @ d2048");
         assert_eq!(r.samples_ts(), vec![4.0, 2.0]);
         // 1e9 bytes per token: 4e9 B/s against 8e9, 2e9 against 2e9 -> median of 0.5 and 1.0
         assert_eq!(r.ceiling_share(1_000_000_000), Some(0.75));

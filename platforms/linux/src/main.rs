@@ -360,6 +360,11 @@ struct BenchArgs {
     /// Generated tokens of the tg test (0 = no tg test).
     #[arg(short = 'n', long, default_value_t = 128)]
     n_gen: usize,
+    /// Context depth: tokens evaluated, untimed, before every repetition, so each test runs
+    /// that deep into a context (llama-bench's -d; tests named e.g. tg128 @ d2048). The
+    /// roofline still counts weight bytes only, not the KV cache's.
+    #[arg(short = 'd', long, default_value_t = 0)]
+    n_depth: usize,
     /// Thread counts, comma-separated, e.g. 1,2,4 (default: all available cores).
     #[arg(short = 't', long, value_delimiter = ',')]
     threads: Vec<usize>,
@@ -392,6 +397,7 @@ impl BenchArgs {
         tern_linux::bench::BenchOptions {
             n_prompt: self.n_prompt,
             n_gen: self.n_gen,
+            n_depth: self.n_depth,
             threads: if self.threads.is_empty() {
                 vec![default_threads()]
             } else {
