@@ -453,10 +453,11 @@ pub fn run_bench(
             let mut samples_ns = Vec::with_capacity(opts.reps);
             let mut probe_bps = Vec::new();
             for _ in 0..opts.reps {
+                // the depth first, so that the probe runs right before the timed test
+                prepare(&mut s)?;
                 if let (TestKind::Gen, Some(buf)) = (kind, bw_buf.as_deref()) {
                     probe_bps.push(measure_read_bandwidth(&pool, buf, 1));
                 }
-                prepare(&mut s)?;
                 let t0 = Instant::now();
                 step(&mut s, ids)?;
                 samples_ns.push(t0.elapsed().as_nanos() as u64);
