@@ -47,14 +47,23 @@ pub fn q4_0_r8_shape_ok(rows: usize, cols: usize) -> bool {
 /// # Panics
 /// If `blk` is shorter than 144 bytes or `i >= 8`.
 pub fn q4_0_r8_gather(blk: &[u8], i: usize) -> [u8; Q4_0_BLOCK_BYTES] {
-    assert!(i < Q4_0_R8_ROWS, "Q4_0_R8: row {i} of a group of 8");
     let mut out = [0u8; Q4_0_BLOCK_BYTES];
-    out[..2].copy_from_slice(&blk[2 * i..2 * i + 2]);
-    for c in 0..4 {
-        let at = 16 + 32 * c + 4 * i;
-        out[2 + 4 * c..6 + 4 * c].copy_from_slice(&blk[at..at + 4]);
+    for (at_block, at_group, n) in spans(i) {
+        out[at_block..at_block + n].copy_from_slice(&blk[at_group..at_group + n]);
     }
     out
+}
+
+/// Where row `i` (0..8) of a group block keeps the bytes of its Q4_0 block: `(offset in the
+/// 18-byte block, offset in the 144-byte group block, bytes)` for the scale and the four
+/// 4-byte pieces of codes.
+///
+/// # Panics
+/// If `i >= 8`.
+fn spans(i: usize) -> [(usize, usize, usize); 5] {
+    assert!(i < Q4_0_R8_ROWS, "Q4_0_R8: row {i} of a group of 8");
+    let codes = |c: usize| (2 + 4 * c, 16 + 32 * c + 4 * i, 4);
+    [(0, 2 * i, 2), codes(0), codes(1), codes(2), codes(3)]
 }
 
 /// Reorder row-major Q4_0 bytes `src: (rows, cols)` into [`super::Layout::Q4_0R8`] order in
@@ -77,10 +86,8 @@ pub fn q4_0_r8_interleave(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) 
             .enumerate()
         {
             let at = q4_0_r8_block_offset(rows, cols, r, b).expect("in range");
-            out[at + 2 * i..at + 2 * i + 2].copy_from_slice(&blk[..2]);
-            for c in 0..4 {
-                let o = at + 16 + 32 * c + 4 * i;
-                out[o..o + 4].copy_from_slice(&blk[2 + 4 * c..6 + 4 * c]);
+            for (at_block, at_group, n) in spans(i) {
+                out[at + at_group..at + at_group + n].copy_from_slice(&blk[at_block..at_block + n]);
             }
         }
     }

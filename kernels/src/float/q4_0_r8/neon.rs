@@ -17,9 +17,7 @@ use super::super::neon::f16x4_to_f32;
 use crate::layout::{Q4_0_R8_BLOCK_BYTES as GB, Q4_0_R8_ROWS};
 use crate::ternary::neon_dot::sdot;
 
-/// Most blocks per row whose `− 8 · Σ x` is kept on the stack (rows of up to 32768 values);
-/// longer rows take the scalar spec.
-const MAX_BLOCKS: usize = 1024;
+use super::scalar::{MAX_BLOCKS, block_offsets};
 
 /// NEON [`super::scalar::matvec_q4_0_r8_q8_0`] (same arguments, result and panics).
 pub(crate) fn matvec_q4_0_r8_q8_0_neon(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
@@ -130,10 +128,7 @@ unsafe fn groups(
     sums: impl Fn(*const u8, *const i8) -> [int32x4_t; 2],
 ) {
     let nb = d.len();
-    let mut corr = [0i32; MAX_BLOCKS];
-    for (c, qb) in corr.iter_mut().zip(q.chunks_exact(32)) {
-        *c = -8 * qb.iter().map(|&v| i32::from(v)).sum::<i32>();
-    }
+    let corr = block_offsets(q);
     for (g, o) in out.chunks_exact_mut(Q4_0_R8_ROWS).enumerate() {
         let gp = w[g * nb * GB..(g + 1) * nb * GB].as_ptr();
         // SAFETY: NEON is available (the contract).

@@ -36,6 +36,23 @@ pub fn matvec_q4_0_r8_q8_0(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Most blocks per row whose `− 8 · Σ x` the SIMD variants keep on the stack
+/// ([`block_offsets`]; rows of up to 32768 values); longer rows take the scalar spec.
+pub(crate) const MAX_BLOCKS: usize = 1024;
+
+/// `− 8 · Σ x` of each block of 32 activations `q` (the Q4_0 codes' offset: a block's exact
+/// sum is `Σ c·x` of its unsigned codes plus this), as the first `q.len() / 32` entries.
+///
+/// # Panics
+/// If `q` holds more than [`MAX_BLOCKS`] blocks (caller bug).
+pub(crate) fn block_offsets(q: &[i8]) -> [i32; MAX_BLOCKS] {
+    let mut out = [0i32; MAX_BLOCKS];
+    for (c, qb) in out[..q.len() / 32].iter_mut().zip(q.chunks_exact(32)) {
+        *c = -8 * qb.iter().map(|&v| i32::from(v)).sum::<i32>();
+    }
+    out
+}
+
 /// The shape checks of every `matvec_q4_0_r8_q8_0` variant: `w_bytes` of `rows` Q4_0_R8 rows
 /// of `nb` blocks, `q_len = 32 · nb` activations.
 ///
