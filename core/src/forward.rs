@@ -6,8 +6,8 @@
 //! `transformers/models/bitnet/modular_bitnet.py`, `integrations/bitnet.py`), with the exact
 //! evaluation order written down in `shared/fixtures/README.md`.
 
-use tern_kernels::KernelSet;
 use tern_kernels::layout::TernaryLayout;
+use tern_kernels::{AxpyRows, DotRows, KernelSet};
 
 use crate::config::FfnAct;
 use crate::exec::Exec;
@@ -357,6 +357,22 @@ pub fn attention(
     }
 }
 
+/// The row dots over K rows of `ke`-byte elements and the axpys over V rows of `ve`-byte
+/// elements (4: F32, else F16).
+fn kv_kernels(ks: &KernelSet, ke: usize, ve: usize) -> (DotRows, AxpyRows) {
+    let dots = if ke == 4 {
+        ks.dot_rows_f32
+    } else {
+        ks.dot_rows_f16
+    };
+    let axpys = if ve == 4 {
+        ks.axpy_rows_f32
+    } else {
+        ks.axpy_rows_f16
+    };
+    (dots, axpys)
+}
+
 /// One query head `h` of [`attention`]: `scores: (n_pos,)` scratch, `out: (head_dim,)`.
 /// Heads are independent, so a platform may run them in parallel.
 pub fn attention_head(
@@ -379,16 +395,7 @@ pub fn attention_head(
         return;
     }
     let ((kb, ke), (vb, ve)) = (k.bytes(), v.bytes());
-    let dots = if ke == 4 {
-        ks.dot_rows_f32
-    } else {
-        ks.dot_rows_f16
-    };
-    let axpys = if ve == 4 {
-        ks.axpy_rows_f32
-    } else {
-        ks.axpy_rows_f16
-    };
+    let (dots, axpys) = kv_kernels(ks, ke, ve);
     // KV head kvh's rows: position t at element t * kv_dim + kvh * head_dim.
     let first = kvh * head_dim;
     let end = (n_pos - 1) * kv_dim + first + head_dim;
@@ -442,16 +449,7 @@ pub fn attention_heads(
     let kv_dim = n_kv_heads * head_dim;
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
     let ((kb, ke), (vb, ve)) = (k.bytes(), v.bytes());
-    let dots = if ke == 4 {
-        ks.dot_rows_f32
-    } else {
-        ks.dot_rows_f16
-    };
-    let axpys = if ve == 4 {
-        ks.axpy_rows_f32
-    } else {
-        ks.axpy_rows_f16
-    };
+    let (dots, axpys) = kv_kernels(ks, ke, ve);
     let mut j = 0;
     while j < m {
         let h = h0 + j;

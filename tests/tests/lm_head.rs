@@ -369,27 +369,29 @@ fn f16_r8_head_reads_as_its_rows() {
     );
 }
 
-/// A head whose rows are not whole 8-row groups cannot be stored as `F16_R8`: `--lm-head f16_r8`
-/// names the tensor and the shape it needs (a file that claims it anyway is refused at parse:
-/// `malformed_tern.rs`).
+/// A head whose rows are not whole 8-row groups cannot be stored as `F16_R8` or `Q4_0_R8`:
+/// `--lm-head f16_r8` / `q4_0_r8` names the tensor and the shape it needs (a file that claims
+/// it anyway is refused at parse: `malformed_tern.rs`).
 #[test]
-fn f16_r8_needs_whole_row_groups() {
-    let o = opts(LmHead::F16R8);
-    let mut m = demo_owned();
-    // drop the last 3 rows of the tied head: vocab % 8 != 0
-    let t = embedding(&mut m);
-    let rb = 2 * t.cols as usize;
-    t.rows -= 3;
-    t.data.truncate(t.rows as usize * rb);
-    m.config.vocab_size -= 3;
-    let e = format!(
-        "{:#}",
-        tern_pack::import::apply_lm_head(&mut m, &o).unwrap_err()
-    );
-    assert!(
-        e.contains("token_embd") && e.contains("multiple of 8"),
-        "{e}"
-    );
+fn row_interleaved_heads_need_whole_row_groups() {
+    for head in [LmHead::F16R8, LmHead::Q4_0R8] {
+        let mut m = demo_owned();
+        // drop the last 3 rows of the tied head: vocab % 8 != 0
+        let t = embedding(&mut m);
+        let rb = 2 * t.cols as usize;
+        t.rows -= 3;
+        t.data.truncate(t.rows as usize * rb);
+        m.config.vocab_size -= 3;
+        let e = format!(
+            "{:#}",
+            tern_pack::import::apply_lm_head(&mut m, &opts(head)).unwrap_err()
+        );
+        assert!(
+            e.contains("token_embd") && e.contains("multiple of 8"),
+            "{}: {e}",
+            head.name()
+        );
+    }
 }
 
 /// `--lm-head q4_0_r8` on the demo model: the `--lm-head q4_0` head's blocks in `Q4_0_R8`
@@ -451,23 +453,4 @@ fn q4_0_r8_head_reads_as_its_rows() {
     assert_eq!(parse(&again).data(parse(&again).file.lm_head()), got);
     let back = repack(&r8, LmHead::Q4_0);
     assert_eq!(parse(&back).data(parse(&back).file.lm_head()), rows4);
-}
-
-/// `--lm-head q4_0_r8` needs whole 8-row groups too, and says so naming the tensor.
-#[test]
-fn q4_0_r8_needs_whole_row_groups() {
-    let mut m = demo_owned();
-    let t = embedding(&mut m);
-    let rb = 2 * t.cols as usize;
-    t.rows -= 3;
-    t.data.truncate(t.rows as usize * rb);
-    m.config.vocab_size -= 3;
-    let e = format!(
-        "{:#}",
-        tern_pack::import::apply_lm_head(&mut m, &opts(LmHead::Q4_0R8)).unwrap_err()
-    );
-    assert!(
-        e.contains("token_embd") && e.contains("multiple of 8"),
-        "{e}"
-    );
 }
