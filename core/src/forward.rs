@@ -304,7 +304,12 @@ pub fn exp_nonpos(x: f32) -> f32 {
     if x < MIN { 0.0 } else { e * scale }
 }
 
-/// A read-only view of one layer's K or V cache rows `(n_pos, kv_dim)`.
+/// A read-only view of one layer's K or V cache, head-major: `(n_kv_heads, cap_pos, head_dim)`
+/// with `cap_pos = len / (n_kv_heads · head_dim)` (the cache's capacity in positions), so the
+/// rows of one KV head, position after position, are contiguous and attention streams them in
+/// order. A position-major cache `(n_pos, kv_dim)`, read one KV head at a time, skips past the
+/// other heads' rows: at 1800 positions of 2B4T its V rows read at half the rate (a standalone
+/// run of the 30 layers' `axpy_rows`, 13.7 ms against 6.9 ms), and decode ran 8-11 % slower.
 #[derive(Clone, Copy, Debug)]
 pub enum KvRows<'c> {
     /// f32 values.
@@ -314,18 +319,50 @@ pub enum KvRows<'c> {
 }
 
 impl<'c> KvRows<'c> {
-    /// The rows as little-endian bytes, and the element size in bytes.
+    /// The values as little-endian bytes, and the element size in bytes.
     fn bytes(self) -> (&'c [u8], usize) {
         match self {
             KvRows::F32(s) => (bytemuck::cast_slice(s), 4),
             KvRows::F16(s) => (bytemuck::cast_slice(s), 2),
         }
     }
+
+    /// The cache's capacity in positions for `kv_dim = n_kv_heads · head_dim`.
+    ///
+    /// # Panics
+    /// If the length is not whole `(n_kv_heads, cap_pos, head_dim)` blocks or holds fewer
+    /// than `n_pos` positions (a caller bug).
+    fn cap_pos(self, kv_dim: usize, n_pos: usize) -> usize {
+        let len = match self {
+            KvRows::F32(s) => s.len(),
+            KvRows::F16(s) => s.len(),
+        };
+        assert!(
+            kv_dim > 0 && len.is_multiple_of(kv_dim) && len / kv_dim >= n_pos,
+            "attention: a KV cache of {len} values is not (n_kv_heads, >= {n_pos}, head_dim) \
+             with n_kv_heads · head_dim = {kv_dim}"
+        );
+        len / kv_dim
+    }
+}
+
+/// The bytes of KV head `kvh`'s rows at positions `a .. b` of a head-major cache `(bytes,
+/// element size e)` of `cap` positions, rows of `head_dim` values (contiguous).
+fn head_rows(
+    (bytes, e): (&[u8], usize),
+    cap: usize,
+    head_dim: usize,
+    kvh: usize,
+    (a, b): (usize, usize),
+) -> &[u8] {
+    let row = head_dim * e;
+    &bytes[(kvh * cap + a) * row..(kvh * cap + b) * row]
 }
 
 /// Causal GQA attention for one query position over `n_pos` cached positions.
 ///
-/// `q: (n_heads * head_dim,)` (after RoPE), `k, v: (n_pos, n_kv_heads * head_dim)`,
+/// `q: (n_heads * head_dim,)` (after RoPE), `k, v`: head-major caches ([`KvRows`]) holding at
+/// least `n_pos` positions,
 /// `att: (n_heads * n_pos,)` scratch for the scores, `out: (n_heads * head_dim,)`.
 /// KV head `j` serves query heads `j*g .. (j+1)*g` with `g = n_heads / n_kv_heads`
 /// (transformers `repeat_kv`). Scores are `(k · q) * head_dim^-0.5` with the kernels' float row
@@ -390,21 +427,30 @@ pub fn attention_head(
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
     let qh = &q[h * head_dim..(h + 1) * head_dim];
     let scores = &mut scores[..n_pos];
+    let (kc, vc) = (k.cap_pos(kv_dim, n_pos), v.cap_pos(kv_dim, n_pos));
     out.fill(0.0);
     if n_pos == 0 {
         return;
     }
-    let ((kb, ke), (vb, ve)) = (k.bytes(), v.bytes());
-    let (dots, axpys) = kv_kernels(ks, ke, ve);
-    // KV head kvh's rows: position t at element t * kv_dim + kvh * head_dim.
-    let first = kvh * head_dim;
-    let end = (n_pos - 1) * kv_dim + first + head_dim;
-    dots(&kb[first * ke..end * ke], kv_dim * ke, qh, scores);
+    let (kb, vb) = (k.bytes(), v.bytes());
+    let (dots, axpys) = kv_kernels(ks, kb.1, vb.1);
+    let span = (0, n_pos);
+    dots(
+        head_rows(kb, kc, head_dim, kvh, span),
+        head_dim * kb.1,
+        qh,
+        scores,
+    );
     for s in scores.iter_mut() {
         *s *= scale;
     }
     softmax(scores);
-    axpys(scores, &vb[first * ve..end * ve], kv_dim * ve, out);
+    axpys(
+        scores,
+        head_rows(vb, vc, head_dim, kvh, span),
+        head_dim * vb.1,
+        out,
+    );
 }
 
 /// Positions per block of [`attention_heads`]: a block's K (then V) rows of one KV head, 256 ×
@@ -448,8 +494,14 @@ pub fn attention_heads(
     let m = bufs.len() / unit;
     let kv_dim = n_kv_heads * head_dim;
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
-    let ((kb, ke), (vb, ve)) = (k.bytes(), v.bytes());
-    let (dots, axpys) = kv_kernels(ks, ke, ve);
+    let (kc, vc) = (k.cap_pos(kv_dim, n_pos), v.cap_pos(kv_dim, n_pos));
+    let (kb, vb) = (k.bytes(), v.bytes());
+    let (dots, axpys) = kv_kernels(ks, kb.1, vb.1);
+    let blocks = || {
+        (0..n_pos)
+            .step_by(ATT_BLOCK_POS)
+            .map(|a| (a, (a + ATT_BLOCK_POS).min(n_pos)))
+    };
     let mut j = 0;
     while j < m {
         let h = h0 + j;
@@ -464,30 +516,12 @@ pub fn attention_heads(
         if n_pos == 0 {
             continue;
         }
-        // the byte range of KV head kvh's rows at positions a .. b (element size e): position
-        // t's row starts at element t·kv_dim + kvh·head_dim
-        let first = kvh * head_dim;
-        let rows = |e: usize, a: usize, b: usize| -> (usize, usize) {
-            (
-                (a * kv_dim + first) * e,
-                ((b - 1) * kv_dim + first + head_dim) * e,
-            )
-        };
-        let blocks = || {
-            (0..n_pos)
-                .step_by(ATT_BLOCK_POS)
-                .map(|a| (a, (a + ATT_BLOCK_POS).min(n_pos)))
-        };
         for (a, b) in blocks() {
-            let (lo, hi) = rows(ke, a, b);
+            let rows = head_rows(kb, kc, head_dim, kvh, (a, b));
             for (i, buf) in group.chunks_exact_mut(unit).enumerate() {
                 let qh = &q[(h + i) * head_dim..(h + i + 1) * head_dim];
-                dots(
-                    &kb[lo..hi],
-                    kv_dim * ke,
-                    qh,
-                    &mut buf[scores_at + a..scores_at + b],
-                );
+                let scores = &mut buf[scores_at + a..scores_at + b];
+                dots(rows, head_dim * kb.1, qh, scores);
             }
         }
         for buf in group.chunks_exact_mut(unit) {
@@ -498,11 +532,11 @@ pub fn attention_heads(
             softmax(scores);
         }
         for (a, b) in blocks() {
-            let (lo, hi) = rows(ve, a, b);
+            let rows = head_rows(vb, vc, head_dim, kvh, (a, b));
             for buf in group.chunks_exact_mut(unit) {
                 let (head, scores) = buf.split_at_mut(scores_at);
                 let out = &mut head[out_at..out_at + head_dim];
-                axpys(&scores[a..b], &vb[lo..hi], kv_dim * ve, out);
+                axpys(&scores[a..b], rows, head_dim * vb.1, out);
             }
         }
     }

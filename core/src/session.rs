@@ -223,8 +223,8 @@ pub struct Session<'m, 'a> {
     cand: &'a mut [u32],    // sampler candidates (vocab,)
     probs: &'a mut [f32],   // sampler probabilities (vocab,)
     history: &'a mut [u32], // tokens so far (ctx,)
-    kc: KvBuf<'a>,          // (n_layers, ctx, kv_dim)
-    vc: KvBuf<'a>,          // (n_layers, ctx, kv_dim)
+    kc: KvBuf<'a>,          // (n_layers, n_kv_heads, ctx, head_dim): head-major
+    vc: KvBuf<'a>,          // (n_layers, n_kv_heads, ctx, head_dim)
     row: &'a mut [u8],      // streamed: one embedding row (row_bytes,)
 }
 
@@ -617,13 +617,17 @@ impl<'m, 'a> Session<'m, 'a> {
                 let (kr, vr) = kv.split_at_mut(kv_dim);
                 forward::rope(q, hd, cos, sin);
                 forward::rope(kr, hd, cos, sin);
-                self.kc.store(base + p * kv_dim, kr);
-                self.vc.store(base + p * kv_dim, vr);
+                // head-major (forward::KvRows): KV head j's row of position p at (j·ctx + p)·hd
+                for (j, (kh, vh)) in kr.chunks_exact(hd).zip(vr.chunks_exact(hd)).enumerate() {
+                    let at = base + (j * ctx + p) * hd;
+                    self.kc.store(at, kh);
+                    self.vc.store(at, vh);
+                }
             }
             // attention (causal): heads in parallel, each over the batch's tokens in order; a
             // head's slice of `att` holds its outputs (n, head_dim) then its scores (ctx)
             let unit = n * hd + ctx;
-            let end = base + (self.pos + n) * kv_dim;
+            let end = base + ctx * kv_dim;
             let (kr, vr) = (self.kc.rows(base, end), self.vc.rows(base, end));
             let (q, pos) = (&self.hb[..n * qkv], self.pos);
             // (the heads of a chunk that share a KV head together, see `attention_heads`)

@@ -167,15 +167,25 @@ fn layer0_ops_match_transformers_dumps() {
         forward::rope(&mut q[p * qd..(p + 1) * qd], hd, &cos, &sin);
         forward::rope(&mut k[p * kvd..(p + 1) * kvd], hd, &cos, &sin);
     }
+    // the cache head-major, (n_kv_heads, n, hd), as `KvRows` documents it
+    let head_major = |x: &[f32]| -> Vec<f32> {
+        let mut t = vec![0f32; n * kvd];
+        for p in 0..n {
+            for j in 0..kvd / hd {
+                t[(j * n + p) * hd..][..hd].copy_from_slice(&x[p * kvd + j * hd..][..hd]);
+            }
+        }
+        t
+    };
+    let (k, v) = (head_major(&k), head_major(&v));
     let mut att_out = vec![0f32; n * qd];
     let mut att = vec![0f32; c.n_heads as usize * n];
     for p in 0..n {
-        let end = (p + 1) * kvd;
         forward::attention(
             tern_linux::cpu::kernels().unwrap(),
             &q[p * qd..(p + 1) * qd],
-            KvRows::F32(&k[..end]),
-            KvRows::F32(&v[..end]),
+            KvRows::F32(&k),
+            KvRows::F32(&v),
             p + 1,
             c.n_heads as usize,
             c.n_kv_heads as usize,
