@@ -22,6 +22,7 @@
 #[cfg(all(feature = "defmt", feature = "std"))]
 compile_error!("features `defmt` and `std` are mutually exclusive");
 
+pub mod attention;
 pub mod config;
 mod embed;
 pub mod error;

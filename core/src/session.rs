@@ -7,10 +7,11 @@ use tern_kernels::float::scalar::decode_row;
 use tern_kernels::layout::{Layout, TernaryLayout};
 
 use crate::Error;
+use crate::attention::{self, KvRows};
 use crate::embed::EmbeddingRow;
 use crate::exec::Exec;
 use crate::format::{LayerTensor, Model, TensorInfo, TensorRole, TernFile};
-use crate::forward::{self, KvRows, TernaryStack, TernaryWeight};
+use crate::forward::{self, TernaryStack, TernaryWeight};
 use crate::plan::{ActSizes, KvDtype, MemoryPlan, REGION_ALIGN, RunOptions, align_up};
 use crate::sampler::Sampler;
 use crate::source::{WeightSource, stream_unit, stream_units};
@@ -617,7 +618,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 let (kr, vr) = kv.split_at_mut(kv_dim);
                 forward::rope(q, hd, cos, sin);
                 forward::rope(kr, hd, cos, sin);
-                // head-major (forward::KvRows): KV head j's row of position p at (j·ctx + p)·hd
+                // head-major (attention::KvRows): KV head j's row of position p at (j·ctx + p)·hd
                 for (j, (kh, vh)) in kr.chunks_exact(hd).zip(vr.chunks_exact(hd)).enumerate() {
                     let at = base + (j * ctx + p) * hd;
                     self.kc.store(at, kh);
@@ -636,7 +637,7 @@ impl<'m, 'a> Session<'m, 'a> {
                     let qt = &q[t * qkv..t * qkv + q_dim];
                     let dims = (pos + t + 1, n_heads, n_kv_heads, hd);
                     let layout = (unit, t * hd, n * hd);
-                    forward::attention_heads(k, qt, kr, vr, start / unit, dims, chunk, layout);
+                    attention::attention_heads(k, qt, kr, vr, start / unit, dims, chunk, layout);
                 }
             });
             for (h, buf) in self.att.chunks_exact(unit).take(n_heads).enumerate() {

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use tern_core::attention::{self, KvRows};
 use tern_core::exec::SingleThread;
 use tern_core::format::{LayerTensor, Model, TensorRole};
-use tern_core::forward::{self, KvRows, TernaryWeight};
+use tern_core::forward::{self, TernaryWeight};
 use tern_kernels::float::scalar::decode_row;
 use tern_tests::{fixtures, packed_bytes, parse, read_f32, read_json};
 
@@ -181,7 +182,7 @@ fn layer0_ops_match_transformers_dumps() {
     let mut att_out = vec![0f32; n * qd];
     let mut att = vec![0f32; c.n_heads as usize * n];
     for p in 0..n {
-        forward::attention(
+        attention::attention(
             tern_linux::cpu::kernels().unwrap(),
             &q[p * qd..(p + 1) * qd],
             KvRows::F32(&k),
