@@ -24,6 +24,6 @@ mod select;
 pub mod ternary;
 
 pub use select::{
-    AxpyRows, CpuFeatures, DotPanels, DotRows, KernelSet, KernelVariant, MatvecQ8, RescaleT,
-    select, select_scalar, select_variant,
+    AxpyRows, AxpyRowsHeads, CpuFeatures, DotPanels, DotRows, DotRowsHeads, KernelSet,
+    KernelVariant, MatvecQ8, RescaleT, select, select_scalar, select_variant,
 };

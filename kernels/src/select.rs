@@ -101,6 +101,15 @@ pub type DotPanels = fn(&[u8], &[f32], &mut [f32]);
 /// [`float::scalar::axpy_rows_f16`].
 pub type AxpyRows = fn(&[f32], &[u8], usize, &mut [f32]);
 
+/// Attention's row dots of several query heads over one KV head's F16 rows `(heads, w,
+/// stride_bytes, q: (heads, n), out: (heads, rows))`, see
+/// [`float::gqa::scalar::dot_rows_heads_f16`].
+pub type DotRowsHeads = fn(usize, &[u8], usize, &[f32], &mut [f32]);
+
+/// Attention's axpys of several query heads over one KV head's F16 rows `(heads, a: (heads,
+/// rows), x, stride_bytes, y: (heads, n))`, see [`float::gqa::scalar::axpy_rows_heads_f16`].
+pub type AxpyRowsHeads = fn(usize, &[f32], &[u8], usize, &mut [f32]);
+
 /// A table of kernel entry points. Every slot is filled: unported variants point at scalar.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelSet {
@@ -147,6 +156,12 @@ pub struct KernelSet {
     pub axpy_rows_f32: AxpyRows,
     /// The same over F16 rows. See [`float::scalar::axpy_rows_f16`].
     pub axpy_rows_f16: AxpyRows,
+    /// [`Self::dot_rows_f16`] for the query heads that share a KV head (GQA), each value
+    /// converted once for all of them. See [`float::gqa::scalar::dot_rows_heads_f16`].
+    pub dot_rows_heads_f16: DotRowsHeads,
+    /// [`Self::axpy_rows_f16`] for the query heads that share a KV head. See
+    /// [`float::gqa::scalar::axpy_rows_heads_f16`].
+    pub axpy_rows_heads_f16: AxpyRowsHeads,
     /// BitLinear's transposed rescale of batched sums `(a, rows, scale, s_a, o, o_stride)`. See
     /// [`float::scalar::rescale_t_i32`].
     pub rescale_t_i32: RescaleT,
@@ -197,6 +212,8 @@ static SCALAR: KernelSet = KernelSet {
     dot_panels_f16: float::scalar::dot_panels_f16,
     axpy_rows_f32: float::scalar::axpy_rows_f32,
     axpy_rows_f16: float::scalar::axpy_rows_f16,
+    dot_rows_heads_f16: float::gqa::scalar::dot_rows_heads_f16,
+    axpy_rows_heads_f16: float::gqa::scalar::axpy_rows_heads_f16,
     rescale_t_i32: float::scalar::rescale_t_i32,
     dot_q4_0: float::scalar::dot_q4_0_row,
     matvec_q4_0_q8_0: float::scalar::matvec_q4_0_q8_0,
@@ -222,6 +239,8 @@ static AVX2: KernelSet = KernelSet {
     dot_panels_f16: float::avx2::dot_panels_f16_avx2,
     axpy_rows_f32: float::avx2::axpy_rows_f32_avx2,
     axpy_rows_f16: float::avx2::axpy_rows_f16_avx2,
+    dot_rows_heads_f16: float::gqa::avx2::dot_rows_heads_f16_avx2,
+    axpy_rows_heads_f16: float::gqa::avx2::axpy_rows_heads_f16_avx2,
     rescale_t_i32: float::avx2::rescale_t_i32_avx2,
     dot_q4_0: float::avx2::dot_q4_0_row_avx2,
     matvec_q4_0_q8_0: float::avx2::matvec_q4_0_q8_0_avx2,
@@ -237,6 +256,8 @@ static AVX512_VNNI: KernelSet = KernelSet {
     dot_rows_bf16: float::avx512::dot_rows_bf16_avx512,
     dot_rows_f32: float::avx512::dot_rows_f32_avx512,
     dot_panels_f16: float::avx512::dot_panels_f16_avx512,
+    dot_rows_heads_f16: float::gqa::avx512::dot_rows_heads_f16_avx512,
+    axpy_rows_heads_f16: float::gqa::avx512::axpy_rows_heads_f16_avx512,
     matvec_q4_0_r8_q8_0: float::q4_0_r8::avx2::matvec_q4_0_r8_q8_0_avx512vnni,
     // The other slots share the AVX2 kernels.
     ..AVX2
@@ -264,6 +285,8 @@ static NEON: KernelSet = KernelSet {
     dot_panels_f16: float::neon::dot_panels_f16_neon,
     axpy_rows_f32: float::neon::axpy_rows_f32_neon,
     axpy_rows_f16: float::neon::axpy_rows_f16_neon,
+    dot_rows_heads_f16: float::gqa::neon::dot_rows_heads_f16_neon,
+    axpy_rows_heads_f16: float::gqa::neon::axpy_rows_heads_f16_neon,
     rescale_t_i32: float::neon::rescale_t_i32_neon,
 };
 

@@ -4,6 +4,7 @@
 
 use core::arch::x86_64::*;
 
+use super::reduce8::reduce8_accs;
 use super::scalar::{DOT_LANES, reduce32};
 use crate::layout::{F16_R8_COLS, F16_R8_ROWS};
 
@@ -267,13 +268,10 @@ unsafe fn rows8_accs<const FMT: u8, const PANEL: bool>(
     acc
 }
 
-/// [`super::scalar::dot_rows_f16`] and kin: eight rows at a time, their `v = (acc0 + acc1) +
-/// (acc2 + acc3)` reduced together by a transposing network that performs scalar's
-/// [`reduce32`] additions lane for lane: halves `v[j] + v[j+4]`, then pairs `(w0 + w2)`,
-/// `(w1 + w3)` (`shuffle_ps`), then their sum (`hadd_ps`). The 8 rows' sums come from
-/// [`rows8_accs`] (a piece of every row at a time, so a piece of `x` serves all eight: the
-/// LM head's F16, BF16 and F32 rows take this path). Rows of a length that is not a multiple of 8,
-/// and the last `rows % 8`, go through [`dot_impl`].
+/// [`super::scalar::dot_rows_f16`] and kin: eight rows at a time, their partial sums from
+/// [`rows8_accs`] (a piece of every row at a time, so a piece of `x` serves all eight: the LM
+/// head's F16, BF16 and F32 rows take this path) reduced together by [`reduce8_accs`]. Rows of
+/// a length that is not a multiple of 8, and the last `rows % 8`, go through [`dot_impl`].
 ///
 /// # Safety
 /// AVX2 and F16C; the shape as checked by [`super::scalar::check_rows`].
@@ -341,28 +339,8 @@ pub(super) unsafe fn dot_rows_by8<const FMT: u8>(
             // SAFETY: n is a multiple of 8 (tested above); rows r..r + 8 <= rows hold n
             // elements each, `stride` bytes apart (checked by the wrapper).
             let acc = rows8(unsafe { w.as_ptr().add(r * stride) }, stride, x);
-            let v: [__m256; 8] = core::array::from_fn(|i| {
-                let a = acc[i];
-                _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]))
-            });
-            // [w_a | w_b]: w = low half + high half of v, for rows a and b
-            let halves = |a: usize, b: usize| {
-                _mm256_add_ps(
-                    _mm256_permute2f128_ps::<0x20>(v[a], v[b]),
-                    _mm256_permute2f128_ps::<0x31>(v[a], v[b]),
-                )
-            };
-            // [w0 + w2, w1 + w3] of the rows of p, then of q, per 128-bit half
-            let pairs = |p: __m256, q: __m256| {
-                _mm256_add_ps(
-                    _mm256_shuffle_ps::<0x44>(p, q),
-                    _mm256_shuffle_ps::<0xEE>(p, q),
-                )
-            };
-            let ua = pairs(halves(0, 4), halves(1, 5));
-            let ub = pairs(halves(2, 6), halves(3, 7));
             // SAFETY: out[r..r + 8] is in bounds (r + 8 <= rows).
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(r), _mm256_hadd_ps(ua, ub)) };
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(r), reduce8_accs(&acc)) };
             r += 8;
         }
     }

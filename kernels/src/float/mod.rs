@@ -7,9 +7,12 @@
 pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
+pub mod gqa;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon_dot;
 pub mod q4_0_r8;
+#[cfg(target_arch = "x86_64")]
+mod reduce8;
 pub mod scalar;

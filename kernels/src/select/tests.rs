@@ -5,8 +5,16 @@ use super::*;
 use crate::layout::TernaryLayout;
 
 mod float;
+mod gqa;
 mod q4_0_r8;
 mod ternary;
+
+/// `v` rounded to F16, as little-endian bytes.
+pub(super) fn f16_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
+        .collect()
+}
 
 /// The tests' xorshift64 stream (shifts 13, 7, 17) from state `s` (nonzero).
 fn xorshift(mut s: u64) -> impl FnMut() -> u64 {

@@ -47,13 +47,6 @@ fn quantize_edges() {
     quant_check(&x);
 }
 
-/// `v` rounded to F16, as little-endian bytes.
-fn f16_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter()
-        .flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes())
-        .collect()
-}
-
 /// F16 specials: subnormals, ±0, the largest finite value, +inf, a small normal, 2.
 const F16_SPECIALS: [f32; 8] = [6e-8, -6e-8, 0.0, -0.0, 65504.0, f32::INFINITY, -1.5e-5, 2.0];
 
