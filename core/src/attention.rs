@@ -199,11 +199,8 @@ pub fn attention_heads(
     let (kc, vc) = (k.cap_pos(kv_dim, n_pos), v.cap_pos(kv_dim, n_pos));
     let (kb, vb) = (k.bytes(), v.bytes());
     let (dots, axpys) = kv_kernels(ks, kb.1, vb.1);
-    let blocks = || {
-        (0..n_pos)
-            .step_by(ATT_BLOCK_POS)
-            .map(|a| (a, (a + ATT_BLOCK_POS).min(n_pos)))
-    };
+    let heads_pass = kb.1 == 2 && vb.1 == 2 && (1..=PASS_MAX_HEAD_DIM).contains(&head_dim);
+    let layout = (unit, out_at, scores_at);
     let mut j = 0;
     while j < m {
         let h = h0 + j;
@@ -211,14 +208,20 @@ pub fn attention_heads(
         // heads j .. j + run of this call share KV head kvh
         let run = ((kvh + 1) * g - h).min(m - j);
         let group = &mut bufs[j * unit..(j + run) * unit];
+        j += run;
+        if heads_pass {
+            for (i, pass) in group.chunks_mut(PASS_HEADS * unit).enumerate() {
+                let hp = h + i * PASS_HEADS;
+                let qp = &q[hp * head_dim..(hp + pass.len() / unit) * head_dim];
+                let kv = ((kb, kc), (vb, vc), kvh);
+                pass_f16(ks, qp, kv, (n_pos, head_dim, scale), pass, layout);
+            }
+            continue;
+        }
         for b in group.chunks_exact_mut(unit) {
             b[out_at..out_at + head_dim].fill(0.0);
         }
-        j += run;
-        if n_pos == 0 {
-            continue;
-        }
-        for (a, b) in blocks() {
+        for (a, b) in blocks(n_pos) {
             let rows = head_rows(kb, kc, head_dim, kvh, (a, b));
             for (i, buf) in group.chunks_exact_mut(unit).enumerate() {
                 let qh = &q[(h + i) * head_dim..(h + i + 1) * head_dim];
@@ -226,14 +229,8 @@ pub fn attention_heads(
                 dots(rows, head_dim * kb.1, qh, scores);
             }
         }
-        for buf in group.chunks_exact_mut(unit) {
-            let scores = &mut buf[scores_at..scores_at + n_pos];
-            for s in scores.iter_mut() {
-                *s *= scale;
-            }
-            softmax(scores);
-        }
-        for (a, b) in blocks() {
+        scaled_softmax(group, (unit, scores_at, n_pos), scale);
+        for (a, b) in blocks(n_pos) {
             let rows = head_rows(vb, vc, head_dim, kvh, (a, b));
             for buf in group.chunks_exact_mut(unit) {
                 let (head, scores) = buf.split_at_mut(scores_at);
@@ -241,6 +238,73 @@ pub fn attention_heads(
                 axpys(&scores[a..b], rows, head_dim * vb.1, out);
             }
         }
+    }
+}
+
+/// Most query heads of one KV head that [`attention_heads`] gives one call of the multi-head
+/// F16 kernels (`dot_rows_heads_f16`, `axpy_rows_heads_f16`: each cached value converted once
+/// for all of them), and the longest head it does so for: a block's scores and the heads'
+/// outputs stay on the stack meanwhile (4 KiB each).
+const PASS_HEADS: usize = 4;
+const PASS_MAX_HEAD_DIM: usize = 256;
+
+/// The blocks of [`ATT_BLOCK_POS`] positions of `0 .. n_pos`, in order.
+fn blocks(n_pos: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n_pos)
+        .step_by(ATT_BLOCK_POS)
+        .map(move |a| (a, (a + ATT_BLOCK_POS).min(n_pos)))
+}
+
+/// The scores of each head in `bufs` (units of `unit`, `n_pos` scores at `scores_at`) scaled
+/// by `scale`, then softmax.
+fn scaled_softmax(bufs: &mut [f32], (unit, scores_at, n_pos): (usize, usize, usize), scale: f32) {
+    for buf in bufs.chunks_exact_mut(unit) {
+        let scores = &mut buf[scores_at..scores_at + n_pos];
+        for s in scores.iter_mut() {
+            *s *= scale;
+        }
+        softmax(scores);
+    }
+}
+
+/// A cache's bytes with their element size, and its capacity in positions.
+type Cache<'c> = ((&'c [u8], usize), usize);
+
+/// Up to [`PASS_HEADS`] query heads of KV head `kvh` over F16 caches (the heads of `bufs`,
+/// laid out as [`attention_heads`]' are; `q: (heads, head_dim)` theirs): the multi-head
+/// kernels' dots block by block into each head's scores, the scaled softmax, then their
+/// axpys block by block, in order (the same operations as [`attention_head`]'s).
+fn pass_f16(
+    ks: &KernelSet,
+    q: &[f32],
+    ((kb, kc), (vb, vc), kvh): (Cache<'_>, Cache<'_>, usize),
+    (n_pos, head_dim, scale): (usize, usize, f32),
+    bufs: &mut [f32],
+    (unit, out_at, scores_at): (usize, usize, usize),
+) {
+    let heads = bufs.len() / unit;
+    let mut sb = [0f32; PASS_HEADS * ATT_BLOCK_POS];
+    for (a, b) in blocks(n_pos) {
+        let s = &mut sb[..heads * (b - a)];
+        let rows = head_rows(kb, kc, head_dim, kvh, (a, b));
+        (ks.dot_rows_heads_f16)(heads, rows, 2 * head_dim, q, s);
+        for (buf, sh) in bufs.chunks_exact_mut(unit).zip(s.chunks_exact(b - a)) {
+            buf[scores_at + a..scores_at + b].copy_from_slice(sh);
+        }
+    }
+    scaled_softmax(bufs, (unit, scores_at, n_pos), scale);
+    let mut yb = [0f32; PASS_HEADS * PASS_MAX_HEAD_DIM];
+    let y = &mut yb[..heads * head_dim];
+    for (a, b) in blocks(n_pos) {
+        let s = &mut sb[..heads * (b - a)];
+        for (buf, sh) in bufs.chunks_exact(unit).zip(s.chunks_exact_mut(b - a)) {
+            sh.copy_from_slice(&buf[scores_at + a..scores_at + b]);
+        }
+        let rows = head_rows(vb, vc, head_dim, kvh, (a, b));
+        (ks.axpy_rows_heads_f16)(heads, s, rows, 2 * head_dim, y);
+    }
+    for (buf, yh) in bufs.chunks_exact_mut(unit).zip(y.chunks_exact(head_dim)) {
+        buf[out_at..out_at + head_dim].copy_from_slice(yh);
     }
 }
 
@@ -252,13 +316,20 @@ mod tests {
     use std::vec::Vec;
 
     /// [`attention_heads`] gives [`attention_head`]'s outputs bit for bit (the scalar kernels;
-    /// every SIMD variant's row dots and axpys equal them, `tern-kernels`' tests), for chunks
-    /// of heads that start and end inside a KV group, position counts around the block size,
-    /// and F32 and F16 caches.
+    /// every SIMD variant's row dots and axpys equal them, `tern-kernels`' tests, and
+    /// `tests/tests/gqa_attention.rs` runs this with the CPU's kernels), for chunks of heads
+    /// that start and end inside a KV group, groups of 4 heads (one multi-head pass), 6 (a
+    /// pass of 4 and one of 2) and 1, position counts around the block size, and F32 and F16
+    /// caches.
     #[test]
     fn grouped_heads_equal_single_heads() {
-        let ks = tern_kernels::select_scalar();
-        let (n_heads, n_kv_heads, hd) = (8usize, 2usize, 64usize);
+        for (n_heads, n_kv_heads) in [(8usize, 2usize), (12, 2), (3, 3)] {
+            grouped_case(tern_kernels::select_scalar(), n_heads, n_kv_heads, 64);
+        }
+    }
+
+    /// [`grouped_heads_equal_single_heads`] for one shape and kernel set.
+    fn grouped_case(ks: &KernelSet, n_heads: usize, n_kv_heads: usize, hd: usize) {
         let kv_dim = n_kv_heads * hd;
         let max_pos = 2 * ATT_BLOCK_POS + 3;
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -300,10 +371,16 @@ mod tests {
                         out
                     })
                     .collect();
-                // chunks of heads as a thread pool may hand them out: 1..3, 3..7, 7..8
+                // chunks of heads as a thread pool may hand them out: 1..3, 3..n-1, n-1..n
                 let (out_at, scores_at) = (3usize, 3 + hd + 2);
                 let unit = scores_at + max_pos + 1;
-                for (h0, h1) in [(0usize, n_heads), (1, 3), (3, 7), (7, 8)] {
+                let chunks = [
+                    (0usize, n_heads),
+                    (1, 3),
+                    (3, n_heads - 1),
+                    (n_heads - 1, n_heads),
+                ];
+                for (h0, h1) in chunks.into_iter().filter(|(a, b)| a < b) {
                     let mut bufs = vec![f32::NAN; (h1 - h0) * unit];
                     attention_heads(ks, &q, k, v, h0, dims, &mut bufs, (unit, out_at, scores_at));
                     for h in h0..h1 {
