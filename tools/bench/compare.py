@@ -13,6 +13,9 @@ median, next to each runtime's own per-round figures.
         --tern-model m.tern --tern-model m-q4.tern --gguf m.gguf --gguf m-tq1.gguf \\
         -p 128 -n 64 -t 1,2 --reps 3 --rounds 3 --out bench-out
 
+`-d N` runs every test N tokens deep into a context (both benches' `-d`: that many prompt
+tokens evaluated, untimed, first), so decode reads the KV cache of N positions too.
+
 `--tern-load-mode` and `--llama-load-mode` (each `mmap`, `none` or `mmap,none`, llama-bench's
 `-lm` values) choose how each runtime holds the weights: mapped from the file, or read into
 memory (`tern bench --no-mmap`, `llama-bench -lm none`); every model runs once per mode and
@@ -33,12 +36,15 @@ import time
 
 
 def test_name(rec: dict) -> str | None:
-    """`pp128` / `tg64` for a llama-bench-style record, None for a combined test."""
+    """`pp128` / `tg64` (`tg64 @ d1024` after a context depth, llama-bench's naming) for a
+    llama-bench-style record, None for a combined test."""
     p, g = int(rec.get("n_prompt", 0)), int(rec.get("n_gen", 0))
+    d = int(rec.get("n_depth", 0))
+    at = f" @ d{d}" if d > 0 else ""
     if p > 0 and g == 0:
-        return f"pp{p}"
+        return f"pp{p}{at}"
     if g > 0 and p == 0:
-        return f"tg{g}"
+        return f"tg{g}{at}"
     return None
 
 
@@ -82,6 +88,8 @@ def main() -> None:
     ap.add_argument("--gguf", action="append", default=[], help="GGUF for llama-bench (repeatable)")
     ap.add_argument("-p", "--n-prompt", type=int, default=128)
     ap.add_argument("-n", "--n-gen", type=int, default=64)
+    ap.add_argument("-d", "--n-depth", type=int, default=0,
+                    help="context depth: tokens evaluated, untimed, before every test (both benches' -d)")
     ap.add_argument("-t", "--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions per test and run")
     ap.add_argument("--rounds", type=int, default=3)
@@ -117,10 +125,12 @@ def main() -> None:
 
     def command(kind: str, model: str, load: str) -> list[str]:
         if kind == "Tern":
-            return [a.tern, "bench", model, "-p", str(a.n_prompt), "-n", str(a.n_gen), "-t", a.threads,
+            return [a.tern, "bench", model, "-p", str(a.n_prompt), "-n", str(a.n_gen), "-d", str(a.n_depth),
+                    "-t", a.threads,
                     "--reps", str(a.reps), "--kv", "f16", "--json", *(["--roofline"] if a.roofline else []),
                     *(["--no-mmap"] if load == "none" else [])]
-        return [a.llama_bench, "-m", model, "-p", str(a.n_prompt), "-n", str(a.n_gen), "-t", a.threads,
+        return [a.llama_bench, "-m", model, "-p", str(a.n_prompt), "-n", str(a.n_gen), "-d", str(a.n_depth),
+                "-t", a.threads,
                 "-r", str(a.reps), "-ctk", "f16", "-ctv", "f16", "-o", "json",
                 *(["-lm", "none"] if load == "none" else [])]
 
