@@ -10,7 +10,7 @@
 //!   row's converted values serve every head (rows in order, a separate multiply and add).
 //!
 //! Shapes off these paths (rows not a multiple of 32 values for the dots, the last `n % 16`
-//! values of the axpys, a last odd row) take the per-head AVX-512 / AVX2 kernels or scalar's
+//! values of the axpys, a last odd row) take the per-head AVX-512 dot kernel or scalar's
 //! per-value loop: the same operations.
 
 use core::arch::x86_64::*;
