@@ -11,10 +11,10 @@
 
 use core::arch::x86_64::*;
 
-use super::scalar::{check_heads, dots_by_head};
+use super::scalar::{axpy_passes, check_heads, dots_by_head};
 use crate::float::avx2::dot_rows_f16_avx2;
 use crate::float::reduce8::reduce8_accs;
-use crate::float::scalar::{check_rows, f16_to_f32};
+use crate::float::scalar::check_rows;
 
 /// AVX2 + F16C [`super::scalar::dot_rows_heads_f16`], bit-identical.
 pub(crate) fn dot_rows_heads_f16_avx2(
@@ -106,13 +106,9 @@ pub(crate) fn axpy_rows_heads_f16_avx2(
     stride_bytes: usize,
     y: &mut [f32],
 ) {
-    let (rows, n) = check_heads(heads, a.len(), y.len());
-    check_rows(x.len(), stride_bytes, rows, 2 * n);
-    for h0 in (0..heads).step_by(4) {
-        let g = 4.min(heads - h0);
-        let (ag, yg) = (&a[h0 * rows..(h0 + g) * rows], &mut y[h0 * n..(h0 + g) * n]);
+    axpy_passes(heads, a, x, stride_bytes, y, |g, ag, yg| {
         // SAFETY: as for `dot_rows_heads_f16_avx2`; the `rows` rows of n F16 values fit `x` at
-        // `stride_bytes` (checked above); ag is (g, rows), yg (g, n).
+        // `stride_bytes` (checked by `axpy_passes`); ag is (g, rows), yg (g, n), g <= 4.
         unsafe {
             match g {
                 4 => axpys_impl::<4, 2>(ag, x, stride_bytes, yg),
@@ -121,7 +117,7 @@ pub(crate) fn axpy_rows_heads_f16_avx2(
                 _ => axpys_impl::<1, 8>(ag, x, stride_bytes, yg),
             }
         }
-    }
+    })
 }
 
 /// The axpys of `G` heads, `8·S` values of each head's `y` in registers at a time: `a: (G,
@@ -150,16 +146,7 @@ unsafe fn axpys_impl<const G: usize, const S: usize>(
         unsafe { stretch::<G, 1>(a, x, stride, y, i) };
         i += 8;
     }
-    let rows = a.len() / G;
-    for h in 0..G {
-        for k in i..n {
-            let yk = &mut y[h * n + k];
-            for r in 0..rows {
-                let at = r * stride + 2 * k;
-                *yk += a[h * rows + r] * f16_to_f32([x[at], x[at + 1]]);
-            }
-        }
-    }
+    super::scalar::axpy_tail(G, a, x, stride, y, i);
 }
 
 /// Values `i .. i + 8R` of each of the `G` heads' `y` of [`axpys_impl`], in registers across

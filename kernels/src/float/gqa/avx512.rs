@@ -15,10 +15,10 @@
 
 use core::arch::x86_64::*;
 
-use super::scalar::{check_heads, dots_by_head};
+use super::scalar::{axpy_passes, check_heads, dots_by_head};
 use crate::float::avx512::dot_rows_f16_avx512;
 use crate::float::reduce8::reduce8_accs;
-use crate::float::scalar::{check_rows, f16_to_f32};
+use crate::float::scalar::check_rows;
 
 /// Query heads per pass (2B4T's and Llama 3's GQA groups share a KV head among 4).
 const HEADS_PER_PASS: usize = 4;
@@ -134,13 +134,9 @@ pub(crate) fn axpy_rows_heads_f16_avx512(
     stride_bytes: usize,
     y: &mut [f32],
 ) {
-    let (rows, n) = check_heads(heads, a.len(), y.len());
-    check_rows(x.len(), stride_bytes, rows, 2 * n);
-    for h0 in (0..heads).step_by(HEADS_PER_PASS) {
-        let g = HEADS_PER_PASS.min(heads - h0);
-        let (ag, yg) = (&a[h0 * rows..(h0 + g) * rows], &mut y[h0 * n..(h0 + g) * n]);
-        // SAFETY: as for `dot_rows_heads_f16_avx512`; the `rows` rows of n F16 values fit `x`
-        // at `stride_bytes` (checked above); ag is (g, rows), yg (g, n).
+    axpy_passes(heads, a, x, stride_bytes, y, |g, ag, yg| {
+        // SAFETY: as for `dot_rows_heads_f16_avx512`; the rows fit `x` at `stride_bytes`
+        // (checked by `axpy_passes`); ag is (g, rows), yg (g, n), g <= 4.
         unsafe {
             match g {
                 4 => axpys_impl::<4>(ag, x, stride_bytes, yg),
@@ -149,7 +145,7 @@ pub(crate) fn axpy_rows_heads_f16_avx512(
                 _ => axpys_impl::<1>(ag, x, stride_bytes, yg),
             }
         }
-    }
+    })
 }
 
 /// The axpys of `G` heads: `a: (G, rows)`, `y: (G, n)`, rows `stride` bytes apart from `x`.
@@ -200,13 +196,5 @@ unsafe fn axpys_impl<const G: usize>(a: &[f32], x: &[u8], stride: usize, y: &mut
     while i + 16 <= n {
         stretch!(1);
     }
-    for h in 0..G {
-        for k in i..n {
-            let yk = &mut y[h * n + k];
-            for r in 0..rows {
-                let at = r * stride + 2 * k;
-                *yk += a[h * rows + r] * f16_to_f32([x[at], x[at + 1]]);
-            }
-        }
-    }
+    super::scalar::axpy_tail(G, a, x, stride, y, i);
 }

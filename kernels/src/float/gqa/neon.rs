@@ -11,9 +11,9 @@
 
 use core::arch::aarch64::*;
 
-use super::scalar::{check_heads, dots_by_head};
+use super::scalar::{axpy_passes, check_heads, dots_by_head};
 use crate::float::neon::{dot_rows_f16_neon, f16x4_to_f32};
-use crate::float::scalar::{DOT_LANES, check_rows, f16_to_f32, reduce32};
+use crate::float::scalar::{DOT_LANES, check_rows, reduce32};
 
 /// 4 values of an F16 row from value `i`, as f32.
 ///
@@ -94,14 +94,10 @@ pub(crate) fn axpy_rows_heads_f16_neon(
     stride_bytes: usize,
     y: &mut [f32],
 ) {
-    let (rows, n) = check_heads(heads, a.len(), y.len());
-    check_rows(x.len(), stride_bytes, rows, 2 * n);
-    for h0 in (0..heads).step_by(4) {
-        let g = 4.min(heads - h0);
-        let (ag, yg) = (&a[h0 * rows..(h0 + g) * rows], &mut y[h0 * n..(h0 + g) * n]);
+    axpy_passes(heads, a, x, stride_bytes, y, |g, ag, yg| {
         // SAFETY: reachable only through a KernelSet selected under the NEON contract of
-        // `select`; the `rows` rows of n F16 values fit `x` at `stride_bytes` (checked above);
-        // ag is (g, rows), yg (g, n).
+        // `select`; the `rows` rows of n F16 values fit `x` at `stride_bytes` (checked by `axpy_passes`);
+        // ag is (g, rows), yg (g, n), g <= 4.
         unsafe {
             match g {
                 4 => axpys_impl::<4, 4>(ag, x, stride_bytes, yg),
@@ -110,7 +106,7 @@ pub(crate) fn axpy_rows_heads_f16_neon(
                 _ => axpys_impl::<1, 8>(ag, x, stride_bytes, yg),
             }
         }
-    }
+    })
 }
 
 /// The axpys of `G` heads, `4·S` values of each head's `y` in registers at a time: `a: (G,
@@ -127,7 +123,7 @@ unsafe fn axpys_impl<const G: usize, const S: usize>(
     y: &mut [f32],
 ) {
     const { assert!(G >= 1 && G <= 4 && G * S <= 16) };
-    let (rows, n) = (a.len() / G, y.len() / G);
+    let n = y.len() / G;
     let mut i = 0;
     while i + 4 * S <= n {
         // SAFETY: forwarded; i + 4S <= n.
@@ -139,15 +135,7 @@ unsafe fn axpys_impl<const G: usize, const S: usize>(
         unsafe { stretch::<G, 1>(a, x, stride, y, i) };
         i += 4;
     }
-    for h in 0..G {
-        for k in i..n {
-            let yk = &mut y[h * n + k];
-            for r in 0..rows {
-                let at = r * stride + 2 * k;
-                *yk += a[h * rows + r] * f16_to_f32([x[at], x[at + 1]]);
-            }
-        }
-    }
+    super::scalar::axpy_tail(G, a, x, stride, y, i);
 }
 
 /// Values `i .. i + 4R` of each of the `G` heads' `y` of [`axpys_impl`], in registers across

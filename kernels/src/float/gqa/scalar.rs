@@ -82,3 +82,44 @@ pub(crate) fn axpys_by_head(
         );
     }
 }
+
+/// The passes of a SIMD `axpy_rows_heads_f16`: the shape checked (as the spec's), then
+/// `pass(g, a_g, y_g)` for each run of up to 4 heads, `a_g: (g, rows)`, `y_g: (g, n)`, whose
+/// `rows` rows of `n` F16 values are then known to fit `x` at `stride_bytes`.
+///
+/// # Panics
+/// As [`axpy_rows_heads_f16`].
+pub(crate) fn axpy_passes(
+    heads: usize,
+    a: &[f32],
+    x: &[u8],
+    stride_bytes: usize,
+    y: &mut [f32],
+    mut pass: impl FnMut(usize, &[f32], &mut [f32]),
+) {
+    let (rows, n) = check_heads(heads, a.len(), y.len());
+    crate::float::scalar::check_rows(x.len(), stride_bytes, rows, 2 * n);
+    for h0 in (0..heads).step_by(4) {
+        let g = 4.min(heads - h0);
+        pass(
+            g,
+            &a[h0 * rows..(h0 + g) * rows],
+            &mut y[h0 * n..(h0 + g) * n],
+        );
+    }
+}
+
+/// Values `from ..` of each of the `g` heads' axpys, `a: (g, rows)`, `y: (g, n)`, by the
+/// spec's per-value loop (rows in order, a separate multiply and add): a SIMD axpy's tail.
+pub(crate) fn axpy_tail(g: usize, a: &[f32], x: &[u8], stride: usize, y: &mut [f32], from: usize) {
+    let (rows, n) = (a.len() / g, y.len() / g);
+    for h in 0..g {
+        for k in from..n {
+            let yk = &mut y[h * n + k];
+            for r in 0..rows {
+                let at = r * stride + 2 * k;
+                *yk += a[h * rows + r] * crate::float::scalar::f16_to_f32([x[at], x[at + 1]]);
+            }
+        }
+    }
+}
