@@ -96,8 +96,8 @@ pub(crate) fn axpy_rows_heads_f16_neon(
 ) {
     axpy_passes(heads, a, x, stride_bytes, y, |g, ag, yg| {
         // SAFETY: reachable only through a KernelSet selected under the NEON contract of
-        // `select`; the `rows` rows of n F16 values fit `x` at `stride_bytes` (checked by `axpy_passes`);
-        // ag is (g, rows), yg (g, n), g <= 4.
+        // `select`; the `rows` rows of n F16 values fit `x` at `stride_bytes` (checked by
+        // `axpy_passes`); ag is (g, rows), yg (g, n), g <= 4.
         unsafe {
             match g {
                 4 => axpys_impl::<4, 4>(ag, x, stride_bytes, yg),
