@@ -143,10 +143,7 @@ pub fn attention_head(
         qh,
         scores,
     );
-    for s in scores.iter_mut() {
-        *s *= scale;
-    }
-    softmax(scores);
+    scaled_softmax(scores, scale);
     axpys(
         scores,
         head_rows(vb, vc, head_dim, kvh, span),
@@ -229,7 +226,7 @@ pub fn attention_heads(
                 dots(rows, head_dim * kb.1, qh, scores);
             }
         }
-        scaled_softmax(group, (unit, scores_at, n_pos), scale);
+        heads_softmax(group, (unit, scores_at, n_pos), scale);
         for (a, b) in blocks(n_pos) {
             let rows = head_rows(vb, vc, head_dim, kvh, (a, b));
             for buf in group.chunks_exact_mut(unit) {
@@ -255,15 +252,19 @@ fn blocks(n_pos: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |a| (a, (a + ATT_BLOCK_POS).min(n_pos)))
 }
 
-/// The scores of each head in `bufs` (units of `unit`, `n_pos` scores at `scores_at`) scaled
-/// by `scale`, then softmax.
-fn scaled_softmax(bufs: &mut [f32], (unit, scores_at, n_pos): (usize, usize, usize), scale: f32) {
+/// `scores` scaled by `scale` (`head_dim^-0.5`), then softmax.
+fn scaled_softmax(scores: &mut [f32], scale: f32) {
+    for s in scores.iter_mut() {
+        *s *= scale;
+    }
+    softmax(scores);
+}
+
+/// [`scaled_softmax`] of each head's scores in `bufs` (units of `unit`, `n_pos` scores at
+/// `scores_at`).
+fn heads_softmax(bufs: &mut [f32], (unit, scores_at, n_pos): (usize, usize, usize), scale: f32) {
     for buf in bufs.chunks_exact_mut(unit) {
-        let scores = &mut buf[scores_at..scores_at + n_pos];
-        for s in scores.iter_mut() {
-            *s *= scale;
-        }
-        softmax(scores);
+        scaled_softmax(&mut buf[scores_at..scores_at + n_pos], scale);
     }
 }
 
@@ -292,7 +293,7 @@ fn pass_f16(
             buf[scores_at + a..scores_at + b].copy_from_slice(sh);
         }
     }
-    scaled_softmax(bufs, (unit, scores_at, n_pos), scale);
+    heads_softmax(bufs, (unit, scores_at, n_pos), scale);
     let mut yb = [0f32; PASS_HEADS * PASS_MAX_HEAD_DIM];
     let y = &mut yb[..heads * head_dim];
     for (a, b) in blocks(n_pos) {

@@ -15,13 +15,10 @@
 
 use core::arch::x86_64::*;
 
-use super::scalar::{axpy_passes, check_heads, dots_by_head};
+use super::scalar::{axpy_passes, check_heads, dots_by_head, head_runs};
 use crate::float::avx512::dot_rows_f16_avx512;
 use crate::float::reduce8::reduce8_accs;
 use crate::float::scalar::check_rows;
-
-/// Query heads per pass (2B4T's and Llama 3's GQA groups share a KV head among 4).
-const HEADS_PER_PASS: usize = 4;
 
 /// AVX-512 [`super::scalar::dot_rows_heads_f16`], bit-identical.
 pub(crate) fn dot_rows_heads_f16_avx512(
@@ -36,15 +33,11 @@ pub(crate) fn dot_rows_heads_f16_avx512(
         return dots_by_head(heads, w, stride_bytes, q, out, dot_rows_f16_avx512);
     }
     check_rows(w.len(), stride_bytes, rows, 2 * n);
-    for h0 in (0..heads).step_by(HEADS_PER_PASS) {
-        let g = HEADS_PER_PASS.min(heads - h0);
-        let (qg, og) = (
-            &q[h0 * n..(h0 + g) * n],
-            &mut out[h0 * rows..(h0 + g) * rows],
-        );
+    head_runs(heads, q, out, |g, qg, og| {
         // SAFETY: reachable only through a KernelSet selected under the AVX-512 F/BW/VL (+ AVX2,
         // F16C) contract of `select`; n is a positive multiple of 32 and the `rows` rows of n
-        // F16 values fit `w` at `stride_bytes` (checked above); qg is (g, n), og (g, rows).
+        // F16 values fit `w` at `stride_bytes` (checked above); qg is (g, n), og (g, rows),
+        // g <= 4.
         unsafe {
             match g {
                 4 => dots_impl::<4>(w, stride_bytes, qg, og),
@@ -53,7 +46,7 @@ pub(crate) fn dot_rows_heads_f16_avx512(
                 _ => dots_impl::<1>(w, stride_bytes, qg, og),
             }
         }
-    }
+    })
 }
 
 /// The dots of `G` heads: `q: (G, n)`, `out: (G, rows)`, rows `stride` bytes apart from `w`.

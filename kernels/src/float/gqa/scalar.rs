@@ -83,9 +83,32 @@ pub(crate) fn axpys_by_head(
     }
 }
 
+/// Most heads per pass of a SIMD variant (2B4T's and Llama 3's GQA groups share a KV head
+/// among 4).
+pub(crate) const PASS_HEADS: usize = 4;
+
+/// `pass(g, src_g, dst_g)` for each run of up to [`PASS_HEADS`] heads, `src: (heads, m)` and
+/// `dst: (heads, k)` split alike: the passes of a SIMD variant.
+pub(crate) fn head_runs(
+    heads: usize,
+    src: &[f32],
+    dst: &mut [f32],
+    mut pass: impl FnMut(usize, &[f32], &mut [f32]),
+) {
+    let (m, k) = (src.len() / heads, dst.len() / heads);
+    for h0 in (0..heads).step_by(PASS_HEADS) {
+        let g = PASS_HEADS.min(heads - h0);
+        pass(
+            g,
+            &src[h0 * m..(h0 + g) * m],
+            &mut dst[h0 * k..(h0 + g) * k],
+        );
+    }
+}
+
 /// The passes of a SIMD `axpy_rows_heads_f16`: the shape checked (as the spec's), then
-/// `pass(g, a_g, y_g)` for each run of up to 4 heads, `a_g: (g, rows)`, `y_g: (g, n)`, whose
-/// `rows` rows of `n` F16 values are then known to fit `x` at `stride_bytes`.
+/// [`head_runs`] over `a: (heads, rows)` and `y: (heads, n)`, whose `rows` rows of `n` F16
+/// values are then known to fit `x` at `stride_bytes`.
 ///
 /// # Panics
 /// As [`axpy_rows_heads_f16`].
@@ -95,18 +118,11 @@ pub(crate) fn axpy_passes(
     x: &[u8],
     stride_bytes: usize,
     y: &mut [f32],
-    mut pass: impl FnMut(usize, &[f32], &mut [f32]),
+    pass: impl FnMut(usize, &[f32], &mut [f32]),
 ) {
     let (rows, n) = check_heads(heads, a.len(), y.len());
     crate::float::scalar::check_rows(x.len(), stride_bytes, rows, 2 * n);
-    for h0 in (0..heads).step_by(4) {
-        let g = 4.min(heads - h0);
-        pass(
-            g,
-            &a[h0 * rows..(h0 + g) * rows],
-            &mut y[h0 * n..(h0 + g) * n],
-        );
-    }
+    head_runs(heads, a, y, pass);
 }
 
 /// Values `from ..` of each of the `g` heads' axpys, `a: (g, rows)`, `y: (g, n)`, by the
