@@ -110,6 +110,10 @@ pub type DotRowsHeads = fn(usize, &[u8], usize, &[f32], &mut [f32]);
 /// rows), x, stride_bytes, y: (heads, n))`, see [`float::gqa::scalar::axpy_rows_heads_f16`].
 pub type AxpyRowsHeads = fn(usize, &[f32], &[u8], usize, &mut [f32]);
 
+/// Attention's weighted sum of consecutive Q8_0 KV rows `(a: (rows,), x, y: (n,))`, see
+/// [`float::kv_q8_0::scalar::axpy_rows_q8_0`].
+pub type AxpyRowsQ8 = fn(&[f32], &[u8], &mut [f32]);
+
 /// A table of kernel entry points. Every slot is filled: unported variants point at scalar.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelSet {
@@ -174,6 +178,12 @@ pub struct KernelSet {
     /// LM-head matvec over `Q4_0_R8` rows `(w, q, d, out)`, `out: (rows,)`, rows a multiple
     /// of 8. See [`float::q4_0_r8::scalar::matvec_q4_0_r8_q8_0`].
     pub matvec_q4_0_r8_q8_0: MatvecQ8,
+    /// Attention's `K·q` over consecutive Q8_0 KV rows with a Q8_0-quantized query `(w, q,
+    /// d, out)`, `out: (rows,)`. See [`float::kv_q8_0::scalar::dot_rows_q8_0`].
+    pub dot_rows_q8_0: MatvecQ8,
+    /// Attention's `P·V` over consecutive Q8_0 KV rows `(a: (rows,), x, y: (n,))`. See
+    /// [`float::kv_q8_0::scalar::axpy_rows_q8_0`].
+    pub axpy_rows_q8_0: AxpyRowsQ8,
 }
 
 impl KernelSet {
@@ -218,6 +228,8 @@ static SCALAR: KernelSet = KernelSet {
     dot_q4_0: float::scalar::dot_q4_0_row,
     matvec_q4_0_q8_0: float::scalar::matvec_q4_0_q8_0,
     matvec_q4_0_r8_q8_0: float::q4_0_r8::scalar::matvec_q4_0_r8_q8_0,
+    dot_rows_q8_0: float::kv_q8_0::scalar::dot_rows_q8_0,
+    axpy_rows_q8_0: float::kv_q8_0::scalar::axpy_rows_q8_0,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -245,6 +257,8 @@ static AVX2: KernelSet = KernelSet {
     dot_q4_0: float::avx2::dot_q4_0_row_avx2,
     matvec_q4_0_q8_0: float::avx2::matvec_q4_0_q8_0_avx2,
     matvec_q4_0_r8_q8_0: float::q4_0_r8::avx2::matvec_q4_0_r8_q8_0_avx2,
+    dot_rows_q8_0: float::kv_q8_0::avx2::dot_rows_q8_0_avx2,
+    axpy_rows_q8_0: float::kv_q8_0::avx2::axpy_rows_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -288,6 +302,8 @@ static NEON: KernelSet = KernelSet {
     dot_rows_heads_f16: float::gqa::neon::dot_rows_heads_f16_neon,
     axpy_rows_heads_f16: float::gqa::neon::axpy_rows_heads_f16_neon,
     rescale_t_i32: float::neon::rescale_t_i32_neon,
+    dot_rows_q8_0: float::kv_q8_0::neon::dot_rows_q8_0_neon,
+    axpy_rows_q8_0: float::kv_q8_0::neon::axpy_rows_q8_0_neon,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -301,6 +317,7 @@ static NEON_DOT: KernelSet = KernelSet {
     matvec_q4_0_r8_q8_0: float::q4_0_r8::neon::matvec_q4_0_r8_q8_0_neon_dot,
     matvec_t1_i8: ternary::neon_dot::matvec_t1_i8_neon_dot,
     matmul_t1_i8: ternary::neon_dot::matmul_t1_i8_neon_dot,
+    dot_rows_q8_0: float::kv_q8_0::neon::dot_rows_q8_0_neon_dot,
     // dotprod only helps the int8 kernels; the other slots share the NEON kernels.
     ..NEON
 };

@@ -572,7 +572,7 @@ unsafe fn q4_rows_impl(w: &[u8], q: &[i8], d: &[f32], out: &mut [f32]) {
 /// eight consecutive blocks.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn hsum8(s: [__m256i; 8]) -> __m256i {
+pub(super) fn hsum8(s: [__m256i; 8]) -> __m256i {
     let h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
     let h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
     _mm256_add_epi32(

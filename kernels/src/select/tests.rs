@@ -6,6 +6,7 @@ use crate::layout::TernaryLayout;
 
 mod float;
 mod gqa;
+mod kv_q8_0;
 mod q4_0_r8;
 mod ternary;
 
