@@ -2,63 +2,152 @@
 //! scaled by `head_dim^-0.5`, softmax, and the weighted sum of the value rows, with the kernels'
 //! row dots and axpys.
 
-use tern_kernels::{AxpyRows, DotRows, KernelSet};
+use tern_kernels::KernelSet;
 
 use crate::forward::softmax;
 
 /// A read-only view of one layer's K or V cache, head-major: `(n_kv_heads, cap_pos, head_dim)`
-/// with `cap_pos = len / (n_kv_heads · head_dim)` (the cache's capacity in positions), so the
-/// rows of one KV head, position after position, are contiguous and attention streams them in
-/// order. A position-major cache `(n_pos, kv_dim)`, read one KV head at a time, skips past the
-/// other heads' rows: at 1800 positions of 2B4T its V rows read at half the rate (a standalone
-/// run of the 30 layers' `axpy_rows`, 13.7 ms against 6.9 ms), and decode ran 8-11 % slower.
+/// with `cap_pos` the cache's capacity in positions (its length over `n_kv_heads` rows of
+/// `head_dim` values), so the rows of one KV head, position after position, are contiguous and
+/// attention streams them in order. A position-major cache `(n_pos, kv_dim)`, read one KV head
+/// at a time, skips past the other heads' rows: at 1800 positions of 2B4T its V rows read at
+/// half the rate (a standalone run of the 30 layers' `axpy_rows`, 13.7 ms against 6.9 ms), and
+/// decode ran 8-11 % slower.
 #[derive(Clone, Copy, Debug)]
 pub enum KvRows<'c> {
     /// f32 values.
     F32(&'c [f32]),
     /// IEEE binary16 bits.
     F16(&'c [u16]),
+    /// Q8_0 blocks (GGUF's `block_q8_0`: an f16 scale, then 32 int8 values, 34 bytes per 32
+    /// values; llama.cpp's `--cache-type-k/-v q8_0`), `head_dim` a multiple of 32 and at most
+    /// 256: a row is `head_dim / 32` blocks.
+    Q8_0(&'c [u8]),
+}
+
+/// How a KV cache stores its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Elem {
+    F32,
+    F16,
+    Q8_0,
+}
+
+impl Elem {
+    /// Bytes of one row of `head_dim` values.
+    fn row_bytes(self, head_dim: usize) -> usize {
+        match self {
+            Elem::F32 => 4 * head_dim,
+            Elem::F16 => 2 * head_dim,
+            Elem::Q8_0 => head_dim / 32 * 34,
+        }
+    }
 }
 
 impl<'c> KvRows<'c> {
-    /// The values as little-endian bytes, and the element size in bytes.
-    fn bytes(self) -> (&'c [u8], usize) {
+    /// The cache as little-endian bytes, and how they store the values.
+    fn bytes(self) -> (&'c [u8], Elem) {
         match self {
-            KvRows::F32(s) => (bytemuck::cast_slice(s), 4),
-            KvRows::F16(s) => (bytemuck::cast_slice(s), 2),
+            KvRows::F32(s) => (bytemuck::cast_slice(s), Elem::F32),
+            KvRows::F16(s) => (bytemuck::cast_slice(s), Elem::F16),
+            KvRows::Q8_0(s) => (s, Elem::Q8_0),
         }
     }
 
-    /// The cache's capacity in positions for `kv_dim = n_kv_heads · head_dim`.
+    /// The cache's capacity in positions for `n_kv_heads` rows of `head_dim` values each.
     ///
     /// # Panics
     /// If the length is not whole `(n_kv_heads, cap_pos, head_dim)` blocks or holds fewer
-    /// than `n_pos` positions (a caller bug).
-    fn cap_pos(self, kv_dim: usize, n_pos: usize) -> usize {
-        let len = match self {
-            KvRows::F32(s) => s.len(),
-            KvRows::F16(s) => s.len(),
-        };
+    /// than `n_pos` positions, or a Q8_0 `head_dim` is not a multiple of 32 of at most
+    /// [`PASS_MAX_HEAD_DIM`] (caller bugs).
+    fn cap_pos(self, n_kv_heads: usize, head_dim: usize, n_pos: usize) -> usize {
+        let (b, e) = self.bytes();
+        let per_pos = n_kv_heads * e.row_bytes(head_dim);
         assert!(
-            kv_dim > 0 && len.is_multiple_of(kv_dim) && len / kv_dim >= n_pos,
-            "attention: a KV cache of {len} values is not (n_kv_heads, >= {n_pos}, head_dim) \
-             with n_kv_heads · head_dim = {kv_dim}"
+            e != Elem::Q8_0
+                || (head_dim.is_multiple_of(32) && (1..=PASS_MAX_HEAD_DIM).contains(&head_dim)),
+            "attention: a Q8_0 KV cache needs head_dim a multiple of 32 of at most \
+             {PASS_MAX_HEAD_DIM}, not {head_dim}"
         );
-        len / kv_dim
+        assert!(
+            per_pos > 0 && b.len().is_multiple_of(per_pos) && b.len() / per_pos >= n_pos,
+            "attention: a KV cache of {} bytes is not (n_kv_heads {n_kv_heads}, >= {n_pos}, \
+             head_dim {head_dim}) of {e:?}",
+            b.len()
+        );
+        b.len() / per_pos
     }
 }
 
 /// The bytes of KV head `kvh`'s rows at positions `a .. b` of a head-major cache `(bytes,
-/// element size e)` of `cap` positions, rows of `head_dim` values (contiguous).
+/// element e)` of `cap` positions, rows of `head_dim` values (contiguous).
 fn head_rows(
-    (bytes, e): (&[u8], usize),
+    (bytes, e): (&[u8], Elem),
     cap: usize,
     head_dim: usize,
     kvh: usize,
     (a, b): (usize, usize),
 ) -> &[u8] {
-    let row = head_dim * e;
+    let row = e.row_bytes(head_dim);
     &bytes[(kvh * cap + a) * row..(kvh * cap + b) * row]
+}
+
+/// Query heads `q: (heads, head_dim)` as the row dots of a cache of element `e` take them: as
+/// they are, and for a Q8_0 cache also quantized to Q8_0 (the kernels' `quantize_q8_0`, once
+/// per head for all positions, as llama.cpp quantizes the query for a Q8_0 K cache), at most
+/// [`PASS_HEADS`] heads of [`PASS_MAX_HEAD_DIM`] values.
+struct Queries<'q> {
+    f: &'q [f32],
+    e: Elem,
+    head_dim: usize,
+    q8: [i8; PASS_HEADS * PASS_MAX_HEAD_DIM],
+    d8: [f32; PASS_HEADS * PASS_MAX_HEAD_DIM / 32],
+}
+
+impl<'q> Queries<'q> {
+    fn new(ks: &KernelSet, e: Elem, q: &'q [f32], head_dim: usize) -> Queries<'q> {
+        let mut s = Queries {
+            f: q,
+            e,
+            head_dim,
+            q8: [0; PASS_HEADS * PASS_MAX_HEAD_DIM],
+            d8: [0.0; PASS_HEADS * PASS_MAX_HEAD_DIM / 32],
+        };
+        if e == Elem::Q8_0 {
+            let n = q.len();
+            assert!(
+                n <= s.q8.len() && head_dim.is_multiple_of(32),
+                "attention: Q8_0 query heads"
+            );
+            (ks.quantize_q8_0)(q, &mut s.q8[..n], &mut s.d8[..n / 32]);
+        }
+        s
+    }
+
+    /// `out[r] = k_r · q_i`: head `i`'s scores over `rows` (one KV head's positions), unscaled.
+    fn dots(&self, ks: &KernelSet, i: usize, rows: &[u8], out: &mut [f32]) {
+        let hd = self.head_dim;
+        let qh = &self.f[i * hd..(i + 1) * hd];
+        match self.e {
+            Elem::F32 => (ks.dot_rows_f32)(rows, 4 * hd, qh, out),
+            Elem::F16 => (ks.dot_rows_f16)(rows, 2 * hd, qh, out),
+            Elem::Q8_0 => (ks.dot_rows_q8_0)(
+                rows,
+                &self.q8[i * hd..(i + 1) * hd],
+                &self.d8[i * hd / 32..(i + 1) * hd / 32],
+                out,
+            ),
+        }
+    }
+}
+
+/// `y += Σ_r a[r] · v_r` over `rows` (one KV head's positions, of element `e`) in order.
+fn axpys(ks: &KernelSet, e: Elem, a: &[f32], rows: &[u8], y: &mut [f32]) {
+    match e {
+        Elem::F32 => (ks.axpy_rows_f32)(a, rows, 4 * y.len(), y),
+        Elem::F16 => (ks.axpy_rows_f16)(a, rows, 2 * y.len(), y),
+        Elem::Q8_0 => (ks.axpy_rows_q8_0)(a, rows, y),
+    }
 }
 
 /// Causal GQA attention for one query position over `n_pos` cached positions.
@@ -96,22 +185,6 @@ pub fn attention(
     }
 }
 
-/// The row dots over K rows of `ke`-byte elements and the axpys over V rows of `ve`-byte
-/// elements (4: F32, else F16).
-fn kv_kernels(ks: &KernelSet, ke: usize, ve: usize) -> (DotRows, AxpyRows) {
-    let dots = if ke == 4 {
-        ks.dot_rows_f32
-    } else {
-        ks.dot_rows_f16
-    };
-    let axpys = if ve == 4 {
-        ks.axpy_rows_f32
-    } else {
-        ks.axpy_rows_f16
-    };
-    (dots, axpys)
-}
-
 /// One query head `h` of [`attention`]: `scores: (n_pos,)` scratch, `out: (head_dim,)`.
 /// Heads are independent, so a platform may run them in parallel.
 pub fn attention_head(
@@ -124,30 +197,27 @@ pub fn attention_head(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    let kv_dim = n_kv_heads * head_dim;
     let kvh = h / (n_heads / n_kv_heads);
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
-    let qh = &q[h * head_dim..(h + 1) * head_dim];
     let scores = &mut scores[..n_pos];
-    let (kc, vc) = (k.cap_pos(kv_dim, n_pos), v.cap_pos(kv_dim, n_pos));
+    let (kc, vc) = (
+        k.cap_pos(n_kv_heads, head_dim, n_pos),
+        v.cap_pos(n_kv_heads, head_dim, n_pos),
+    );
     out.fill(0.0);
     if n_pos == 0 {
         return;
     }
     let (kb, vb) = (k.bytes(), v.bytes());
-    let (dots, axpys) = kv_kernels(ks, kb.1, vb.1);
+    let qs = Queries::new(ks, kb.1, &q[h * head_dim..(h + 1) * head_dim], head_dim);
     let span = (0, n_pos);
-    dots(
-        head_rows(kb, kc, head_dim, kvh, span),
-        head_dim * kb.1,
-        qh,
-        scores,
-    );
+    qs.dots(ks, 0, head_rows(kb, kc, head_dim, kvh, span), scores);
     scaled_softmax(scores, scale);
     axpys(
+        ks,
+        vb.1,
         scores,
         head_rows(vb, vc, head_dim, kvh, span),
-        head_dim * vb.1,
         out,
     );
 }
@@ -191,12 +261,14 @@ pub fn attention_heads(
     );
     let g = n_heads / n_kv_heads;
     let m = bufs.len() / unit;
-    let kv_dim = n_kv_heads * head_dim;
     let scale = 1.0f32 / libm::sqrtf(head_dim as f32);
-    let (kc, vc) = (k.cap_pos(kv_dim, n_pos), v.cap_pos(kv_dim, n_pos));
+    let (kc, vc) = (
+        k.cap_pos(n_kv_heads, head_dim, n_pos),
+        v.cap_pos(n_kv_heads, head_dim, n_pos),
+    );
     let (kb, vb) = (k.bytes(), v.bytes());
-    let (dots, axpys) = kv_kernels(ks, kb.1, vb.1);
-    let heads_pass = kb.1 == 2 && vb.1 == 2 && (1..=PASS_MAX_HEAD_DIM).contains(&head_dim);
+    let f16_heads =
+        kb.1 == Elem::F16 && vb.1 == Elem::F16 && (1..=PASS_MAX_HEAD_DIM).contains(&head_dim);
     let layout = (unit, out_at, scores_at);
     let mut j = 0;
     while j < m {
@@ -206,33 +278,15 @@ pub fn attention_heads(
         let run = ((kvh + 1) * g - h).min(m - j);
         let group = &mut bufs[j * unit..(j + run) * unit];
         j += run;
-        if heads_pass {
-            for (i, pass) in group.chunks_mut(PASS_HEADS * unit).enumerate() {
-                let hp = h + i * PASS_HEADS;
-                let qp = &q[hp * head_dim..(hp + pass.len() / unit) * head_dim];
-                let kv = ((kb, kc), (vb, vc), kvh);
-                pass_f16(ks, qp, kv, (n_pos, head_dim, scale), pass, layout);
-            }
-            continue;
-        }
-        for b in group.chunks_exact_mut(unit) {
-            b[out_at..out_at + head_dim].fill(0.0);
-        }
-        for (a, b) in blocks(n_pos) {
-            let rows = head_rows(kb, kc, head_dim, kvh, (a, b));
-            for (i, buf) in group.chunks_exact_mut(unit).enumerate() {
-                let qh = &q[(h + i) * head_dim..(h + i + 1) * head_dim];
-                let scores = &mut buf[scores_at + a..scores_at + b];
-                dots(rows, head_dim * kb.1, qh, scores);
-            }
-        }
-        heads_softmax(group, (unit, scores_at, n_pos), scale);
-        for (a, b) in blocks(n_pos) {
-            let rows = head_rows(vb, vc, head_dim, kvh, (a, b));
-            for buf in group.chunks_exact_mut(unit) {
-                let (head, scores) = buf.split_at_mut(scores_at);
-                let out = &mut head[out_at..out_at + head_dim];
-                axpys(&scores[a..b], rows, head_dim * vb.1, out);
+        for (i, pass) in group.chunks_mut(PASS_HEADS * unit).enumerate() {
+            let hp = h + i * PASS_HEADS;
+            let qp = &q[hp * head_dim..(hp + pass.len() / unit) * head_dim];
+            let kv = ((kb, kc), (vb, vc), kvh);
+            let dims = (n_pos, head_dim, scale);
+            if f16_heads {
+                pass_f16(ks, qp, kv, dims, pass, layout);
+            } else {
+                pass_rows(ks, qp, kv, dims, pass, layout);
             }
         }
     }
@@ -268,8 +322,46 @@ fn heads_softmax(bufs: &mut [f32], (unit, scores_at, n_pos): (usize, usize, usiz
     }
 }
 
-/// A cache's bytes with their element size, and its capacity in positions.
-type Cache<'c> = ((&'c [u8], usize), usize);
+/// A cache's bytes with their element type, and its capacity in positions.
+type Cache<'c> = ((&'c [u8], Elem), usize);
+
+/// Up to [`PASS_HEADS`] query heads of KV head `kvh` (the heads of `bufs`, laid out as
+/// [`attention_heads`]' are; `q: (heads, head_dim)` theirs) with the per-head row kernels:
+/// the dots block by block into each head's scores, the scaled softmax, then the axpys block
+/// by block, in order (the same operations as [`attention_head`]'s).
+fn pass_rows(
+    ks: &KernelSet,
+    q: &[f32],
+    ((kb, kc), (vb, vc), kvh): (Cache<'_>, Cache<'_>, usize),
+    (n_pos, head_dim, scale): (usize, usize, f32),
+    bufs: &mut [f32],
+    (unit, out_at, scores_at): (usize, usize, usize),
+) {
+    let qs = Queries::new(ks, kb.1, q, head_dim);
+    for b in bufs.chunks_exact_mut(unit) {
+        b[out_at..out_at + head_dim].fill(0.0);
+    }
+    for (a, b) in blocks(n_pos) {
+        let rows = head_rows(kb, kc, head_dim, kvh, (a, b));
+        for (i, buf) in bufs.chunks_exact_mut(unit).enumerate() {
+            qs.dots(ks, i, rows, &mut buf[scores_at + a..scores_at + b]);
+        }
+    }
+    heads_softmax(bufs, (unit, scores_at, n_pos), scale);
+    for (a, b) in blocks(n_pos) {
+        let rows = head_rows(vb, vc, head_dim, kvh, (a, b));
+        for buf in bufs.chunks_exact_mut(unit) {
+            let (head, scores) = buf.split_at_mut(scores_at);
+            axpys(
+                ks,
+                vb.1,
+                &scores[a..b],
+                rows,
+                &mut head[out_at..out_at + head_dim],
+            );
+        }
+    }
+}
 
 /// Up to [`PASS_HEADS`] query heads of KV head `kvh` over F16 caches (the heads of `bufs`,
 /// laid out as [`attention_heads`]' are; `q: (heads, head_dim)` theirs): the multi-head

@@ -19,14 +19,42 @@ pub enum KvDtype {
     F32,
     /// 2 bytes per value (IEEE binary16).
     F16,
+    /// 34 bytes per 32 values (GGUF Q8_0 blocks: an f16 scale, then 32 int8 values, as
+    /// llama.cpp's `--cache-type-k/-v q8_0`): 8.5 bits per value, about half of F16. Needs
+    /// `head_dim` a multiple of 32 of at most 256 ([`KvDtype::check`]).
+    Q8_0,
 }
 
 impl KvDtype {
-    /// Bytes per stored value.
-    pub fn bytes(self) -> usize {
+    /// Bytes that store `vals` values (a multiple of 32 for Q8_0); `None` on overflow.
+    pub fn bytes_for(self, vals: usize) -> Option<usize> {
         match self {
-            KvDtype::F32 => 4,
-            KvDtype::F16 => 2,
+            KvDtype::F32 => vals.checked_mul(4),
+            KvDtype::F16 => vals.checked_mul(2),
+            KvDtype::Q8_0 => (vals / 32).checked_mul(34),
+        }
+    }
+
+    /// Checks that this type can store a model's KV rows of `head_dim` values.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] for Q8_0 when `head_dim` is not a multiple of 32 (whole blocks per
+    /// row) or above 256 (attention quantizes the query heads into stack buffers).
+    pub fn check(self, head_dim: usize) -> Result<(), Error> {
+        if self == KvDtype::Q8_0 && (!head_dim.is_multiple_of(32) || head_dim > 256) {
+            return Err(Error::BadConfig {
+                what: "a Q8_0 KV cache needs head_dim a multiple of 32, at most 256",
+            });
+        }
+        Ok(())
+    }
+
+    /// The name the CLI and benchmarks use (`f32`, `f16`, `q8_0`: llama.cpp's cache types).
+    pub fn name(self) -> &'static str {
+        match self {
+            KvDtype::F32 => "f32",
+            KvDtype::F16 => "f16",
+            KvDtype::Q8_0 => "q8_0",
         }
     }
 }
@@ -179,7 +207,8 @@ impl MemoryPlan {
     /// `weights_bytes` is reported, not allocated.
     ///
     /// # Errors
-    /// [`Error::BadConfig`] if `ctx_len` is 0 or a size overflows `usize`.
+    /// [`Error::BadConfig`] if `ctx_len` is 0, a size overflows `usize`, or the KV type cannot
+    /// store this model's rows ([`KvDtype::check`]).
     pub fn new(
         config: &ModelConfig,
         weights_bytes: u64,
@@ -200,7 +229,8 @@ impl MemoryPlan {
             .and_then(|v| v.checked_mul(config.kv_dim()))
             .ok_or(ovf)?;
         // Two regions (K and V), each aligned.
-        let kv_bytes = 2 * align_up(kv_vals.checked_mul(opts.kv.bytes()).ok_or(ovf)? / 2);
+        opts.kv.check(config.head_dim as usize)?;
+        let kv_bytes = 2 * align_up(opts.kv.bytes_for(kv_vals).ok_or(ovf)? / 2);
         let act_bytes = ActSizes::new(config, opts.batch as usize).bytes();
         let att_bytes = align_up(
             (config.n_heads as usize)
@@ -354,9 +384,8 @@ mod tests {
     use super::*;
     use crate::config::{FfnAct, FfnActSource};
 
-    #[test]
-    fn b2b4t_kv_is_75_kib_per_token_in_f16() {
-        let c = ModelConfig {
+    fn b2b4t() -> ModelConfig {
+        ModelConfig {
             ffn_act: FfnAct::Relu2,
             ffn_act_source: FfnActSource::Metadata,
             sub_norms: true,
@@ -371,11 +400,38 @@ mod tests {
             max_ctx: 4096,
             rope_theta: 500000.0,
             norm_eps: 1e-5,
-        };
+        }
+    }
+
+    #[test]
+    fn b2b4t_kv_is_75_kib_per_token_in_f16() {
+        let c = b2b4t();
         let p = MemoryPlan::new(&c, 0, RunOptions::new(4096, KvDtype::F16)).unwrap();
         // DESIGN.md: 30 × 5 × 128 × 2 values per token = 75 KiB/token in f16.
         assert_eq!(p.kv_bytes, 75 * 1024 * 4096);
         assert!(p.arena_bytes > p.kv_bytes);
         assert!(MemoryPlan::new(&c, 0, RunOptions::new(0, KvDtype::F16)).is_err());
+    }
+
+    #[test]
+    fn q8_0_kv_is_34_bytes_per_32_values_and_needs_whole_blocks() {
+        let c = b2b4t();
+        let p = MemoryPlan::new(&c, 0, RunOptions::new(4096, KvDtype::Q8_0)).unwrap();
+        // K and V, 30 layers × 5 KV heads × 4 blocks of 34 bytes per token
+        assert_eq!(p.kv_bytes, 2 * 30 * 5 * 4 * 34 * 4096);
+        for bad_hd in [48u32, 288] {
+            let c = ModelConfig {
+                head_dim: bad_hd,
+                ..b2b4t()
+            };
+            assert!(
+                matches!(
+                    MemoryPlan::new(&c, 0, RunOptions::new(64, KvDtype::Q8_0)),
+                    Err(Error::BadConfig { .. })
+                ),
+                "head_dim {bad_hd}"
+            );
+            assert!(MemoryPlan::new(&c, 0, RunOptions::new(64, KvDtype::F16)).is_ok());
+        }
     }
 }

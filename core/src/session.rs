@@ -126,10 +126,17 @@ type Stacked<'m, const N: usize> = (TernaryLayout, &'m [u8], [(usize, f32); N]);
 enum KvBuf<'a> {
     F32(&'a mut [f32]),
     F16(&'a mut [u16]),
+    /// Q8_0 blocks, 34 bytes per 32 values ([`KvRows::Q8_0`]).
+    Q8_0(&'a mut [u8]),
 }
 
 impl KvBuf<'_> {
-    fn store(&mut self, at: usize, src: &[f32]) {
+    /// Stores `src` (one KV head's row of one position, `head_dim` values) at value `at`: as
+    /// f32, rounded to f16, or (Q8_0) quantized by the kernels' `quantize_q8_0` (per 32 values
+    /// `d = max|x| / 127`, `q = round(x / d)`) with `d` stored as f16, as llama.cpp's
+    /// `quantize_row_q8_0` does; `at` and the row then are whole blocks ([`KvDtype::check`]
+    /// allows rows of at most 256 values).
+    fn store(&mut self, k: &KernelSet, at: usize, src: &[f32]) {
         match self {
             KvBuf::F32(s) => s[at..at + src.len()].copy_from_slice(src),
             KvBuf::F16(s) => {
@@ -137,12 +144,26 @@ impl KvBuf<'_> {
                     *d = half::f16::from_f32(v).to_bits();
                 }
             }
+            KvBuf::Q8_0(s) => {
+                let n = src.len();
+                let (mut q, mut d) = ([0i8; 256], [0f32; 8]);
+                (k.quantize_q8_0)(src, &mut q[..n], &mut d[..n / 32]);
+                let blocks = s[at / 32 * 34..(at + n) / 32 * 34].chunks_exact_mut(34);
+                for ((blk, qb), &db) in blocks.zip(q.chunks_exact(32)).zip(&d) {
+                    blk[..2].copy_from_slice(&half::f16::from_f32(db).to_bits().to_le_bytes());
+                    for (o, &v) in blk[2..].iter_mut().zip(qb) {
+                        *o = v as u8;
+                    }
+                }
+            }
         }
     }
+    /// The cache's values `start .. end` (whole Q8_0 blocks).
     fn rows(&self, start: usize, end: usize) -> KvRows<'_> {
         match self {
             KvBuf::F32(s) => KvRows::F32(&s[start..end]),
             KvBuf::F16(s) => KvRows::F16(&s[start..end]),
+            KvBuf::Q8_0(s) => KvRows::Q8_0(&s[start / 32 * 34..end / 32 * 34]),
         }
     }
 }
@@ -352,6 +373,11 @@ impl<'m, 'a> Session<'m, 'a> {
         let (kc, vc) = match opts.kv {
             KvDtype::F32 => (KvBuf::F32(cv.cast(kv_vals)?), KvBuf::F32(cv.cast(kv_vals)?)),
             KvDtype::F16 => (KvBuf::F16(cv.cast(kv_vals)?), KvBuf::F16(cv.cast(kv_vals)?)),
+            KvDtype::Q8_0 => {
+                opts.kv.check(c.head_dim as usize)?;
+                let b = kv_vals / 32 * 34;
+                (KvBuf::Q8_0(cv.bytes(b)), KvBuf::Q8_0(cv.bytes(b)))
+            }
         };
         let r = s.f32_regions();
         let vocab = c.vocab_size as usize;
@@ -621,8 +647,8 @@ impl<'m, 'a> Session<'m, 'a> {
                 // head-major (attention::KvRows): KV head j's row of position p at (j·ctx + p)·hd
                 for (j, (kh, vh)) in kr.chunks_exact(hd).zip(vr.chunks_exact(hd)).enumerate() {
                     let at = base + (j * ctx + p) * hd;
-                    self.kc.store(at, kh);
-                    self.vc.store(at, vh);
+                    self.kc.store(k, at, kh);
+                    self.vc.store(k, at, vh);
                 }
             }
             // attention (causal): heads in parallel, each over the batch's tokens in order; a

@@ -299,10 +299,7 @@ pub fn model_summary(
         n_params,
         weight_bytes_per_token: per_token,
         kernels: kernels.variant.name(),
-        kv_type: match kv {
-            KvDtype::F32 => "f32",
-            KvDtype::F16 => "f16",
-        },
+        kv_type: kv.name(),
     }
 }
 

@@ -144,10 +144,15 @@ enum ActArg {
     Silu,
 }
 
+/// KV cache element type (llama.cpp's `--cache-type-k/-v` names): `f32` (exact), `f16` (half
+/// the bytes), `q8_0` (Q8_0 blocks: about a quarter of f32's bytes; the query is quantized to
+/// Q8_0 for the scores).
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq)]
 enum KvArg {
     F32,
     F16,
+    #[value(name = "q8_0")]
+    Q8_0,
 }
 
 impl PackArgs {
@@ -424,6 +429,7 @@ fn kv(k: KvArg) -> KvDtype {
     match k {
         KvArg::F32 => KvDtype::F32,
         KvArg::F16 => KvDtype::F16,
+        KvArg::Q8_0 => KvDtype::Q8_0,
     }
 }
 
